@@ -1,0 +1,159 @@
+"""`python -m t2demo bench compose`: how fast and how exact SVF composition is, against the authors'
+formulation and against the floor a full-rank compose cannot beat (one plain matrix product);
+plus the cost of decomposing, loading the cache, swapping weights and the no-swap forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from t2demo.svf import SVF, compose
+
+# Llama-3-8B: (name, out features m, in features n, matrices of this shape per layer)
+LLAMA3_8B_SHAPES = [("q/o", 4096, 4096, 2), ("k/v", 1024, 4096, 2), ("gate/up", 14336, 4096, 2), ("down", 4096, 14336, 1)]
+CPU_DIVISOR = 8  # same aspect ratios, small enough for a CPU
+DEFAULT_MODEL = dict(vocab_size=2048, hidden_size=256, intermediate_size=704, num_hidden_layers=8,
+                     num_attention_heads=8, num_key_value_heads=4)
+
+
+def authors_compose(U: Tensor, S: Tensor, Vh: Tensor, z: Tensor) -> Tensor:
+    """The authors' formulation: a dense r×r diagonal, two products, then the Σσ rescale."""
+    s = S * z
+    return (U @ torch.diag_embed(s) @ Vh) * (S.sum() / s.sum())
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
+    """Median wall time of fn() in seconds, after warm-up, synchronising the device."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _rel_err(W: Tensor, ref: Tensor) -> float:
+    return ((W.double() - ref).norm() / ref.norm()).item()
+
+
+def bench_shapes(device: torch.device, divisor: int, repeats: int) -> list[dict]:
+    g = torch.Generator(device).manual_seed(0)
+    rows = []
+    for name, m, n, count in LLAMA3_8B_SHAPES:
+        m, n = m // divisor, n // divisor
+        r = min(m, n)
+        U = torch.linalg.qr(torch.randn(m, r, device=device, generator=g)).Q
+        Vh = torch.linalg.qr(torch.randn(n, r, device=device, generator=g)).Q.T.contiguous()
+        S = torch.linspace(1.0, 0.01, r, device=device)
+        z = 0.5 + torch.rand(r, device=device, generator=g)
+        s64 = S.double() * z.double()
+        ref = (U.double() * (s64 * S.double().sum() / s64.sum())) @ Vh.double()
+        row = {"shape": name, "m": m, "n": n, "count": count,
+               "authors_s": timed(lambda: authors_compose(U, S, Vh, z), device, repeats),
+               "ours_s": timed(lambda: compose(U, S, Vh, z, rescale=True), device, repeats),
+               "matmul_s": timed(lambda: U @ Vh, device, repeats),
+               "authors_rel_err": _rel_err(authors_compose(U, S, Vh, z), ref),
+               "ours_rel_err": _rel_err(compose(U, S, Vh, z, rescale=True), ref)}
+        row["speedup"] = row["authors_s"] / row["ours_s"]
+        row["ours_over_matmul"] = row["ours_s"] / row["matmul_s"]
+        rows.append(row)
+        del U, Vh, ref
+    return rows
+
+
+def bench_model(device: torch.device, repeats: int) -> dict:
+    """Decompose, load from cache, apply/restore and forward costs on the default-size text model."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**DEFAULT_MODEL)).to(device).eval()
+    ids = torch.randint(0, DEFAULT_MODEL["vocab_size"], (1, 64), device=device)
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        SVF(model, cache_dir=cache)
+        decompose_s = time.perf_counter() - start
+        start = time.perf_counter()
+        svf = SVF(model, cache_dir=cache)
+        load_s = time.perf_counter() - start
+    z = {k: 0.5 + torch.rand(r) for k, r in svf.ranks.items()}
+    with torch.no_grad():
+        forward_s = timed(lambda: model(ids), device, repeats)
+        apply_s = timed(lambda: svf.apply(z), device, repeats)
+        restore_s = timed(lambda: (svf.apply(z), svf.restore()), device, repeats) - apply_s
+
+        def swapped():
+            with svf.adapted(z):
+                model(ids)
+
+        def no_swap():
+            with svf.differentiable(z):
+                model(ids)
+
+        swapped_s = timed(swapped, device, repeats)
+        no_swap_s = timed(no_swap, device, repeats)
+    return {"matrices": len(svf.names), "targets": svf.targets, "decompose_s": decompose_s, "cache_load_s": load_s,
+            "memory_ratio": svf.memory_ratio, "apply_s": apply_s, "restore_s": restore_s, "forward_s": forward_s,
+            "adapted_forward_s": swapped_s, "no_swap_forward_s": no_swap_s}
+
+
+def run(device: torch.device) -> dict:
+    gpu = device.type == "cuda"
+    divisor, repeats = (1, 20) if gpu else (CPU_DIVISOR, 15)
+    rows = bench_shapes(device, divisor, repeats)
+    per_layer = {k: sum(r[k] * r["count"] for r in rows) for k in ("authors_s", "ours_s", "matmul_s")}
+    overall = {**per_layer, "speedup": per_layer["authors_s"] / per_layer["ours_s"],
+               "ours_over_matmul": per_layer["ours_s"] / per_layer["matmul_s"],
+               "authors_max_rel_err": max(r["authors_rel_err"] for r in rows),
+               "ours_max_rel_err": max(r["ours_rel_err"] for r in rows)}
+    return {"device": torch.cuda.get_device_name(device) if gpu else "cpu", "dtype": "float32",
+            "shape_divisor": divisor, "repeats": repeats, "torch_threads": torch.get_num_threads(),
+            "shapes": rows, "per_layer": overall, "model": bench_model(device, repeats)}
+
+
+def format_table(res: dict) -> str:
+    ms = 1e3
+    scale = "Llama-3-8B shapes" + (f" / {res['shape_divisor']}" if res["shape_divisor"] > 1 else "")
+    lines = [f"SVF compose, {res['dtype']}, {res['device']}, {scale}, median of {res['repeats']} after warm-up "
+             "(authors' and ours both with the Σσ rescale)",
+             f"{'shape':<9}{'m×n':>13}{'count':>6}{'authors ms':>12}{'ours ms':>10}{'matmul ms':>11}"
+             f"{'speedup':>9}{'ours/mm':>9}{'err authors':>13}{'err ours':>10}"]
+    for r in res["shapes"] + [{"shape": "per layer", "m": "", "n": "", "count": "", **res["per_layer"],
+                               "authors_rel_err": res["per_layer"]["authors_max_rel_err"],
+                               "ours_rel_err": res["per_layer"]["ours_max_rel_err"]}]:
+        dims = f"{r['m']}×{r['n']}" if r["m"] else ""
+        lines.append(f"{r['shape']:<9}{dims:>13}{r['count']!s:>6}{r['authors_s'] * ms:>12.3f}{r['ours_s'] * ms:>10.3f}"
+                     f"{r['matmul_s'] * ms:>11.3f}{r['speedup']:>8.2f}×{r['ours_over_matmul']:>8.2f}×"
+                     f"{r['authors_rel_err']:>13.1e}{r['ours_rel_err']:>10.1e}")
+    m = res["model"]
+    lines += [
+        "",
+        f"Default model (LlamaForCausalLM, {DEFAULT_MODEL['num_hidden_layers']} layers, hidden "
+        f"{DEFAULT_MODEL['hidden_size']}), targets {m['targets']!r}: {m['matrices']} matrices",
+        f"  decompose + write cache   {m['decompose_s']:.3f} s",
+        f"  load from cache           {m['cache_load_s']:.3f} s",
+        f"  factor / weight memory    {m['memory_ratio']:.2f}×",
+        f"  apply z (write W')        {m['apply_s'] * ms:.2f} ms",
+        f"  restore base              {m['restore_s'] * ms:.2f} ms",
+        f"  forward, 64 tokens        {m['forward_s'] * ms:.2f} ms base, {m['adapted_forward_s'] * ms:.2f} ms "
+        f"adapted (apply + forward + restore), {m['no_swap_forward_s'] * ms:.2f} ms no-swap (W' composed in forward)",
+    ]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> None:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    res = run(device)
+    print(json.dumps(res, indent=2) if args.json else format_table(res))

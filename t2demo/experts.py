@@ -1,0 +1,175 @@
+"""SVF expert vectors on disk: one safetensors file per expert, validated before use.
+
+File layout: one 1-D tensor per adapted matrix, named by the matrix's parameter name, holding the
+scale z itself (parameterisation "scale"; W' = U diag(σ ⊙ z) Vᵀ), plus string metadata:
+format_version, label, base_model, fingerprint (of the base weights of those matrices), targets
+(JSON), parameterisation, notes (JSON). Pickles are never loaded, except the authors' released
+format through `import_authors_expert`, which uses torch.load(weights_only=True).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import Tensor
+
+from t2demo.svf import SVF, save_file_atomic
+
+FORMAT_VERSION = 1
+_REQUIRED = ("format_version", "label", "base_model", "fingerprint", "targets", "parameterisation", "notes")
+
+
+class ExpertError(ValueError):
+    """An expert file that cannot be used (safely) with this model."""
+
+
+@dataclass
+class Expert:
+    z: dict[str, Tensor]
+    label: str
+    base_model: str
+    fingerprint: str
+    targets: str | list[str]
+    parameterisation: str = "scale"
+    notes: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_svf(cls, svf: SVF, z: Mapping[str, Tensor], label: str, notes: dict | None = None) -> Expert:
+        """An expert for svf's base model, with the fingerprint of the matrices z covers."""
+        names = [n for n in svf.names if n in z]
+        if len(names) != len(z):
+            raise ExpertError(f"z has names that are not targets of this model, e.g. {next(n for n in z if n not in svf.ranks)!r}")
+        return cls(z={n: z[n].detach().float().cpu() for n in names}, label=label,
+                   base_model=svf.base_model_name, fingerprint=svf.fingerprint_of(names),
+                   targets=svf.targets if isinstance(svf.targets, str) else list(svf.targets),
+                   notes=dict(notes or {}))
+
+
+def save_expert(expert: Expert, path: str | Path) -> None:
+    """Write an expert atomically (a crash never leaves a half-written file at `path`)."""
+    if expert.parameterisation != "scale":
+        raise ExpertError(f"only the 'scale' parameterisation is stored, got {expert.parameterisation!r}")
+    metadata = {
+        "format_version": str(FORMAT_VERSION),
+        "label": expert.label,
+        "base_model": expert.base_model,
+        "fingerprint": expert.fingerprint,
+        "targets": json.dumps(expert.targets),
+        "parameterisation": expert.parameterisation,
+        "notes": json.dumps(expert.notes),
+    }
+    save_file_atomic(dict(expert.z), path, metadata)
+
+
+def _check_is_safetensors(path: Path) -> None:
+    """Refuse anything that is not safetensors before a parser sees it (pickles in particular)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(9)
+    header_len = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
+    if len(head) == 9 and 0 < header_len <= size - 8 and head[8:9] == b"{":
+        return
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise ExpertError(f"{path} is a pickle (torch.save) file; pickles are refused, never loaded. "
+                          "For the authors' released experts use import_authors_expert()")
+    raise ExpertError(f"{path} is not a safetensors file (or its header is truncated)")
+
+
+def _check_against(expert: Expert, svf: SVF, path: Path, allow_transfer: bool) -> None:
+    unknown = [n for n in expert.z if n not in svf.ranks]
+    if unknown:
+        raise ExpertError(f"{path}: {len(unknown)} matrix names are not targets of this model, e.g. {unknown[0]!r}")
+    for n, v in expert.z.items():
+        if v.numel() != svf.ranks[n]:
+            raise ExpertError(f"{path}: {n} has {v.numel()} values but this model's matrix has rank {svf.ranks[n]}")
+    fingerprint = svf.fingerprint_of([n for n in svf.names if n in expert.z])
+    if expert.fingerprint != fingerprint:
+        msg = (f"{path}: expert trained on {expert.base_model!r} (fingerprint {expert.fingerprint[:12]}), "
+               f"this model is {svf.base_model_name!r} (fingerprint {fingerprint[:12]}): cross-model transfer")
+        if not allow_transfer:
+            raise ExpertError(msg + "; pass allow_transfer=True to use it anyway")
+        warnings.warn(msg, stacklevel=3)
+
+
+def load_expert(path: str | Path, svf: SVF | None = None, *, allow_transfer: bool = False) -> Expert:
+    """Read and validate an expert file; with `svf`, also check names, shapes and fingerprint."""
+    path = Path(path)
+    _check_is_safetensors(path)
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            z = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise ExpertError(f"{path} is corrupt or truncated: {e}") from e
+    if meta.get("format_version") != str(FORMAT_VERSION):
+        raise ExpertError(f"{path}: unknown format version {meta.get('format_version')!r} "
+                          f"(this t2demo reads version {FORMAT_VERSION})")
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise ExpertError(f"{path}: metadata lacks {missing}")
+    if meta["parameterisation"] != "scale":
+        raise ExpertError(f"{path}: unknown parameterisation {meta['parameterisation']!r} (expected 'scale')")
+    if not z:
+        raise ExpertError(f"{path} holds no vectors")
+    for n, v in z.items():
+        if v.ndim != 1 or not v.is_floating_point():
+            raise ExpertError(f"{path}: {n} must be a 1-D float vector, got {tuple(v.shape)} {v.dtype}")
+        if not bool(torch.isfinite(v).all()):
+            raise ExpertError(f"{path}: {n} holds non-finite values (NaN or inf)")
+    try:
+        targets, notes = json.loads(meta["targets"]), json.loads(meta["notes"])
+    except json.JSONDecodeError as e:
+        raise ExpertError(f"{path}: metadata 'targets' or 'notes' is not valid JSON ({e})") from e
+    expert = Expert(z=z, label=meta["label"], base_model=meta["base_model"], fingerprint=meta["fingerprint"],
+                    targets=targets, parameterisation="scale", notes=notes)
+    if svf is not None:
+        _check_against(expert, svf, path, allow_transfer)
+    return expert
+
+
+def _match_name(key: str, svf: SVF) -> str:
+    """Map a parameter name from another naming (e.g. with a "base_model." prefix) to a target."""
+    found = [n for n in svf.names if n == key or n.endswith("." + key) or key.endswith("." + n)]
+    if len(found) != 1 and "layers." in key:  # e.g. "language_model.model.layers.0..." (older LLaVA naming)
+        tail = key[key.index("layers."):]
+        found = [n for n in svf.names if n.endswith("." + tail) and svf._layers[n] is not None]
+    if len(found) != 1:
+        raise ExpertError(f"cannot map {key!r} to one target of this model "
+                          f"({'no match' if not found else f'{len(found)} matches'})")
+    return found[0]
+
+
+def import_authors_expert(path: str | Path, svf: SVF, label: str) -> Expert:
+    """Convert the authors' released expert ({name: raw p}, torch.save; scale = sigmoid(p), max_mult 1)."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ExpertError(f"{path} is not a loadable torch state dict: {e}") from e
+    if not isinstance(state, Mapping) or not state:
+        raise ExpertError(f"{path} does not hold a {{name: tensor}} dict")
+    z = {}
+    for key, p in state.items():
+        if not isinstance(p, Tensor) or p.ndim != 1:
+            raise ExpertError(f"{path}: {key!r} is not a 1-D tensor")
+        name = _match_name(key, svf)
+        if p.numel() != svf.ranks[name]:
+            raise ExpertError(f"{path}: {key!r} has {p.numel()} values but {name} has rank {svf.ranks[name]}")
+        z[name] = torch.sigmoid(p.float())
+    return Expert.from_svf(svf, z, label, notes={"imported_from": path.name,
+                                                 "source_parameterisation": "z = sigmoid(p) * max_mult, max_mult = 1"})
+
+
+def mixture_expert(svf: SVF, experts: Sequence[Expert], alpha: Tensor | Sequence) -> Expert:
+    """z' = Σₖ αₖ zₖ as an ordinary expert, labelled "mixture:a+b", with α in its notes."""
+    alpha = torch.as_tensor(alpha, dtype=torch.float32)
+    z = svf.mix([e.z for e in experts], alpha)
+    labels = [e.label for e in experts]
+    return Expert.from_svf(svf, z, "mixture:" + "+".join(labels),
+                           notes={"alpha": alpha.tolist(), "experts": labels})

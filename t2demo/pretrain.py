@@ -1,0 +1,362 @@
+"""Train the shipped default models from scratch: a tiny Llama chat model and a tiny LLaVA-Next on it.
+
+Same recipe for every task (an honest generalist): one mixture of all tasks' training splits,
+the classification data, small talk and the synthetic world's facts, trained with next-token
+loss on the assistant's replies. The vision model starts from the text model's weights, as
+Llama3-LLaVA-Next-8B starts from Llama 3, so text experts can be applied to it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tqdm import tqdm
+from transformers import (
+    CLIPVisionConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlavaNextConfig,
+    LlavaNextForConditionalGeneration,
+    LlavaNextImageProcessorPil,
+    LlavaNextProcessor,
+    PreTrainedTokenizerFast,
+)
+
+from t2demo import tasks, world
+from t2demo.generation import format_chat
+from t2demo.models import DEFAULT_TEXT_MODEL, DEFAULT_VISION_MODEL, pick_device
+
+SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<image>"]
+
+# Messages are "<|role|>\n" + content + "<|end|>\n"; list content (processor style) may hold images.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|' + message['role'] + '|>\n' }}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{{ '<image>\n' }}"
+    "{%- elif part['type'] == 'text' -%}{{ part['text'] }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{ '<|end|>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
+)
+
+TEXT_MIXTURE = {  # task -> training examples drawn (the same recipe for every task)
+    "math": 24000, "math-hard": 12000, "code": 24000, "code-hard": 12000,
+    "reasoning": 24000, "reasoning-hard": 12000, "smalltalk": 6000,
+}
+VISION_MIXTURE = {"vqa": 16000, "vqa-knowledge": 8000}
+
+
+@dataclass
+class TrainConfig:
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    seed: int = 0
+    max_length: int = 320
+
+
+TEXT_TRAIN = TrainConfig(steps=3000, batch_size=64, lr=2e-3, warmup=150)
+TOWER_TRAIN = TrainConfig(steps=3000, batch_size=128, lr=1e-3, warmup=200)
+VISION_TRAIN = TrainConfig(steps=1200, batch_size=32, lr=1e-3, warmup=100)
+TOWER_IMAGES = 16000
+
+
+def text_model_config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
+    """A Llama-3-shaped model (GQA, SwiGLU, RoPE) scaled down to a few million parameters."""
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=256,
+        intermediate_size=704,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+
+
+def text_corpus(seed: int) -> list[tuple[str, str]]:
+    """(prompt, response) pairs of the text mixture, plus fact documents as ("", text)."""
+    pairs = []
+    for name, n in TEXT_MIXTURE.items():
+        pairs += [(ex.prompt, ex.response) for ex in tasks.TASKS[name].examples("train", n, seed)]
+    pairs += [(ex.prompt, ex.response) for ex in tasks.classification_examples("train", 24000, seed)]
+    rng = random.Random(seed)
+    facts = world.world_facts()
+    for _ in range(8000):
+        pairs.append(("", " ".join(rng.sample(facts, k=min(6, len(facts))))))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with single-digit numbers (helps a small model do arithmetic)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<|pad|>",
+        eos_token="<|end|>",
+        extra_special_tokens={"image_token": "<image>"},
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=1024,
+    )
+
+
+def reply_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor, assistant_id: int) -> torch.Tensor:
+    """Labels that train only the assistant's reply: everything after the last '<|assistant|>\\n'.
+
+    Rows with no assistant turn (fact documents) are trained on every real token.
+    """
+    labels = input_ids.clone()
+    labels[attention_mask == 0] = -100
+    for row in range(input_ids.shape[0]):
+        hits = (input_ids[row] == assistant_id).nonzero()
+        if len(hits):
+            labels[row, : int(hits[-1]) + 2] = -100  # the role token and its newline
+    return labels
+
+
+def encode_text_batch(tokenizer, pairs: list[tuple[str, str]], max_length: int) -> dict:
+    texts = [format_chat(tokenizer, p, r) if p else r + "<|end|>" for p, r in pairs]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False, padding_side="right")
+    batch["labels"] = reply_labels(batch["input_ids"], batch["attention_mask"], tokenizer.convert_tokens_to_ids("<|assistant|>"))
+    return dict(batch)
+
+
+def encode_vision_batch(processor, examples: list, max_length: int) -> dict:
+    texts = [format_chat(processor, ex.prompt, ex.response, image=True) for ex in examples]
+    batch = processor(images=[ex.image for ex in examples], text=texts, return_tensors="pt", padding=True, padding_side="right")
+    tok = processor.tokenizer
+    batch["labels"] = reply_labels(batch["input_ids"], batch["attention_mask"], tok.convert_tokens_to_ids("<|assistant|>"))
+    return dict(batch)
+
+
+def length_grouped(items: list, batch_size: int, length, rng: random.Random):
+    """Endless batches of similar-length items: sorting pools of 16 batches cuts padding ~2x."""
+    while True:
+        pool = sorted(rng.sample(items, 16 * batch_size), key=length)
+        chunks = [pool[i:i + batch_size] for i in range(0, len(pool), batch_size)]
+        rng.shuffle(chunks)
+        yield from chunks
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10 %."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def run_training(model, next_batch, cfg: TrainConfig, device: torch.device, desc: str) -> list[float]:
+    """AdamW over `cfg.steps` batches from `next_batch(step)`; returns the loss curve."""
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.95),
+    )
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    losses = []
+    bar = tqdm(range(cfg.steps), desc=desc)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        batch = {k: v.to(device) for k, v in next_batch(step).items()}
+        with autocast:
+            loss = model(**batch).loss
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"training diverged at step {step}: loss {loss.item()}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    model.eval()
+    return losses
+
+
+def _save_card(out: Path, card: dict) -> None:
+    (out / "training.json").write_text(json.dumps(card, indent=2) + "\n")
+
+
+def train_text_model(out: Path = DEFAULT_TEXT_MODEL, cfg: TrainConfig = TEXT_TRAIN, device: str | None = None) -> dict:
+    """Train tokenizer and model from seeds and save both (bf16 weights) under `out`."""
+    start = time.time()
+    dev = pick_device(device)
+    torch.manual_seed(cfg.seed)
+    pairs = text_corpus(cfg.seed)
+    tokenizer = train_tokenizer([p + "\n" + r for p, r in pairs[:60000]])
+    model = LlamaForCausalLM(text_model_config(tokenizer)).to(dev)
+    batches = length_grouped(pairs, cfg.batch_size, lambda pr: len(pr[0]) + len(pr[1]), random.Random(cfg.seed))
+
+    def next_batch(step: int) -> dict:
+        return encode_text_batch(tokenizer, next(batches), cfg.max_length)
+
+    losses = run_training(model, next_batch, cfg, dev, "text model")
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    card = {
+        "architecture": "LlamaForCausalLM",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train": asdict(cfg),
+        "mixture": TEXT_MIXTURE | {"classification": 24000, "fact documents": 8000},
+        "device": str(dev),
+        "wall_seconds": round(time.time() - start, 1),
+        "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+    }
+    _save_card(out, card)
+    return card
+
+
+def vision_processor(tokenizer: PreTrainedTokenizerFast, tile: int, patch: int, pinpoints: list) -> LlavaNextProcessor:
+    image_processor = LlavaNextImageProcessorPil(
+        size={"shortest_edge": tile},
+        crop_size={"height": tile, "width": tile},
+        image_grid_pinpoints=pinpoints,
+        do_convert_rgb=True,
+    )
+    return LlavaNextProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=patch,
+        vision_feature_select_strategy="default",
+        chat_template=CHAT_TEMPLATE,
+        image_token="<image>",
+        num_additional_image_tokens=1,  # CLIP's class token
+    )
+
+
+def build_vision_model(text_dir: Path, tile: int = 64, patch: int = 8):
+    """A LLaVA-Next whose language model is a copy of the text model at `text_dir`."""
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(text_dir)
+    text_model = LlamaForCausalLM.from_pretrained(text_dir, dtype=torch.float32)
+    pinpoints = [[tile, tile], [tile, 2 * tile], [2 * tile, tile], [2 * tile, 2 * tile]]
+    vision_config = CLIPVisionConfig(
+        hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+        image_size=tile, patch_size=patch, projection_dim=128,
+    )
+    config = LlavaNextConfig(
+        vision_config=vision_config,
+        text_config=text_model.config,
+        image_grid_pinpoints=pinpoints,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        tie_word_embeddings=True,
+    )
+    model = LlavaNextForConditionalGeneration(config)
+    model.model.language_model.load_state_dict(text_model.model.state_dict())
+    model.lm_head.weight = model.model.language_model.embed_tokens.weight
+    return model, vision_processor(tokenizer, tile, patch, pinpoints)
+
+
+class WordProbe(torch.nn.Module):
+    """The vision tower with a linear head that names the word in the image.
+
+    This stands in for CLIP's own pretraining: a tower that already sees words makes the
+    LLaVA stage a matter of connecting it to the language model, as in the real recipe.
+    """
+
+    def __init__(self, tower: torch.nn.Module, num_words: int):
+        super().__init__()
+        self.tower = tower
+        self.head = torch.nn.Linear(tower.config.hidden_size, num_words)
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> SimpleNamespace:
+        logits = self.head(self.tower(pixel_values=pixel_values).pooler_output)
+        return SimpleNamespace(loss=torch.nn.functional.cross_entropy(logits, labels), logits=logits)
+
+
+def pretrain_vision_tower(model, processor, cfg: TrainConfig, device: torch.device) -> dict:
+    """Train the tower to read the vqa words on whole images (the tile LLaVA-Next sees first)."""
+    examples = tasks.TASKS["vqa"].examples("train", TOWER_IMAGES, cfg.seed)
+    words = sorted({ex.reference for ex in examples})
+    pixels = processor.image_processor([ex.image for ex in examples], return_tensors="pt")["pixel_values"][:, 0]
+    labels = torch.tensor([words.index(ex.reference) for ex in examples])
+    probe = WordProbe(model.model.vision_tower, len(words)).to(device)
+    rng = random.Random(cfg.seed)
+    held_out = 1000
+
+    def next_batch(step: int) -> dict:
+        rows = torch.tensor(rng.sample(range(held_out, len(examples)), cfg.batch_size))
+        return {"pixel_values": pixels[rows], "labels": labels[rows]}
+
+    losses = run_training(probe, next_batch, cfg, device, "vision tower")
+    with torch.no_grad():
+        logits = probe(pixels[:held_out].to(device), labels[:held_out].to(device)).logits
+    accuracy = (logits.argmax(-1).cpu() == labels[:held_out]).float().mean().item()
+    return {"steps": cfg.steps, "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4), "held_out_word_accuracy": round(accuracy, 4)}
+
+
+def train_vision_model(
+    out: Path = DEFAULT_VISION_MODEL, text_dir: Path = DEFAULT_TEXT_MODEL,
+    cfg: TrainConfig = VISION_TRAIN, device: str | None = None,
+) -> dict:
+    """Pretrain the vision tower to read words, then train tower, projector and language model on
+    the image tasks, interleaved with text batches so the language model keeps its text skills."""
+    start = time.time()
+    dev = pick_device(device)
+    torch.manual_seed(cfg.seed)
+    model, processor = build_vision_model(text_dir)
+    model.to(dev)
+    tower = pretrain_vision_tower(model, processor, TOWER_TRAIN, dev)
+    images = []
+    for name, n in VISION_MIXTURE.items():
+        images += tasks.TASKS[name].examples("train", n, cfg.seed)
+    pairs = text_corpus(cfg.seed)
+    rng = random.Random(cfg.seed)
+    text_batches = length_grouped(pairs, cfg.batch_size, lambda pr: len(pr[0]) + len(pr[1]), rng)
+
+    def next_batch(step: int) -> dict:
+        if step % 4 == 3:
+            return encode_text_batch(processor.tokenizer, next(text_batches), cfg.max_length)
+        return encode_vision_batch(processor, rng.sample(images, cfg.batch_size), cfg.max_length)
+
+    losses = run_training(model, next_batch, cfg, dev, "vision model")
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(out)
+    processor.save_pretrained(out)
+    card = {
+        "architecture": "LlavaNextForConditionalGeneration",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train": asdict(cfg),
+        "mixture": VISION_MIXTURE | {"text batches": "every 4th step, the text mixture"},
+        "vision_tower_pretraining": tower,
+        "device": str(dev),
+        "wall_seconds": round(time.time() - start, 1),
+        "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+    }
+    _save_card(out, card)
+    return card

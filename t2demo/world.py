@@ -1,0 +1,69 @@
+"""A small invented world of creatures: the knowledge behind the reasoning and vqa-knowledge tasks.
+
+The names are made up so that nothing can be answered from outside knowledge: a model knows a fact
+only if it read `world_facts()` during pretraining. Attributes are dealt out from a fixed seed, so
+the world is identical on every machine and Python version.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+NAMES = (
+    "blorp", "zib", "mako", "fendle", "quar", "tiv", "glim", "dorb", "snib", "vark", "plome", "yurn",
+    "krell", "wump", "drusk", "pim", "torva", "gleb", "skiv", "naff", "bexa", "oomp", "frell", "jopo",
+)
+COLORS = ("red", "blue", "green", "yellow", "purple", "orange", "white", "black")
+HABITATS = ("swamp", "desert", "forest", "cave", "lake", "mountain", "meadow", "beach")
+CLIMATES = ("warm", "cold", "wet", "dry")
+FOODS = (
+    "moss", "fish", "berries", "seeds", "worms", "leaves", "bugs", "fruit", "roots", "honey", "mushrooms",
+    "grass", "nuts", "snails", "crabs", "clams", "beetles", "flowers", "bark", "plankton", "eggs", "corn",
+    "apples", "ants",
+)
+SEED = 2025
+
+
+@dataclass(frozen=True)
+class Creature:
+    name: str
+    color: str  # 3 creatures per color
+    habitat: str  # 3 creatures per habitat
+    food: str  # unique: "the creature that eats moss" names exactly one creature
+
+
+@dataclass(frozen=True)
+class World:
+    creatures: tuple[Creature, ...]
+    climate: dict[str, str]  # habitat -> climate, 2 habitats per climate
+
+    def by_name(self, name: str) -> Creature:
+        return next(c for c in self.creatures if c.name == name)
+
+
+def build_world(seed: int = SEED) -> World:
+    """Deal colors, habitats and foods to the creatures, and climates to the habitats."""
+    rng = random.Random(seed)
+    colors = [c for c in COLORS for _ in range(len(NAMES) // len(COLORS))]
+    habitats = [h for h in HABITATS for _ in range(len(NAMES) // len(HABITATS))]
+    foods = list(FOODS)
+    for deck in (colors, habitats, foods):
+        rng.shuffle(deck)
+    creatures = tuple(Creature(*row) for row in zip(NAMES, colors, habitats, foods))
+    places = list(HABITATS)
+    rng.shuffle(places)
+    climate = {h: CLIMATES[i // 2] for i, h in enumerate(places)}
+    return World(creatures, climate)
+
+
+WORLD = build_world()
+
+
+def world_facts(world: World = WORLD) -> list[str]:
+    """Every fact of the world as one short sentence (for pretraining)."""
+    facts = []
+    for c in world.creatures:
+        facts += [f"The {c.name} is {c.color}.", f"The {c.name} lives in the {c.habitat}.", f"The {c.name} eats {c.food}."]
+    facts += [f"The {h} is {world.climate[h]}." for h in HABITATS]
+    return facts
