@@ -343,6 +343,11 @@ class SVF:
             out[n] = sum(a[k] * (z[n].float().cpu() if n in z else torch.ones(self.ranks[n])) for k, z in enumerate(zs))
         return out
 
+    def apply_mixture(self, zs: Sequence[Mapping[str, Tensor]], alpha: Tensor | Sequence) -> None:
+        """Write W'(Σₖ αₖ zₖ) into the model in one call; all α = 0 restores the base weights."""
+        with self._lock:
+            self.apply(self.mix(zs, alpha))
+
     @contextmanager
     def adapted(self, z: Mapping[str, Tensor] | None) -> Iterator[nn.Module]:
         """`with svf.adapted(z) as model: model.generate(...)`: holds the lock across apply and

@@ -2,7 +2,7 @@
 
 Training tasks (experts are trained on them)  ->  unseen tasks (experts are mixed on them):
   math (GSM8K-like)            -> math-hard (MATH-like: three steps, division, new wording)
-  code (MBPP-like)             -> code-hard (HumanEval-like: two operations composed, new wording)
+  code (MBPP-like)             -> code-hard (HumanEval-like: operations chained, described or shown by tests)
   reasoning (ARC-Easy-like)    -> reasoning-hard (ARC-Challenge-like: two hops over the world)
   vqa (TextVQA-like)           -> vqa-knowledge (OKVQA-like: read a name, recall a world fact)
 plus smalltalk (category "other").
@@ -111,17 +111,36 @@ def check_number(example: Example, response: str) -> bool:
     return found is not None and float(found) == float(example.reference)
 
 
-def chosen_letter(text: str) -> str | None:
-    """The letter after the last 'answer is', or a reply that is a lone letter."""
-    found = re.findall(r"[Aa]nswer is\s*\(?([A-D])\b", text)
-    if found:
-        return found[-1]
-    lone = re.fullmatch(r"\W*([A-D])\W*", text.strip())
-    return lone.group(1) if lone else None
+def options_of(prompt: str) -> dict[str, str]:
+    """Letter -> option text, from the prompt's line 'Options: warm (A), dry (B), wet (C), cold (D).'"""
+    line = re.search(r"^Options: (.*)$", prompt, flags=re.MULTILINE)
+    pairs = re.findall(r"\s*([^,]+?) \(([A-D])\)", line.group(1)) if line else []
+    return {letter: text for text, letter in pairs}
+
+
+def _option_key(text: str) -> str:
+    return " ".join(text.lower().translate(str.maketrans("", "", string.punctuation)).split())
+
+
+def chosen_letter(text: str, options: dict[str, str]) -> str | None:
+    """The letter a reply chooses, from its last 'answer is X' (or the whole reply if it has none).
+
+    The model answers with the option text, because tiny models bind option letters poorly. X may be
+    a lone capital letter, or exactly one option's text (case and punctuation ignored). A trailing
+    letter tag, as in 'cold (A)', is ignored: the text decides. Anything else chooses nothing.
+    """
+    found = re.findall(r"answer is([^.!?\n]*)", text, flags=re.IGNORECASE)
+    phrase = found[-1] if found else text
+    lone = re.fullmatch(r"\W*([A-D])\W*", phrase)
+    if lone:
+        return lone.group(1)
+    key = _option_key(re.sub(r"\(\s*[A-D]\s*\)\W*$", "", phrase))
+    matches = [letter for letter, option in options.items() if _option_key(option) == key]
+    return matches[0] if len(matches) == 1 else None
 
 
 def check_letter(example: Example, response: str) -> bool:
-    return chosen_letter(response) == example.reference
+    return chosen_letter(response, options_of(example.prompt)) == example.reference
 
 
 def normalize(text: str) -> str:
@@ -344,7 +363,18 @@ HARD_TEMPLATES = (
     'Complete this function.\ndef {name}({a}):\n    """Return {a} {s1}, and then {s2}, and then {s3}.\n    >>> {name}({ex})\n    {out}\n    """',
     "Write {name}({a}). It should output {a} {s1}, then {s2}, then {s3}. For instance {name}({ex}) gives {out}.",
 )
-HARD_NAMES = ("f", "g", "solve", "transform", "compute")
+EXAMPLE_TEMPLATES = (  # programming by example: only the tests say what the function does
+    "Write a Python function {name}({a}) that passes these tests:\n{tests}",
+    "Write {name}({a}) such that:\n{tests}",
+    "Find the rule behind these tests and implement {name}({a}).\n{tests}",
+)
+HARD_EXAMPLE_TEMPLATES = (
+    "Implement {name}({a}) so that all of these hold:\n{tests}",
+    "Here is how {name}({a}) behaves:\n{tests}\nWrite {name}.",
+)
+GENERIC_NAMES = ("f", "g", "solve", "transform", "compute", "mystery", "apply_rule")  # say nothing about the operation
+SHOWN, HIDDEN = 3, 4  # programming by example: tests in the prompt, further tests only the checker runs
+EXAMPLE_ATTEMPTS = 20  # input draws per chain before another chain is drawn
 
 
 def _random_input(kind: str, rng: random.Random):
@@ -355,29 +385,105 @@ def _random_input(kind: str, rng: random.Random):
     return [rng.randint(0, 20) for _ in range(rng.randint(3, 6))]
 
 
-def _code_example(rng: random.Random, ops: list[Op], name: str, template: str, what: dict) -> tuple[str, Callable]:
-    """Prompt with one visible test, hidden tests = that one plus three more, reference solution."""
+def _distinct_inputs(kind: str, rng: random.Random, n: int) -> list:
+    inputs = []
+    while len(inputs) < n:
+        x = _random_input(kind, rng)
+        if x not in inputs:
+            inputs.append(x)
+    return inputs
+
+
+def _run(ops: tuple[Op, ...], x):
+    for op in ops:
+        x = op.fn(x)
+    return x
+
+
+def _random_chain(rng: random.Random, length: int) -> tuple[Op, ...]:
+    chain = [rng.choice(OPS)]
+    while len(chain) < length:
+        chain.append(rng.choice([op for op in OPS if op.kind == chain[-1].out and op is not chain[-1]]))
+    return tuple(chain)
+
+
+@lru_cache(maxsize=None)
+def _chains(kind: str, length: int) -> tuple[tuple[Op, ...], ...]:
+    """Every chain `_random_chain` can draw for this input type: the hypotheses a solver must tell apart."""
+    chains = [(op,) for op in OPS if op.kind == kind]
+    for _ in range(length - 1):
+        chains = [c + (op,) for c in chains for op in OPS if op.kind == c[-1].out and op is not c[-1]]
+    return tuple(chains)
+
+
+@lru_cache(maxsize=4096)
+def _agreeing(kind: str, length: int, x) -> dict[str, frozenset[int]]:
+    """For input x (a tuple for lists, to be hashable): each output's repr -> the indices of the chains
+    of `_chains(kind, length)` that give it. Sets make the checks below C-speed."""
+    groups: dict[str, set[int]] = {}
+    for j, chain in enumerate(_chains(kind, length)):
+        groups.setdefault(repr(_run(chain, list(x) if kind == "list" else x)), set()).add(j)
+    return {out: frozenset(js) for out, js in groups.items()}
+
+
+def _matching(kind: str, length: int, inputs: list, outputs: list) -> frozenset[int]:
+    """Indices of the chains of `length` ops that map every input to its output."""
+    return frozenset.intersection(*(_agreeing(kind, length, tuple(x) if kind == "list" else x).get(repr(y), frozenset())
+                                    for x, y in zip(inputs, outputs)))
+
+
+@lru_cache(maxsize=None)
+def _compositions(kind: str) -> frozenset[tuple[Op, Op]]:
+    """Two-op chains that no single op equals on a fixed probe (sorted-then-summed is just summed)."""
+    probe = _distinct_inputs(kind, random.Random(0), 12)
+    return frozenset(c for c in _chains(kind, 2) if not _matching(kind, 1, probe, [_run(c, x) for x in probe]))
+
+
+def _well_posed(chain: tuple[Op, ...], inputs: list) -> bool:
+    """Whether every chain of the same length that passes the shown tests passes the hidden ones too
+    (the tests pin the answer down), and for compositions, no single operation passes them all."""
+    kind, outputs = chain[0].kind, [_run(chain, x) for x in inputs]
+    chains = _chains(kind, len(chain))
+    consistent = _matching(kind, len(chain), inputs[:SHOWN], outputs[:SHOWN])
+    determined = all(_run(chains[j], x) == y for j in consistent for x, y in zip(inputs[SHOWN:], outputs[SHOWN:]))
+    return determined and (len(chain) == 1 or not _matching(kind, 1, inputs, outputs))
+
+
+def _code_example(rng: random.Random, ops: tuple[Op, ...], name: str, template: str, what: dict, inputs: list,
+                  shown: int) -> tuple[str, Callable]:
+    """Prompt with the first `shown` tests visible (as asserts, or the first as an example), hidden tests =
+    all of them, reference solution."""
     a = rng.choice(ARG_NAMES[ops[0].kind])
     expr, level = a, ATOM
     for op in ops:
         expr, level = op.apply(expr, level), op.level
-    inputs = []
-    while len(inputs) < 4:
-        x = _random_input(ops[0].kind, rng)
-        if x not in inputs:
-            inputs.append(x)
-
-    def run(x):
-        for op in ops:
-            x = op.fn(x)
-        return x
-
-    asserts = [f"assert {name}({x!r}) == {run(x)!r}" for x in inputs]
-    prompt = template.format(name=name, a=a, ex=repr(inputs[0]), out=repr(run(inputs[0])),
-                             **{k: v.format(a=a) for k, v in what.items()})
+    asserts = [f"assert {name}({x!r}) == {_run(ops, x)!r}" for x in inputs]
+    prompt = template.format(name=name, a=a, ex=repr(inputs[0]), out=repr(_run(ops, inputs[0])),
+                             tests="\n".join(asserts[:shown]), **{k: v.format(a=a) for k, v in what.items()})
     response = f"```python\ndef {name}({a}):\n    return {expr}\n```"
     example = Example(prompt, "\n".join(asserts) + "\n", response, "")
     return prompt, lambda: example
+
+
+def _described_example(rng: random.Random, ops: tuple[Op, ...], name: str, template: str, what: dict) -> tuple[str, Callable]:
+    """The operation is described in words, with one worked test; three more tests are hidden."""
+    return _code_example(rng, ops, name, template, what, _distinct_inputs(ops[0].kind, rng, 4), 1)
+
+
+def _by_example(rng: random.Random, length: int, templates: tuple[str, ...]) -> tuple[str, Callable]:
+    """MBPP-style programming by example: a generic name and SHOWN asserts, the operation left to infer.
+
+    Inputs are redrawn until the tests are well posed (`_well_posed`), so the task is hard but never
+    a guess, and a composition is never solved by one operation.
+    """
+    while True:
+        chain = _random_chain(rng, length)
+        if length == 2 and chain not in _compositions(chain[0].kind):
+            continue
+        for _ in range(EXAMPLE_ATTEMPTS):
+            inputs = _distinct_inputs(chain[0].kind, rng, SHOWN + HIDDEN)
+            if _well_posed(chain, inputs):
+                return _code_example(rng, chain, rng.choice(GENERIC_NAMES), rng.choice(templates), {}, inputs, SHOWN)
 
 
 def _lookup_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
@@ -397,21 +503,25 @@ def _lookup_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
 
 
 def _code_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
-    """A third each: single operations, branching one-liners (filters, if/else), world-fact tables."""
-    family = rng.randrange(3)
+    """A quarter each: single operations, branching one-liners (filters, if/else), world-fact tables,
+    and single operations to infer from tests (described operations alone saturate a tiny model)."""
+    family = rng.randrange(4)
     if family == 2:
         return _lookup_sample(rng)
+    if family == 3:
+        return _by_example(rng, 1, EXAMPLE_TEMPLATES)
     op = rng.choice(OPS if family == 0 else BRANCH_OPS)
-    return _code_example(rng, [op], op.name, rng.choice(EASY_TEMPLATES), {"what": op.alone})
+    return _described_example(rng, (op,), op.name, rng.choice(EASY_TEMPLATES), {"what": op.alone})
 
 
 def _code_hard_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
-    """Three operations chained: the parts are familiar, the composition is not."""
-    chain = [rng.choice(OPS)]
-    while len(chain) < 3:
-        chain.append(rng.choice([op for op in OPS if op.kind == chain[-1].out and op is not chain[-1]]))
+    """Half three described operations chained, half two chained operations to infer from tests:
+    the parts are familiar, the composition is not."""
+    if rng.randrange(2):
+        return _by_example(rng, 2, HARD_EXAMPLE_TEMPLATES)
+    chain = _random_chain(rng, 3)
     what = {f"s{i + 1}": op.step for i, op in enumerate(chain)}
-    return _code_example(rng, chain, rng.choice(HARD_NAMES), rng.choice(HARD_TEMPLATES), what)
+    return _described_example(rng, chain, rng.choice(GENERIC_NAMES), rng.choice(HARD_TEMPLATES), what)
 
 
 def extract_code(response: str) -> str | None:
@@ -452,14 +562,15 @@ LETTERS = "ABCD"
 
 
 def _choice_example(rng: random.Random, question: str, answer: str, wrong: list[str], because: str) -> tuple[str, Callable[[], Example]]:
-    """4-way multiple choice with the answer at a random letter; `wrong` must all be false."""
+    """4-way multiple choice with the answer at a random letter; `wrong` must all be false.
+
+    The response names the option text, not its letter (see `chosen_letter`); the reference is the letter.
+    """
     options = [answer] + rng.sample(wrong, 3)
     rng.shuffle(options)
     letter = LETTERS[options.index(answer)]
-    prompt = question + "\nOptions: " + ", ".join(f"{o} ({L})" for L, o in zip(LETTERS, options)) + ".\nAnswer with the letter."
-    # The letter follows its option, in the prompt and in the worked answer, so reading it off is a copy.
-    because = re.sub(rf"\b{re.escape(answer)}\b", f"{answer} ({letter})", because, count=1)
-    example = Example(prompt, letter, f"{because} The answer is {letter}.", "")
+    prompt = question + "\nOptions: " + ", ".join(f"{o} ({L})" for L, o in zip(LETTERS, options)) + ".\nAnswer with the option."
+    example = Example(prompt, letter, f"{because} The answer is {answer}.", "")
     return prompt, lambda: example
 
 

@@ -187,6 +187,40 @@ def test_all_zero_alpha_is_base(llama, svf):
         assert_bit_exact(llama, ref)
 
 
+def test_apply_mixture_is_one_call(llama, svf):
+    ref = weights(llama)
+    zs = [random_z(svf, k) for k in range(2)]
+    alpha = torch.tensor([0.4, 0.8])
+    svf.apply_mixture(zs, alpha)
+    mixed = svf.mix(zs, alpha)
+    for n in svf.names:
+        assert torch.equal(llama.get_parameter(n), svf.compose(n, mixed[n]))
+    svf.apply_mixture(zs, torch.zeros(2))
+    assert_bit_exact(llama, ref)
+
+
+def test_concurrent_adapted_generations_match_serial(llama, svf):
+    """Two threads with different z get the logits they would get alone."""
+    ids = torch.tensor([[1, 2, 3, 4]])
+    zs = [random_z(svf, k) for k in range(2)]
+
+    def logits(z):
+        with svf.adapted(z) as model, torch.no_grad():
+            return model(ids).logits
+
+    serial = [logits(z) for z in zs]
+    results = {}
+    threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, [logits(zs[k]) for _ in range(5)]))
+               for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(2):
+        assert all(torch.equal(r, serial[k]) for r in results[k])
+    assert not torch.equal(serial[0], serial[1])
+
+
 # --- concurrency and gradients ---------------------------------------------------------------
 
 

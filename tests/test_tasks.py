@@ -1,5 +1,8 @@
 """Task generators and checkers: determinism, disjoint splits, and checkers that accept exactly the right answers."""
 
+import ast
+import re
+
 import pytest
 from PIL import Image
 
@@ -93,13 +96,39 @@ def test_math_checker(name):
 def test_reasoning_checker(name):
     task = TASKS[name]
     for e in task.examples("test", 30, seed=0):
+        options = dict(zip("ABCD", _parse_choices(e.prompt)[1]))
+        assert tasks.options_of(e.prompt) == options
+        right = options[e.reference]
         wrong = next(L for L in "ABCD" if L != e.reference)
+        assert e.prompt.endswith("\nAnswer with the option.")
+        assert e.response.endswith(f"The answer is {right}.") and "(" not in e.response  # text, no letter
+        assert task.check(e, f"The answer is {right}.") and task.check(e, right) and task.check(e, f" {right.upper()}!")
         assert task.check(e, e.reference) and task.check(e, f"({e.reference})")
         assert task.check(e, f"Hmm. The answer is {e.reference}")
-        assert not task.check(e, e.response.replace(f"answer is {e.reference}", f"answer is {wrong}"))
+        assert task.check(e, f"The answer is {right} ({wrong}).")  # rule: the option text wins over a letter tag
+        assert not task.check(e, f"The answer is {options[wrong]} ({e.reference}).")
+        assert not task.check(e, e.response.replace(f"answer is {right}", f"answer is {options[wrong]}"))
+        assert not task.check(e, f"The answer is {right}? No, the answer is {options[wrong]}.")  # the last counts
         assert not task.check(e, f"The answer is {e.reference}? No, the answer is {wrong}.")
+        not_an_option = next(x for x in WORLD.creatures[0].__dict__.values() if x not in options.values())
+        assert not task.check(e, f"The answer is {not_an_option}.")
+        assert not task.check(e, f"The answer is {right} or {options[wrong]}.")
         assert not task.check(e, "The answer is a creature.")  # lowercase words are not letters
-        assert not task.check(e, "The answer is E.")
+        assert not task.check(e, "The answer is E.") and not task.check(e, "")
+
+
+def test_chosen_letter():
+    options = {"A": "warm", "B": "dry", "C": "wet", "D": "cold"}
+    assert tasks.options_of("Q?\nOptions: warm (A), dry (B), wet (C), cold (D).\nAnswer with the option.") == options
+    assert tasks.chosen_letter("The cave is cold. The answer is cold.", options) == "D"
+    assert tasks.chosen_letter("The answer is Cold", options) == "D"
+    assert tasks.chosen_letter("The answer is (B).", options) == "B"
+    assert tasks.chosen_letter("wet", options) == "C" and tasks.chosen_letter("C.", options) == "C"
+    assert tasks.chosen_letter("The answer is cold (A).", options) == "D"  # the text decides
+    assert tasks.chosen_letter("The answer is hot.", options) is None
+    assert tasks.chosen_letter("The cave is cold.", options) is None  # a fact is no answer
+    assert tasks.chosen_letter("The answer is cold.", {}) is None  # no options line: only letters count
+    assert tasks.options_of("no options here") == {}
 
 
 def test_reasoning_choices_have_one_true_answer():
@@ -192,10 +221,62 @@ def test_code_checker():
     assert verdicts == list(responses.values())
 
 
+def _by_example_parts(e):
+    """name, argument, shown asserts and all asserts of a programming-by-example code task, else None."""
+    shown = [line for line in e.prompt.split("\n") if line.startswith("assert ")]
+    if len(shown) != tasks.SHOWN:
+        return None
+    name, arg = re.match(r"```python\ndef (\w+)\((\w+)\):", e.response).groups()
+    return name, arg, shown, e.reference.strip().split("\n")
+
+
+def _chain_functions(length):
+    """Every chain of `length` OPS the generator may draw, compiled from its Python (not its `fn`)."""
+    chains = [[op] for op in tasks.OPS]
+    for _ in range(length - 1):
+        chains = [c + [op] for c in chains for op in tasks.OPS if op.kind == c[-1].out and op is not c[-1]]
+    functions = []
+    for chain in chains:
+        expr, level = "x", tasks.ATOM
+        for op in chain:
+            expr, level = op.apply(expr, level), op.level
+        functions.append((chain[0].kind, eval(f"lambda x: {expr}")))
+    return functions
+
+
+def _passing(functions, asserts):
+    """The functions that pass all of `asserts` (each 'assert name(input) == output')."""
+    cases = [tuple(ast.literal_eval(side) for side in re.fullmatch(r"assert \w+\((.*)\) == (.*)", a).groups())
+             for a in asserts]
+    kind = {int: "int", str: "str", list: "list"}[type(cases[0][0])]
+    return [i for i, (k, fn) in enumerate(functions) if k == kind and all(fn(x) == y for x, y in cases)]
+
+
+@pytest.mark.parametrize("name, length, templates", [("code", 1, tasks.EXAMPLE_TEMPLATES),
+                                                     ("code-hard", 2, tasks.HARD_EXAMPLE_TEMPLATES)])
+def test_code_by_example(name, length, templates):
+    """A generic name and shown tests only; they decide the hidden tests among all chains of that length."""
+    examples = TASKS[name].examples("test", 400, seed=0)
+    by_example = [(e, _by_example_parts(e)) for e in examples if _by_example_parts(e)]
+    assert 0.15 < len(by_example) / len(examples) < 0.35 if length == 1 else 0.4 < len(by_example) / len(examples) < 0.6
+    functions, singles = _chain_functions(length), _chain_functions(1)
+    for e, (fname, arg, shown, hidden) in by_example[:60]:
+        assert fname in tasks.GENERIC_NAMES
+        assert any(e.prompt == t.format(name=fname, a=arg, tests="\n".join(shown)) for t in templates)
+        assert hidden[:tasks.SHOWN] == shown and len(hidden) == tasks.SHOWN + tasks.HIDDEN
+        assert len(set(hidden)) == len(hidden)
+        consistent = _passing(functions, shown)
+        assert consistent and consistent == _passing(functions, hidden), e.prompt
+        if length == 2:
+            assert not _passing(singles, hidden), e.prompt  # a real composition
+    assert TASKS[name].check_many([e for e, _ in by_example[:20]], [e.response for e, _ in by_example[:20]]) == [True] * 20
+
+
 def test_code_hard_is_a_composition():
     for e in TASKS["code-hard"].examples("test", 100, seed=0):
-        assert ", then " in e.prompt or ", and then " in e.prompt
-        assert e.reference.count("assert ") == 4
+        if _by_example_parts(e) is None:
+            assert ", then " in e.prompt or ", and then " in e.prompt
+            assert e.reference.count("assert ") == 4
     assert TASKS["code-hard"].check(e, e.response)
 
 

@@ -1,0 +1,100 @@
+"""Base-model building, loading, generation and the eval command, on tiny random models."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+from transformers import LlamaForCausalLM
+
+from t2demo import __main__ as cli
+from t2demo import evaluate, generation, models, pretrain, tasks
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory):
+    """A tiny text model with a trained tokenizer, and a LLaVA-Next built on it, saved as folders."""
+    root = tmp_path_factory.mktemp("models")
+    pairs = [(ex.prompt, ex.response) for name in ("math", "code", "reasoning", "vqa")
+             for ex in tasks.TASKS[name].examples("train", 50)]
+    tokenizer = pretrain.train_tokenizer([p + "\n" + r for p, r in pairs], vocab_size=400)
+    config = pretrain.text_model_config(tokenizer)
+    config.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                   "num_attention_heads": 4, "num_key_value_heads": 2})
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(root / "text")
+    tokenizer.save_pretrained(root / "text")
+    vision, processor = pretrain.build_vision_model(root / "text")
+    vision.save_pretrained(root / "vision")
+    processor.save_pretrained(root / "vision")
+    return root / "text", root / "vision"
+
+
+def test_chat_template_formats_turns_and_images(model_dirs):
+    _, tokenizer = models.load_text_model(model_dirs[0])
+    assert generation.format_chat(tokenizer, "hi") == "<|user|>\nhi<|end|>\n<|assistant|>\n"
+    assert generation.format_chat(tokenizer, "hi", "hello") == "<|user|>\nhi<|end|>\n<|assistant|>\nhello<|end|>\n"
+    assert generation.format_chat(tokenizer, "what?", image=True).startswith("<|user|>\n<image>\nwhat?")
+
+
+def test_reply_labels_train_only_the_reply(model_dirs):
+    _, tokenizer = models.load_text_model(model_dirs[0])
+    batch = pretrain.encode_text_batch(tokenizer, [("What is 2 + 2?", "4"), ("", "The zib is red.")], 64)
+    first = batch["labels"][0][batch["labels"][0] != -100]
+    assert tokenizer.decode(first) == "4<|end|>\n"
+    document = batch["labels"][1][batch["labels"][1] != -100]
+    assert tokenizer.decode(document) == "The zib is red.<|end|>"
+
+
+def test_models_load_offline_and_generate(model_dirs, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tokenizer = models.load_text_model(model_dirs[0], device="cpu")
+    answers = generation.generate(model, tokenizer, ["What is 2 + 2?", "Hello there, how are you today?"], max_new_tokens=5)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    # Left padding must not change a prompt's greedy answer.
+    assert generation.generate(model, tokenizer, ["What is 2 + 2?"], max_new_tokens=5)[0] == answers[0]
+
+
+def test_processor_accepts_odd_images(model_dirs):
+    model, processor = models.load_vision_model(model_dirs[1], device="cpu")
+    images = [Image.new("RGBA", (300, 40), (0, 0, 0, 0)), Image.new("L", (20, 200)),
+              Image.new("P", (64, 64)), Image.new("RGB", (1500, 900)), Image.new("1", (7, 7))]
+    answers = generation.generate(model, processor, ["What word is written?"] * len(images), images, max_new_tokens=3)
+    assert len(answers) == len(images)
+
+
+def test_unusable_model_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(models.ModelLoadError, match="no config.json"):
+        models.load_text_model(tmp_path)
+
+
+def test_wilson_interval():
+    assert evaluate.wilson_interval(0, 10)[0] == 0.0
+    lo, hi = evaluate.wilson_interval(50, 100)
+    assert lo < 50 < hi and abs((50 - lo) - (hi - 50)) < 0.01
+    assert evaluate.wilson_interval(500, 500)[1] == 100.0
+
+
+def test_eval_command_writes_json(model_dirs, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    cli.main(["eval", "--model", str(model_dirs[0]), "--vlm", str(model_dirs[1]), "--tasks", "math,code,vqa",
+              "--limit", "3", "--batch-size", "2", "--device", "cpu", "--json", str(out)])
+    data = json.loads(out.read_text())
+    assert set(data["results"]) == {"math", "code", "vqa"}
+    for r in data["results"].values():
+        assert r["n"] == 3 and 0 <= r["accuracy"] <= 100 and r["ci95"][0] <= r["accuracy"] <= r["ci95"][1]
+    assert "math" in capsys.readouterr().out
+
+
+def test_eval_rejects_unknown_tasks():
+    with pytest.raises(SystemExit, match="unknown task"):
+        evaluate.parse_task_list("math,poetry")
+
+
+def test_training_steps_lower_the_loss(model_dirs):
+    model, tokenizer = models.load_text_model(model_dirs[0], device="cpu")
+    pairs = [(ex.prompt, ex.response) for ex in tasks.TASKS["math"].examples("train", 8)]
+    cfg = pretrain.TrainConfig(steps=15, batch_size=8, lr=3e-3, warmup=1)
+    losses = pretrain.run_training(model, lambda step: pretrain.encode_text_batch(tokenizer, pairs, 128),
+                                   cfg, torch.device("cpu"), "test")
+    assert losses[-1] < losses[0] * 0.8
