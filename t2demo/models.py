@@ -55,29 +55,28 @@ def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-def load_text_model(name: str | Path = "default", device: str | None = None, dtype: str | None = None):
-    """Return (model, tokenizer) for a causal LM, in eval mode on the chosen device."""
-    path = resolve_model(name)
+def _load(name: str | Path, vision: bool, device: str | None, dtype: str | None):
+    path = resolve_model(name, vision)
     dev = pick_device(device)
+    preprocessor_class, model_class = (
+        (AutoProcessor, LlavaNextForConditionalGeneration) if vision else (AutoTokenizer, AutoModelForCausalLM)
+    )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, dev))
+        preprocessor = preprocessor_class.from_pretrained(path)
+        model = model_class.from_pretrained(path, dtype=pick_dtype(dtype, dev))
     except (OSError, ValueError) as err:
-        raise ModelLoadError(f"cannot load text model {name!r}: {err}") from err
+        raise ModelLoadError(f"cannot load {'vision' if vision else 'text'} model {name!r}: {err}") from err
+    tokenizer = preprocessor.tokenizer if vision else preprocessor
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.to(dev).eval(), tokenizer
+    return model.to(dev).eval(), preprocessor
+
+
+def load_text_model(name: str | Path = "default", device: str | None = None, dtype: str | None = None):
+    """Return (model, tokenizer) for a causal LM, in eval mode on the chosen device."""
+    return _load(name, False, device, dtype)
 
 
 def load_vision_model(name: str | Path = "default", device: str | None = None, dtype: str | None = None):
     """Return (model, processor) for a LLaVA-Next model, in eval mode on the chosen device."""
-    path = resolve_model(name, vision=True)
-    dev = pick_device(device)
-    try:
-        processor = AutoProcessor.from_pretrained(path)
-        model = LlavaNextForConditionalGeneration.from_pretrained(path, dtype=pick_dtype(dtype, dev))
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(f"cannot load vision model {name!r}: {err}") from err
-    if processor.tokenizer.pad_token is None:
-        processor.tokenizer.pad_token = processor.tokenizer.eos_token
-    return model.to(dev).eval(), processor
+    return _load(name, True, device, dtype)

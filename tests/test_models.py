@@ -98,3 +98,16 @@ def test_training_steps_lower_the_loss(model_dirs):
     losses = pretrain.run_training(model, lambda step: pretrain.encode_text_batch(tokenizer, pairs, 128),
                                    cfg, torch.device("cpu"), "test")
     assert losses[-1] < losses[0] * 0.8
+
+
+def test_model_card_lists_training_and_accuracy(tmp_path):
+    folder = tmp_path / "t2demo-llama-tiny"
+    folder.mkdir()
+    (folder / "training.json").write_text(json.dumps({
+        "architecture": "LlamaForCausalLM", "parameters": 1234567, "device": "cpu", "wall_seconds": 600.0,
+        "final_loss": 0.5, "mixture": {"math": 10}, "train": {"steps": 3, "batch_size": 2, "lr": 0.1}}))
+    results = {"math": {"accuracy": 41.2, "n": 500, "ci95": [37.0, 45.5]}}
+    pretrain.write_model_card(folder, results, "python -m t2demo eval")
+    card = (folder / "README.md").read_text()
+    assert "1,234,567" in card and "10.0 minutes" in card
+    assert "| math | 41.2 | [37.0, 45.5] | 500 |" in card
