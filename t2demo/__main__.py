@@ -42,6 +42,22 @@ def _eval(args: argparse.Namespace) -> None:
     print(evaluate.format_table(results, f"model={args.model} vlm={args.vlm} split={args.split}"))
     if args.json:
         evaluate.write_json_atomic(args.json, {"model": args.model, "vlm": args.vlm, "split": args.split, "results": results})
+    if args.card:
+        from pathlib import Path
+
+        from t2demo import pretrain, tasks
+
+        command = "python -m t2demo " + " ".join(sys.argv[1:])
+        for name, vision in ((args.model, False), (args.vlm, True)):
+            part = {t: r for t, r in results.items() if (tasks.TASKS[t].category == "vqa") == vision}
+            if part:
+                pretrain.write_model_card(Path(models.resolve_model(name, vision)), part, command)
+
+
+def _train_expert(args: argparse.Namespace) -> None:
+    from t2demo import train
+
+    train.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +88,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--card", action="store_true", help="write the results into the models' cards (README.md)")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("train-expert", help="train an SVF expert (or a LoRA baseline) on a task")
+    p.add_argument("--task", required=True, choices=["math", "code", "reasoning", "vqa", "cls"],
+                   help="training task; vqa trains on the vision model, cls is the first-pass classifier")
+    p.add_argument("--model", default="default", help="'default', a folder or a hub id (vqa: a LLaVA-Next model)")
+    p.add_argument("--out", default=None, help="expert file (svf) or adapter folder (lora); "
+                   "default experts/<model folder>/<task>[-ntp].safetensors (lora: a <task>[-ntp]-lora folder); "
+                   "the checkpoint goes to <out>.ckpt/")
+    p.add_argument("--objective", default="rl", choices=["rl", "ntp"], help="REINFORCE, or next-token prediction on the references")
+    p.add_argument("--method", default="svf", choices=["svf", "lora"])
+    p.add_argument("--targets", default="mlp", choices=["mlp", "attn", "all"], help="which matrices are adapted")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--grad-clip", type=float, default=1e-3, help="gradient-norm clip (<= 0: off)")
+    p.add_argument("--kl-coef", type=float, default=0.0, help="per-token KL penalty to the base model (rl)")
+    p.add_argument("--normalize-rewards", action="store_true", help="subtract the batch mean, divide by the std (rl)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (rl)")
+    p.add_argument("--eval-every", type=int, default=10, help="steps between validations and checkpoints")
+    p.add_argument("--val-n", type=int, default=64, help="validation examples")
+    p.add_argument("--eval-batch-size", type=int, default=32)
+    p.add_argument("--train-n", type=int, default=2048, help="training examples drawn (the data budget)")
+    p.add_argument("--lora-rank", type=int, default=4)
+    p.add_argument("--lora-alpha", type=float, default=8.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fresh", action="store_true", help="ignore and delete an existing checkpoint")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    p.set_defaults(func=_train_expert)
     return parser
 
 

@@ -75,15 +75,22 @@ def test_wilson_interval():
     assert evaluate.wilson_interval(500, 500)[1] == 100.0
 
 
-def test_eval_command_writes_json(model_dirs, tmp_path, capsys):
+def test_eval_command_writes_json_and_cards(model_dirs, tmp_path, capsys):
     out = tmp_path / "results.json"
+    facts = {"parameters": 1, "device": "cpu", "wall_seconds": 6.0, "final_loss": 1.0, "mixture": {},
+             "train": {"steps": 1, "batch_size": 1, "lr": 0.1}}
+    for folder, arch in zip(model_dirs, ("LlamaForCausalLM", "LlavaNextForConditionalGeneration")):
+        (folder / "training.json").write_text(json.dumps(facts | {"architecture": arch}))
     cli.main(["eval", "--model", str(model_dirs[0]), "--vlm", str(model_dirs[1]), "--tasks", "math,code,vqa",
-              "--limit", "3", "--batch-size", "2", "--device", "cpu", "--json", str(out)])
+              "--limit", "3", "--batch-size", "2", "--device", "cpu", "--json", str(out), "--card"])
     data = json.loads(out.read_text())
     assert set(data["results"]) == {"math", "code", "vqa"}
     for r in data["results"].values():
         assert r["n"] == 3 and 0 <= r["accuracy"] <= 100 and r["ci95"][0] <= r["accuracy"] <= r["ci95"][1]
     assert "math" in capsys.readouterr().out
+    text_card, vision_card = ((folder / "README.md").read_text() for folder in model_dirs)
+    assert "| math |" in text_card and "| code |" in text_card and "| vqa |" not in text_card
+    assert "| vqa |" in vision_card and "| math |" not in vision_card
 
 
 def test_eval_rejects_unknown_tasks():

@@ -1,0 +1,194 @@
+"""Expert training (t2demo/train.py) on tiny random models: RL, ntp, resume, divergence, LoRA, vision, CLI."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+
+import pytest
+import torch
+from transformers import LlamaForCausalLM
+
+from t2demo import __main__ as cli
+from t2demo import pretrain, tasks, train
+from t2demo.experts import load_expert
+from t2demo.generation import encode_prompts
+from t2demo.svf import SVF
+
+
+def even_start(text: str) -> bool:
+    """The toy task's reward: the answer's first character has an even code point (~1/3 of tokens)."""
+    return bool(text) and ord(text[0]) % 2 == 0
+
+
+@dataclass(frozen=True)
+class ToyTask:
+    """Answer with one token whose text starts with an even character; the same 16 prompts in every split."""
+
+    name: str = "toy"
+    max_new_tokens: int = 1
+
+    def examples(self, split: str, n: int, seed: int = 0) -> list[tasks.Example]:
+        return [tasks.Example(f"Say a word ({i % 16}).", "", "apple", "toy") for i in range(n)]
+
+    def check_many(self, examples, responses) -> list[bool]:
+        return [even_start(r) for r in responses]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    pairs = [(ex.prompt, ex.response) for name in ("math", "reasoning", "vqa")
+             for ex in tasks.TASKS[name].examples("train", 30)]
+    return pretrain.train_tokenizer([p + "\n" + r for p, r in pairs], vocab_size=300)
+
+
+def text_model(tokenizer, init: float = 0.02) -> LlamaForCausalLM:
+    """A tiny random chat model; a large init makes its first-token distribution easy to move."""
+    config = pretrain.text_model_config(tokenizer)
+    config.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                   "num_key_value_heads": 2, "initializer_range": init})
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def text_dir(tokenizer, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "text"
+    text_model(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def cfg(**kw) -> train.ExpertConfig:
+    """Small, fast settings; the test names what matters to it."""
+    base = dict(steps=2, batch_size=4, lr=0.05, grad_clip=0.0, eval_every=2, val_n=4, train_n=8, eval_batch_size=8)
+    return train.ExpertConfig(**(base | kw))
+
+
+def checkpoint_params(out) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, _, progress = train.load_checkpoint(train.checkpoint_path(out))
+    return {k.removeprefix("param/"): v for k, v in tensors.items() if k.startswith("param/")}, progress
+
+
+def p_rewarded(model, tokenizer, svf: SVF, z) -> float:
+    """Mean probability, over the toy prompts, that the first answer token earns the reward."""
+    rewarded = [i for i in range(len(tokenizer)) if i not in tokenizer.all_special_ids and even_start(tokenizer.decode([i]))]
+    enc = encode_prompts(tokenizer, [ex.prompt for ex in ToyTask().examples("train", 16)])
+    mask = enc["attention_mask"]
+    with svf.adapted(z), torch.no_grad():
+        logits = model(**enc, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[:, -1]
+    return logits.softmax(-1)[:, rewarded].sum(-1).mean().item()
+
+
+def test_rl_moves_z_towards_the_reward(tokenizer, tmp_path):
+    model = text_model(tokenizer, init=0.3)
+    out = tmp_path / "toy.safetensors"
+    summary = train.train_expert(model, tokenizer, ToyTask(), cfg(steps=10, batch_size=32, eval_every=5, train_n=64,
+                                                                  normalize_rewards=True), out, progress_bar=False)
+    svf = SVF(model)
+    z, progress = checkpoint_params(out)
+    assert progress["step"] == 10 and [e["step"] for e in progress["evals"]] == [0, 5, 10]
+    assert max((v - 1).abs().max().item() for v in z.values()) > 0.1  # z moved off the base model
+    before, after = p_rewarded(model, tokenizer, svf, None), p_rewarded(model, tokenizer, svf, z)
+    assert after > before + 0.1, (before, after)
+    rewards = [s["reward"] for s in summary["log"]]
+    assert sum(rewards[-3:]) > sum(rewards[:3])
+    # the expert file: engine format, loadable, with the run's notes
+    expert = load_expert(out, svf)
+    assert expert.label == "toy" and set(expert.z) == set(svf.names)
+    notes = expert.notes
+    assert (notes["task"], notes["objective"], notes["steps_done"], notes["seed"]) == ("toy", "rl", 10, 0)
+    assert notes["best_val_accuracy"] == summary["best_val_accuracy"] and "command" in notes
+    best = torch.cat([expert.z[n] for n in svf.names])
+    assert (summary["best_step"] == 0) == bool((best == 1).all())  # the best-validation state, not the last
+
+
+def test_ntp_lowers_the_loss(tokenizer, tmp_path):
+    model = text_model(tokenizer, init=0.3)
+    summary = train.train_expert(model, tokenizer, tasks.TASKS["math"], cfg(objective="ntp", steps=6, eval_every=6, val_n=2,
+                                                                              train_n=4, lr=0.1), tmp_path / "m.safetensors",
+                                 progress_bar=False)
+    losses = [s["loss"] for s in summary["log"]]
+    assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0] - 0.1, losses
+
+
+def test_resume_continues_from_the_checkpoint(tokenizer, tmp_path):
+    model = text_model(tokenizer, init=0.3)
+    task = ToyTask()
+    whole = train.train_expert(model, tokenizer, task, cfg(steps=4), tmp_path / "whole.safetensors", progress_bar=False)
+    out = tmp_path / "split.safetensors"
+    train.train_expert(model, tokenizer, task, cfg(steps=2), out, progress_bar=False)  # "interrupted" after 2 steps
+    resumed = train.train_expert(model, tokenizer, task, cfg(steps=4), out, progress_bar=False)
+    assert [s["step"] for s in resumed["log"]] == [3, 4]  # only the remaining steps
+    assert [s["reward"] for s in resumed["log"]] == [s["reward"] for s in whole["log"][2:]]
+    z_whole, _ = checkpoint_params(tmp_path / "whole.safetensors")
+    z_resumed, progress = checkpoint_params(out)
+    assert progress["step"] == 4
+    assert all(torch.allclose(z_whole[n], z_resumed[n], atol=1e-6) for n in z_whole)  # the same run, resumed
+    with pytest.raises(train.CheckpointMismatch, match="another run"):
+        train.train_expert(model, tokenizer, task, cfg(steps=4, objective="ntp"), out, progress_bar=False)
+    again = train.train_expert(model, tokenizer, task, cfg(steps=1, eval_every=1), out, fresh=True, progress_bar=False)
+    assert [s["step"] for s in again["log"]] == [1]
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tokenizer, tmp_path, monkeypatch):
+    model = text_model(tokenizer, init=0.3)
+    out = tmp_path / "toy.safetensors"
+    train.train_expert(model, tokenizer, ToyTask(), cfg(steps=2), out, progress_bar=False)
+    good, _ = checkpoint_params(out)
+    real = train.rl_loss
+    monkeypatch.setattr(train, "rl_loss", lambda *a, **k: (real(*a, **k)[0] * float("nan"), 0.0))
+    with pytest.raises(train.TrainingDiverged, match=r"step 3: the loss is not finite.*checkpoint .*step 2"):
+        train.train_expert(model, tokenizer, ToyTask(), cfg(steps=4), out, progress_bar=False)
+    kept, progress = checkpoint_params(out)
+    assert progress["step"] == 2 and all(torch.equal(good[n], kept[n]) for n in good)
+    assert all(torch.isfinite(v).all() for v in load_expert(out, SVF(model)).z.values())
+
+
+def test_lora_runs_and_saves_with_peft(tokenizer, tmp_path):
+    model = text_model(tokenizer, init=0.3)
+    counts = train.parameter_counts(model, "mlp", lora_rank=4)
+    assert counts["svf"] == sum(SVF(model).ranks.values()) and counts["svf"] < counts["lora"]
+    out = tmp_path / "toy-lora"
+    summary = train.train_expert(model, tokenizer, ToyTask(), cfg(method="lora", lora_rank=4, kl_coef=0.1), out,
+                                 progress_bar=False)
+    assert summary["trainable"] == counts["lora"] and summary["steps"] == 2
+    assert summary["log"][-1]["kl"] > 0  # the adapter moved away from the base model
+    assert {"adapter_config.json", "adapter_model.safetensors", "t2demo_training.json"} <= {p.name for p in out.iterdir()}
+    assert json.loads((out / "t2demo_training.json").read_text())["notes"]["method"] == "lora"
+    assert not list(tmp_path.glob(".toy-lora*"))  # no temporary folders left
+
+
+def test_vision_model_trains_on_vqa(text_dir, tmp_path):
+    model, processor = pretrain.build_vision_model(text_dir, tile=32, patch=8)
+    model.eval()
+    out = tmp_path / "vqa.safetensors"
+    vqa = tasks.TASKS["vqa"]
+    summary = train.train_expert(model, processor, vqa, cfg(steps=1, batch_size=2, val_n=2, train_n=2), out, progress_bar=False)
+    assert summary["steps"] == 1 and summary["log"][0]["grad_norm"] > 0
+    ntp = train.train_expert(model, processor, vqa, cfg(objective="ntp", steps=1, batch_size=2, val_n=2, train_n=2),
+                             tmp_path / "vqa-ntp.safetensors", progress_bar=False)
+    assert ntp["log"][0]["grad_norm"] > 0
+    assert load_expert(out, SVF(model)).label == "vqa"
+
+
+def test_cli_trains_the_classification_expert(text_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default --out is relative: experts/<model folder>/<task>.safetensors
+    argv = ["train-expert", "--task", "cls", "--model", str(text_dir), "--steps", "1", "--batch-size", "2",
+            "--val-n", "2", "--train-n", "2", "--eval-every", "1", "--device", "cpu"]
+    monkeypatch.setattr(sys, "argv", ["t2demo", *argv])
+    cli.main(argv)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 1 and summary["out"] == "experts/text/cls.safetensors"
+    notes = load_expert(tmp_path / summary["out"]).notes
+    assert notes["task"] == "cls" and notes["command"] == "python -m t2demo " + shlex.join(argv)
+
+
+def test_classification_reward_reads_the_boxed_category():
+    task = train.resolve_task("cls")
+    examples = task.examples("train", 5)
+    right = [f"The category is \\boxed{{{ex.reference}}}." for ex in examples]
+    assert task.check_many(examples, right) == [True] * 5
+    assert task.check_many(examples[:2], ["math", "\\boxed{nonsense}"]) == [False, False]
