@@ -30,14 +30,18 @@ def authors_compose(U: Tensor, S: Tensor, Vh: Tensor, z: Tensor) -> Tensor:
     return (U @ torch.diag_embed(s) @ Vh) * (S.sum() / s.sum())
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
-    """Median wall time of fn() in seconds, after warm-up, synchronising the device."""
+def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2,
+          setup: Callable[[], object] = lambda: None) -> float:
+    """Median wall time of fn() in seconds, after warm-up, synchronising the device; `setup` runs
+    untimed before each call (e.g. apply z before timing restore)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
+        setup()
         fn()
-    sync()
     times = []
     for _ in range(repeats):
+        setup()
+        sync()
         start = time.perf_counter()
         fn()
         sync()
@@ -92,7 +96,7 @@ def bench_model(device: torch.device, repeats: int) -> dict:
     with torch.no_grad():
         forward_s = timed(lambda: model(ids), device, repeats)
         apply_s = timed(lambda: svf.apply(z), device, repeats)
-        restore_s = timed(lambda: (svf.apply(z), svf.restore()), device, repeats) - apply_s
+        restore_s = timed(svf.restore, device, repeats, setup=lambda: svf.apply(z))
 
         def swapped():
             with svf.adapted(z):
