@@ -30,23 +30,32 @@ def authors_compose(U: Tensor, S: Tensor, Vh: Tensor, z: Tensor) -> Tensor:
     return (U @ torch.diag_embed(s) @ Vh) * (S.sum() / s.sum())
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2,
-          setup: Callable[[], object] = lambda: None) -> float:
-    """Median wall time of fn() in seconds, after warm-up, synchronising the device; `setup` runs
-    untimed before each call (e.g. apply z before timing restore)."""
+def timed_together(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int = 2,
+                   setup: Callable[[], object] = lambda: None) -> dict[str, float]:
+    """Median wall time in seconds of each function, timed in turn within every repeat so that a
+    load that comes and goes on a busy machine hits all of them alike and their ratios stay fair.
+    `setup` runs untimed before each call (e.g. apply z before timing restore)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
-        setup()
-        fn()
-    times = []
+        for fn in fns.values():
+            setup()
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        setup()
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            setup()
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2,
+          setup: Callable[[], object] = lambda: None) -> float:
+    """Median wall time of one function (see timed_together)."""
+    return timed_together({"fn": fn}, device, repeats, warmup, setup)["fn"]
 
 
 def _rel_err(W: Tensor, ref: Tensor) -> float:
@@ -65,10 +74,10 @@ def bench_shapes(device: torch.device, divisor: int, repeats: int) -> list[dict]
         z = 0.5 + torch.rand(r, device=device, generator=g)
         s64 = S.double() * z.double()
         ref = (U.double() * (s64 * S.double().sum() / s64.sum())) @ Vh.double()
-        row = {"shape": name, "m": m, "n": n, "count": count,
-               "authors_s": timed(lambda: authors_compose(U, S, Vh, z), device, repeats),
-               "ours_s": timed(lambda: compose(U, S, Vh, z, rescale=True), device, repeats),
-               "matmul_s": timed(lambda: U @ Vh, device, repeats),
+        seconds = timed_together({"authors_s": lambda: authors_compose(U, S, Vh, z),
+                                  "ours_s": lambda: compose(U, S, Vh, z, rescale=True),
+                                  "matmul_s": lambda: U @ Vh}, device, repeats)
+        row = {"shape": name, "m": m, "n": n, "count": count, **seconds,
                "authors_rel_err": _rel_err(authors_compose(U, S, Vh, z), ref),
                "ours_rel_err": _rel_err(compose(U, S, Vh, z, rescale=True), ref)}
         row["speedup"] = row["authors_s"] / row["ours_s"]
@@ -106,8 +115,8 @@ def bench_model(device: torch.device, repeats: int) -> dict:
             with svf.differentiable(z):
                 model(ids)
 
-        swapped_s = timed(swapped, device, repeats)
-        no_swap_s = timed(no_swap, device, repeats)
+        paths = timed_together({"swapped": swapped, "no_swap": no_swap}, device, repeats)
+        swapped_s, no_swap_s = paths["swapped"], paths["no_swap"]
     return {"matrices": len(svf.names), "targets": svf.targets, "decompose_s": decompose_s, "cache_load_s": load_s,
             "memory_ratio": svf.memory_ratio, "apply_s": apply_s, "restore_s": restore_s, "forward_s": forward_s,
             "adapted_forward_s": swapped_s, "no_swap_forward_s": no_swap_s}
