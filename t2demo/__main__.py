@@ -8,6 +8,11 @@ import sys
 
 
 def _bench(args: argparse.Namespace) -> None:
+    if args.what == "cem":
+        from t2demo import cem
+
+        cem.bench_main(args)
+        return
     from t2demo import bench
 
     bench.main(args)
@@ -65,9 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("bench", help="speed and memory benchmarks")
-    p.add_argument("what", choices=["compose"], help="which benchmark")
+    p.add_argument("what", choices=["compose", "cem"], help="which benchmark")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--device", default=None, help="cpu or cuda (default: fastest present)")
+    p.add_argument("--model", default="default", help="cem: text model, 'default', a folder or a hub id")
+    p.add_argument("--naive-generations", type=int, default=2,
+                   help="cem: generations of the naive per-example loop (its rate sets the speedup)")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("train-base", help="retrain a shipped default model from seeds")

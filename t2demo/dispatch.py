@@ -1,0 +1,183 @@
+r"""The first pass of Transformer²: work out what a prompt needs and turn it into expert weights α.
+
+Prompt-based (strategy "prompt"): the base model reads tasks.classification_prompt(prompt) and its
+answer is read, not generated: after the chat template's assistant header and a teacher-forced
+"\boxed{", each category label (plus its closing "}") is scored by its full token sequence's
+log-probability in one batched forward over the K candidates, and a softmax over the K sums gives
+the distribution over tasks.CATEGORIES. Classification expert (strategy "cls"): the same with the
+cls expert's z applied. Manual: α is given (the app's sliders).
+
+From the distribution, mode "hard" (the paper) takes the argmax category: its expert gets α = 1,
+and a category without an expert ("other", or "vqa" on the text model) means the base weights.
+Mode "soft" gives each expert α = p(its category) and the rest of the mass, 1 − Σα, to the base
+model: z' = Σₖ αₖ zₖ + (1 − Σα)·1. Without that base share a soft α would shrink every singular
+value (z' ≈ Σα < 1), which breaks the model instead of hedging between experts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from t2demo import tasks
+from t2demo.generation import format_chat, is_processor
+from t2demo.svf import SVF
+
+STRATEGIES = ("prompt", "cls", "manual", "fewshot")
+MODES = ("hard", "soft")
+
+
+class PipelineError(ValueError):
+    """A request the pipeline cannot serve, with a message a person can act on."""
+
+
+@dataclass
+class Dispatch:
+    """What the first pass decided. z' = Σₖ alpha[k]·z_k + base_weight·1, experts in label order."""
+
+    probabilities: dict[str, float]  # over tasks.CATEGORIES; empty for manual and fewshot
+    category: str  # argmax category, or "manual" / the few-shot task's name
+    alpha: list  # per expert (K,), or per expert and layer (K, L) as nested lists
+    seconds: float
+    strategy: str
+    labels: list[str] = field(default_factory=list)  # the experts α refers to, in order
+    base_weight: float = 0.0
+
+
+def context_window(model) -> int:
+    """Positions the (language) model can attend over."""
+    return int(model.config.get_text_config().max_position_embeddings)
+
+
+def check_fits(model, n_tokens: int, what: str) -> None:
+    """Refuse, rather than silently truncate, an input the model cannot see in full."""
+    limit = context_window(model)
+    if n_tokens > limit:
+        raise PipelineError(f"{what} needs {n_tokens} tokens but the model's context window is {limit}; "
+                            "shorten the prompt (or lower max_new_tokens)")
+
+
+def check_image(tok_or_proc, image) -> None:
+    if image is not None and not is_processor(tok_or_proc):
+        raise PipelineError("an image was given but this is a text-only model; load a vision (LLaVA-Next) model "
+                            "to ask about images")
+
+
+def _tokenizer(tok_or_proc):
+    return tok_or_proc.tokenizer if is_processor(tok_or_proc) else tok_or_proc
+
+
+def label_ids(tokenizer, prefix: str, label: str) -> list[int]:
+    """Token ids of `label + "}"` as they follow `prefix`: taken from the joint tokenization when
+    it extends the prefix's own (so merges and sentencepiece's leading space come out as the
+    model saw them in training), else the label tokenized alone."""
+    head = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    joint = tokenizer(prefix + label + "}", add_special_tokens=False)["input_ids"]
+    if joint[:len(head)] == head and len(joint) > len(head):
+        return joint[len(head):]
+    return tokenizer(label + "}", add_special_tokens=False)["input_ids"]
+
+
+@torch.no_grad()
+def _label_scores(model, tok_or_proc, prompt: str, image, labels: Sequence[str]) -> Tensor:
+    """Σ log p(label tokens) after the classification prompt and "\\boxed{", one row per label."""
+    tokenizer = _tokenizer(tok_or_proc)
+    prefix = format_chat(tok_or_proc, tasks.classification_prompt(prompt), image=image is not None) + "\\boxed{"
+    if image is not None:
+        enc = dict(tok_or_proc(images=[image], text=[prefix], return_tensors="pt"))
+    else:
+        enc = dict(tokenizer([prefix], return_tensors="pt", add_special_tokens=False))
+    head = enc.pop("input_ids")[0]
+    enc.pop("attention_mask")
+    conts = [label_ids(tokenizer, prefix, label) for label in labels]
+    width = max(map(len, conts))
+    check_fits(model, len(head) + width, "the classification prompt")
+    K, P = len(labels), len(head)
+    ids = torch.full((K, P + width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    ids[:, :P], mask[:, :P] = head, 1
+    for k, c in enumerate(conts):  # right padding: causal attention keeps it out of the scored positions
+        ids[k, P:P + len(c)] = torch.tensor(c)
+        mask[k, P:P + len(c)] = 1
+    extra = {k: v.repeat(K, *[1] * (v.ndim - 1)).to(model.device) for k, v in enc.items()}
+    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                   logits_to_keep=width + 1, **extra).logits[:, :-1].float()
+    logp = logits.log_softmax(-1).gather(-1, ids[:, P:, None].to(logits.device)).squeeze(-1)
+    return (logp * mask[:, P:].to(logp.device)).sum(-1).cpu()
+
+
+def category_probabilities(model, tok_or_proc, prompt: str, image=None, svf: SVF | None = None,
+                           cls_z: Mapping[str, Tensor] | None = None) -> dict[str, float]:
+    """p(category) over tasks.CATEGORIES from one forward pass, with the base weights (or cls_z).
+
+    With `svf` the pass runs under its lock (svf.adapted), so a concurrent second pass never lends
+    it adapted weights; cls_z needs svf.
+    """
+    check_image(tok_or_proc, image)
+    if cls_z is not None and svf is None:
+        raise PipelineError("the classification expert needs the model's SVF engine (svf=...)")
+    if svf is None:
+        scores = _label_scores(model, tok_or_proc, prompt, image, tasks.CATEGORIES)
+    else:
+        with svf.adapted(cls_z) as m:
+            scores = _label_scores(m, tok_or_proc, prompt, image, tasks.CATEGORIES)
+    return dict(zip(tasks.CATEGORIES, scores.softmax(0).tolist()))
+
+
+def alpha_from_probabilities(probabilities: Mapping[str, float], labels: Sequence[str],
+                             mode: str = "hard") -> tuple[list[float], float]:
+    """(α per expert label, base weight) for a category distribution; see the module docstring."""
+    if mode not in MODES:
+        raise PipelineError(f"unknown mode {mode!r}; choose from {MODES}")
+    if mode == "hard":
+        best = max(probabilities, key=probabilities.get)
+        alpha = [1.0 if label == best else 0.0 for label in labels]
+    else:
+        alpha = [float(probabilities.get(label, 0.0)) for label in labels]
+    return alpha, max(0.0, 1.0 - sum(alpha))
+
+
+def check_alpha(alpha, n_experts: int, num_layers: int, bounds: tuple[float, float] = (0.0, 1.0)) -> Tensor:
+    """α as a float tensor of shape (K,) or (K, L), finite and inside bounds, or a PipelineError."""
+    try:
+        a = torch.as_tensor(alpha, dtype=torch.float32)
+    except (TypeError, ValueError) as e:
+        raise PipelineError(f"alpha must be numbers, got {alpha!r}") from e
+    if a.shape not in ((n_experts,), (n_experts, num_layers)):
+        raise PipelineError(f"alpha has shape {tuple(a.shape)}; expected ({n_experts},) (one per expert) "
+                            f"or ({n_experts}, {num_layers}) (per expert and layer)")
+    if not bool(torch.isfinite(a).all()):
+        raise PipelineError("alpha holds non-finite values (NaN or inf)")
+    lo, hi = bounds
+    if bool((a < lo).any() or (a > hi).any()):
+        raise PipelineError(f"alpha {a.tolist()} is outside the bounds [{lo}, {hi}]")
+    return a
+
+
+def dispatch(model, tok_or_proc, prompt: str, labels: Sequence[str], *, strategy: str = "prompt",
+             mode: str = "hard", image=None, svf: SVF | None = None, cls_z: Mapping[str, Tensor] | None = None,
+             alpha=None, bounds: tuple[float, float] = (0.0, 1.0)) -> Dispatch:
+    """The first pass for the experts `labels`: strategy "prompt" or "cls" classifies the prompt,
+    "manual" takes α as given (checked against bounds). Few-shot α comes from cem.fit_alpha and
+    is applied by pipeline.Adapter."""
+    start = time.perf_counter()
+    if strategy == "manual":
+        if alpha is None:
+            raise PipelineError("the manual strategy needs alpha")
+        num_layers = svf.num_layers if svf is not None else model.config.get_text_config().num_hidden_layers
+        a = check_alpha(alpha, len(labels), num_layers, bounds)
+        return Dispatch({}, "manual", a.tolist(), time.perf_counter() - start, strategy, list(labels))
+    if strategy == "fewshot":
+        raise PipelineError("few-shot α comes from cem.fit_alpha; answer with pipeline.Adapter(strategy='fewshot')")
+    if strategy not in STRATEGIES:
+        raise PipelineError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    if strategy == "cls" and cls_z is None:
+        raise PipelineError("the cls strategy needs a classification expert (train one with "
+                            "`python -m t2demo train-expert --task cls`)")
+    probs = category_probabilities(model, tok_or_proc, prompt, image, svf, cls_z if strategy == "cls" else None)
+    a, base = alpha_from_probabilities(probs, labels, mode)
+    return Dispatch(probs, max(probs, key=probs.get), a, time.perf_counter() - start, strategy, list(labels), base)

@@ -1,0 +1,303 @@
+"""The two-pass pipeline (dispatch, CEM, streaming second pass) on tiny random models."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+import torch
+from transformers import LlamaForCausalLM
+
+from t2demo import __main__ as cli
+from t2demo import cem, dispatch, generation, pretrain, tasks
+from t2demo.dispatch import PipelineError
+from t2demo.experts import Expert, ExpertError, load_expert, save_expert
+from t2demo.pipeline import Adapter, load_experts
+from t2demo.svf import SVF
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    texts = [ex.prompt + "\n" + ex.response for name in ("math", "code", "reasoning", "smalltalk")
+             for ex in tasks.TASKS[name].examples("train", 20)]
+    texts += [ex.prompt + "\n" + ex.response for ex in tasks.classification_examples("train", 20)]
+    return pretrain.train_tokenizer(texts, vocab_size=300)
+
+
+def text_model(tokenizer) -> LlamaForCausalLM:
+    config = pretrain.text_model_config(tokenizer)
+    config.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                   "num_key_value_heads": 2, "initializer_range": 0.3})
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval()
+
+
+def random_experts(svf: SVF, labels=("math", "code", "reasoning"), seed: int = 1) -> list[Expert]:
+    g = torch.Generator().manual_seed(seed)
+    return [Expert.from_svf(svf, {n: 1 + 0.5 * torch.randn(r, generator=g) for n, r in svf.ranks.items()}, label)
+            for label in labels]
+
+
+@pytest.fixture
+def adapter(tokenizer):
+    model = text_model(tokenizer)
+    svf = SVF(model)
+    cls = random_experts(svf, ("cls",), seed=7)[0]
+    return Adapter(model, tokenizer, random_experts(svf), cls_expert=cls, svf=svf)
+
+
+def favour(model, tokenizer, label: str):
+    """Bias the output head towards the tokens of `label` after "\\boxed{" (all of them: a bias on
+    the first alone would, at the later positions, push down the label's own next tokens)."""
+    prefix = generation.format_chat(tokenizer, tasks.classification_prompt("x")) + "\\boxed{"
+    bias = torch.zeros(len(tokenizer))
+    bias[dispatch.label_ids(tokenizer, prefix, label)] = 50.0
+    return model.lm_head.register_forward_hook(lambda module, inputs, out: out + bias)
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def joined(stream) -> str:
+    return "".join(stream)
+
+
+# ----------------------------------------------------------------------------- first pass
+
+def test_category_probabilities_match_one_label_at_a_time(adapter, tokenizer):
+    model = adapter.model
+    probs = dispatch.category_probabilities(model, tokenizer, "Tom has 3 apples. How many now?")
+    assert list(probs) == list(tasks.CATEGORIES) and math.isclose(sum(probs.values()), 1.0, rel_tol=1e-5)
+    # the batched, right-padded scoring equals scoring each label's tokens alone
+    prefix = generation.format_chat(tokenizer, tasks.classification_prompt("Tom has 3 apples. How many now?")) + "\\boxed{"
+    head = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    scores = []
+    for label in tasks.CATEGORIES:
+        ids = dispatch.label_ids(tokenizer, prefix, label)
+        with torch.no_grad():
+            logp = model(torch.tensor([head + ids])).logits[0, len(head) - 1:-1].log_softmax(-1)
+        scores.append(logp.gather(-1, torch.tensor(ids)[:, None]).sum())
+    expected = torch.stack(scores).softmax(0)
+    assert torch.allclose(torch.tensor(list(probs.values())), expected, atol=1e-5)
+    assert any(len(dispatch.label_ids(tokenizer, prefix, c)) > 1 for c in tasks.CATEGORIES)  # multi-token labels
+
+
+def test_a_favoured_label_wins_and_cls_expert_changes_the_pass(adapter, tokenizer):
+    hook = favour(adapter.model, tokenizer, "reasoning")
+    d, _ = adapter.first_pass("Which creature lives in the desert? Options: zib (A), mok (B).")
+    hook.remove()
+    assert d.category == "reasoning" and d.probabilities["reasoning"] > 0.9
+    assert d.alpha == [0.0, 0.0, 1.0] and d.base_weight == 0.0 and d.seconds > 0
+    prompt = "Hello there!"
+    base = adapter.first_pass(prompt, strategy="prompt")[0].probabilities
+    cls = adapter.first_pass(prompt, strategy="cls")[0].probabilities
+    with adapter.svf.adapted(adapter.cls_expert.z):
+        expected = dispatch.category_probabilities(adapter.model, tokenizer, prompt)
+    assert cls == pytest.approx(expected, abs=1e-6) and cls != pytest.approx(base, abs=1e-4)
+
+
+def test_other_means_the_exact_base_weights(adapter, tokenizer):
+    before = snapshot(adapter.model)
+    base_answer = generation.generate(adapter.model, tokenizer, ["Hi, how are you?"], max_new_tokens=8)[0]
+    hook = favour(adapter.model, tokenizer, "other")
+    d, stream = adapter.answer("Hi, how are you?", max_new_tokens=8)
+    assert d.category == "other" and d.alpha == [0.0, 0.0, 0.0] and d.base_weight == 1.0
+    assert adapter.z_for(d) is None
+    hook.remove()  # the stream is lazy: the second pass runs when read
+    assert joined(stream) == base_answer
+    after = snapshot(adapter.model)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+
+
+def test_soft_and_hard_alpha(adapter):
+    probs = {"math": 0.5, "code": 0.2, "reasoning": 0.1, "vqa": 0.05, "other": 0.15}
+    labels = adapter.labels
+    assert dispatch.alpha_from_probabilities(probs, labels, "hard") == ([1.0, 0.0, 0.0], 0.0)
+    soft, base = dispatch.alpha_from_probabilities(probs, labels, "soft")
+    assert soft == [0.5, 0.2, 0.1] and base == pytest.approx(0.2)
+    # soft: z' = Σ p_k z_k + (1 − Σ p)·1; hard: the argmax expert's z
+    d = dispatch.Dispatch(probs, "math", soft, 0.0, "prompt", labels, base)
+    z = adapter.z_for(d)
+    name = adapter.svf.names[0]
+    want = sum(a * e.z[name] for a, e in zip(soft, adapter.experts)) + base
+    assert torch.allclose(z[name], want, atol=1e-6)
+    hard = adapter.z_for(dispatch.Dispatch(probs, "math", [1.0, 0.0, 0.0], 0.0, "prompt", labels))
+    assert torch.equal(hard[name], adapter.experts[0].z[name])
+
+
+# ----------------------------------------------------------------------------- second pass
+
+def test_stream_equals_generate(adapter, tokenizer):
+    alpha = [0.6, 0.0, 0.3]
+    d, stream = adapter.answer("Ann has 4 pens. Ann buys 2 more. How many pens?", strategy="manual", alpha=alpha,
+                               max_new_tokens=16)
+    assert d.strategy == "manual" and d.alpha == pytest.approx(alpha)
+    text = joined(stream)
+    with adapter.svf.adapted(adapter.z_for(d)) as m:
+        expected = generation.generate(m, tokenizer, ["Ann has 4 pens. Ann buys 2 more. How many pens?"], max_new_tokens=16)[0]
+    assert text == expected and text
+
+
+def test_concurrent_answers_match_sequential(adapter):
+    jobs = [dict(prompt="Tom has 3 cards. How many?", strategy="manual", alpha=[1.0, 0.0, 0.0]),
+            dict(prompt="Tom has 3 cards. How many?", strategy="manual", alpha=[0.0, 0.7, 0.4]),
+            dict(prompt="Hello friend!", strategy="prompt", mode="soft"),
+            dict(prompt="Hello friend!", strategy="cls")]
+
+    def run(job):
+        d, stream = adapter.answer(**job, max_new_tokens=12)
+        return d.probabilities, d.alpha, joined(stream)
+
+    sequential = [run(job) for job in jobs]
+    assert sequential[0][2] != sequential[1][2]  # different α, different answers: the test can see a mix-up
+    results = [None] * len(jobs)
+    barrier = threading.Barrier(len(jobs))
+
+    def worker(i):
+        barrier.wait()
+        results[i] = run(jobs[i])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == sequential
+
+
+def test_closing_a_stream_early_releases_the_lock(adapter):
+    before = snapshot(adapter.model)
+    _, stream = adapter.answer("Tom has 3 cards.", strategy="manual", alpha=[1.0, 1.0, 1.0], max_new_tokens=64)
+    next(stream)
+    stream.close()
+    assert adapter.svf._lock.acquire(timeout=5)
+    adapter.svf._lock.release()
+    assert all(torch.equal(before[n], p) for n, p in adapter.model.named_parameters())
+
+
+# ----------------------------------------------------------------------------- CEM
+
+def toy_objective(target: torch.Tensor):
+    return lambda a: -float(((a - target) ** 2).sum())
+
+
+def test_cem_improves_is_deterministic_and_reports_each_generation():
+    target = torch.tensor([0.9, 0.1, 0.6])
+    seen = []
+    r = cem.cem(toy_objective(target), (3,), population=16, generations=12, seed=3, callback=seen.append)
+    assert [h["generation"] for h in seen] == list(range(1, 13)) and seen == r.history
+    assert r.history[-1]["best"] > r.history[0]["best"] and r.fitness > -1e-3
+    assert torch.allclose(r.alpha, target, atol=0.05) and r.evaluations == 16 * 12 and not r.cancelled
+    again = cem.cem(toy_objective(target), (3,), population=16, generations=12, seed=3)
+    assert torch.equal(again.alpha, r.alpha) and [h["alpha"] for h in again.history] == [h["alpha"] for h in r.history]
+    other = cem.cem(toy_objective(target), (3,), population=16, generations=12, seed=4)
+    assert not torch.equal(other.alpha, r.alpha)
+    assert all(0 <= v <= 1 for h in r.history for v in h["alpha"])
+
+
+def test_cem_can_be_cancelled():
+    stopped = cem.cem(toy_objective(torch.zeros(2)), (2,), population=4, generations=50,
+                      callback=lambda h: h["generation"] < 3)
+    assert len(stopped.history) == 3 and stopped.cancelled and stopped.evaluations == 12
+    event = threading.Event()
+    r = cem.cem(toy_objective(torch.zeros(2)), (2,), population=4, generations=50,
+                callback=lambda h: event.set() if h["generation"] == 2 else None, cancel=event)
+    assert len(r.history) == 2 and r.cancelled
+
+
+def test_fit_alpha_on_a_model_and_reuse_as_mixture(adapter, tmp_path):
+    examples = tasks.TASKS["math"].examples("validation", 3)
+    kw = dict(population=4, generations=2, seed=0, max_new_tokens=4)
+    fast = adapter.fit("math", examples, tasks.TASKS["math"], fast=True, per_layer=True, **kw)
+    assert fast.alpha.shape == (3, adapter.svf.num_layers) and fast.evaluations == 8
+    assert fast.fitness < 0 and len(fast.history) == 2  # a mean log-likelihood
+    full = cem.fit_alpha(adapter.svf, adapter.model, adapter.tok_or_proc, adapter.experts, examples,
+                         tasks.TASKS["math"], **kw)
+    again = cem.fit_alpha(adapter.svf, adapter.model, adapter.tok_or_proc, adapter.experts, examples,
+                          tasks.TASKS["math"], **kw)
+    assert full.history == [h | {"seconds": g["seconds"]} for h, g in zip(again.history, full.history)]
+    assert 0 < full.fitness < 1 + 1e-3 and full.alpha.shape == (3,)
+    # the fitted mixture, saved and reloaded, drives the fewshot strategy
+    adapter.save_mixture("math", tmp_path / "math-mix.safetensors")
+    adapter.mixtures.clear()
+    adapter.load_mixture("math", tmp_path / "math-mix.safetensors")
+    d, stream = adapter.answer(examples[0].prompt, strategy="fewshot", task="math", max_new_tokens=6)
+    assert d.category == "math" and torch.tensor(d.alpha).shape == (3, adapter.svf.num_layers)
+    text = joined(stream)  # read outside the lock below: the second pass needs it
+    with adapter.svf.adapted(adapter.svf.mix([e.z for e in adapter.experts], fast.alpha)) as m:
+        assert text == generation.generate(m, adapter.tok_or_proc, [examples[0].prompt], max_new_tokens=6)[0]
+
+
+# ----------------------------------------------------------------------------- vision
+
+def test_vision_model_with_vqa_and_transferred_text_experts(tokenizer, tmp_path):
+    text_dir = tmp_path / "text"
+    text_model(tokenizer).save_pretrained(text_dir)
+    tokenizer.save_pretrained(text_dir)
+    text_svf = SVF(LlamaForCausalLM.from_pretrained(text_dir).eval())
+    paths = []
+    for e in random_experts(text_svf, ("math", "code")):
+        paths.append(tmp_path / f"{e.label}.safetensors")
+        save_expert(e, paths[-1])
+    model, processor = pretrain.build_vision_model(text_dir, tile=32, patch=8)
+    model.eval()
+    svf = SVF(model)
+    with pytest.raises(ExpertError, match="not targets"):
+        load_expert(paths[0], svf, allow_transfer=True)  # the names differ: the pipeline maps them
+    with pytest.raises(ExpertError, match="not targets"):
+        load_experts(paths, svf)
+    with pytest.warns(UserWarning, match="cross-model transfer"):
+        transferred = load_experts(paths, svf, allow_transfer=True)
+    assert all(set(e.z) <= set(svf.names) for e in transferred)
+    assert torch.equal(transferred[0].z["model.language_model.layers.1.mlp.up_proj.weight"],
+                       load_expert(paths[0]).z["model.layers.1.mlp.up_proj.weight"])
+    vqa = random_experts(svf, ("vqa",), seed=5)[0]
+    adapter = Adapter(model, processor, [vqa, *transferred], svf=svf)
+    example = tasks.TASKS["vqa"].examples("validation", 2)
+    d, stream = adapter.answer(example[0].prompt, example[0].image, max_new_tokens=5)
+    assert list(d.probabilities) == list(tasks.CATEGORIES) and math.isclose(sum(d.probabilities.values()), 1, rel_tol=1e-5)
+    text = joined(stream)
+    with svf.adapted(adapter.z_for(d)) as m:
+        assert text == generation.generate(m, processor, [example[0].prompt], [example[0].image], max_new_tokens=5)[0]
+    r = adapter.fit("vqa", example, tasks.TASKS["vqa"], fast=True, population=2, generations=1)
+    assert r.evaluations == 2 and math.isfinite(r.fitness)
+
+
+# ----------------------------------------------------------------------------- errors
+
+def test_errors_say_what_is_wrong(adapter, tokenizer):
+    math_task = tasks.TASKS["math"]
+    examples = math_task.examples("validation", 2)
+    with pytest.raises(PipelineError, match="at least 2 examples"):
+        adapter.fit("math", examples[:1], math_task)
+    empty = [examples[0], tasks.Example(examples[1].prompt, "", "", "math")]
+    with pytest.raises(PipelineError, match="empty reference"):
+        adapter.fit("math", empty, math_task)
+    for alpha, message in (([0.5, float("nan"), 0.1], "non-finite"), ([0.5, 1.5, 0.0], "outside the bounds"),
+                           ([0.5, 0.5], "shape"), (None, "needs alpha")):
+        with pytest.raises(PipelineError, match=message):
+            adapter.answer("hi", strategy="manual", alpha=alpha)
+    with pytest.raises(PipelineError, match="context window is 1024"):
+        adapter.answer("apple " * 1100)
+    with pytest.raises(PipelineError, match="context window"):
+        adapter.answer("apple " * 900, max_new_tokens=300)
+    with pytest.raises(PipelineError, match="text-only model"):
+        adapter.answer("What word is shown?", image=tasks.TASKS["vqa"].examples("validation", 1)[0].image)
+    with pytest.raises(PipelineError, match="unknown strategy"):
+        adapter.answer("hi", strategy="guess")
+    with pytest.raises(PipelineError, match="unknown mode"):
+        adapter.answer("hi", mode="medium")
+    with pytest.raises(PipelineError, match="no few-shot mixture"):
+        adapter.answer("hi", strategy="fewshot", task="math")
+    adapter.cls_expert = None
+    with pytest.raises(PipelineError, match="classification expert"):
+        adapter.answer("hi", strategy="cls")
+    with pytest.raises(PipelineError, match="bounds"):
+        cem.cem(toy_objective(torch.zeros(1)), (1,), bounds=(1.0, 0.0))
+
+
+def test_bench_cem_refuses_a_missing_model(tmp_path):
+    with pytest.raises(SystemExit, match="bench cem: .*not a Hugging Face model folder"):
+        cli.main(["bench", "cem", "--model", str(tmp_path)])
