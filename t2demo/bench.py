@@ -83,7 +83,6 @@ def bench_shapes(device: torch.device, divisor: int, repeats: int) -> list[dict]
         row["speedup"] = row["authors_s"] / row["ours_s"]
         row["ours_over_matmul"] = row["ours_s"] / row["matmul_s"]
         rows.append(row)
-        del U, Vh, ref
     return rows
 
 

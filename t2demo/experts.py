@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -81,10 +81,16 @@ def _check_is_safetensors(path: Path) -> None:
     raise ExpertError(f"{path} is not a safetensors file (or its header is truncated)")
 
 
-def _check_against(expert: Expert, svf: SVF, path: Path, allow_transfer: bool) -> None:
+def _check_against(expert: Expert, svf: SVF, path: Path, allow_transfer: bool) -> Expert:
+    """The expert, validated against svf's model. With allow_transfer, names from another model's
+    layout (a text model's "model.layers.0..." on a LLaVA-Next's "model.language_model.layers.0...")
+    are mapped onto this model's targets, as in the paper's transfer of language experts."""
     unknown = [n for n in expert.z if n not in svf.ranks]
-    if unknown:
-        raise ExpertError(f"{path}: {len(unknown)} matrix names are not targets of this model, e.g. {unknown[0]!r}")
+    if unknown and allow_transfer:
+        expert = replace(expert, z={_match_name(n, svf): v for n, v in expert.z.items()})
+    elif unknown:
+        raise ExpertError(f"{path}: {len(unknown)} matrix names are not targets of this model, e.g. {unknown[0]!r} "
+                          "(another model's expert? pass allow_transfer=True)")
     for n, v in expert.z.items():
         if v.numel() != svf.ranks[n]:
             raise ExpertError(f"{path}: {n} has {v.numel()} values but this model's matrix has rank {svf.ranks[n]}")
@@ -95,6 +101,7 @@ def _check_against(expert: Expert, svf: SVF, path: Path, allow_transfer: bool) -
         if not allow_transfer:
             raise ExpertError(msg + "; pass allow_transfer=True to use it anyway")
         warnings.warn(msg, stacklevel=3)
+    return expert
 
 
 def load_expert(path: str | Path, svf: SVF | None = None, *, allow_transfer: bool = False) -> Expert:
@@ -128,9 +135,7 @@ def load_expert(path: str | Path, svf: SVF | None = None, *, allow_transfer: boo
         raise ExpertError(f"{path}: metadata 'targets' or 'notes' is not valid JSON ({e})") from e
     expert = Expert(z=z, label=meta["label"], base_model=meta["base_model"], fingerprint=meta["fingerprint"],
                     targets=targets, parameterisation="scale", notes=notes)
-    if svf is not None:
-        _check_against(expert, svf, path, allow_transfer)
-    return expert
+    return expert if svf is None else _check_against(expert, svf, path, allow_transfer)
 
 
 def _match_name(key: str, svf: SVF) -> str:

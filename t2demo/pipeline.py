@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -27,41 +26,11 @@ import torch
 from torch import Tensor
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from t2demo import cem, experts as experts_lib
+from t2demo import cem
 from t2demo.dispatch import STRATEGIES, Dispatch, PipelineError, check_fits, check_image, dispatch
-from t2demo.experts import Expert, ExpertError, load_expert, mixture_expert
+from t2demo.experts import Expert, load_expert, mixture_expert, save_expert
 from t2demo.generation import encode_prompts, is_processor
 from t2demo.svf import SVF
-
-
-def transfer_expert(expert: Expert, svf: SVF) -> Expert:
-    """A text model's expert mapped onto svf's targets (e.g. model.layers.0.mlp... onto a
-    LLaVA-Next's model.language_model.layers.0.mlp...), shapes checked. The expert keeps its own
-    base model and fingerprint: it is a cross-model transfer, as in the paper's vision results."""
-    z = {}
-    for name, v in expert.z.items():
-        target = experts_lib._match_name(name, svf)
-        if v.numel() != svf.ranks[target]:
-            raise ExpertError(f"expert {expert.label!r}: {name} has {v.numel()} values but {target} has rank "
-                              f"{svf.ranks[target]}; the models' shapes differ")
-        z[target] = v
-    warnings.warn(f"expert {expert.label!r} of {expert.base_model!r} mapped onto {svf.base_model_name!r}: "
-                  "cross-model transfer", stacklevel=2)
-    return Expert(z=z, label=expert.label, base_model=expert.base_model, fingerprint=expert.fingerprint,
-                  targets=expert.targets, notes=dict(expert.notes))
-
-
-def load_experts(paths: Sequence[str | Path], svf: SVF, allow_transfer: bool = False) -> list[Expert]:
-    """Load expert files for svf's model; with allow_transfer, experts of another model (a text
-    model's experts on a vision model's language model) are mapped by name and used with a warning."""
-    out = []
-    for path in paths:
-        expert = load_expert(path)
-        if allow_transfer and not all(n in svf.ranks for n in expert.z):
-            out.append(transfer_expert(expert, svf))
-        else:
-            out.append(load_expert(path, svf, allow_transfer=allow_transfer))
-    return out
 
 
 class _Stop(StoppingCriteria):
@@ -115,7 +84,7 @@ class Adapter:
         return result
 
     def save_mixture(self, task_name: str, path: str | Path) -> None:
-        experts_lib.save_expert(self._mixture(task_name), path)
+        save_expert(self._mixture(task_name), path)
 
     def load_mixture(self, task_name: str, path: str | Path) -> Expert:
         """A mixture file saved earlier (experts.mixture_expert) as the task's few-shot weights."""
