@@ -127,7 +127,21 @@ def parameter_counts(model: nn.Module, targets: str | Sequence[str] = "mlp", lor
 
 # ----------------------------------------------------------------------------- the two methods
 
-class SVFPolicy:
+class _TrainedParams:
+    """State handling shared by both policies: `params` maps names to the trained tensors."""
+
+    params: dict[str, nn.Parameter]
+
+    def state(self) -> dict[str, Tensor]:
+        return {n: p.detach().clone() for n, p in self.params.items()}
+
+    @torch.no_grad()
+    def load_state(self, state: dict[str, Tensor]) -> None:
+        for n, p in self.params.items():
+            p.copy_(state[n])
+
+
+class SVFPolicy(_TrainedParams):
     """Trains z itself, one unconstrained value per singular value, initialised at exactly 1.
 
     Why not the authors' sigmoid(p)·max_mult: z = p starts bit-exactly at the base model (the
@@ -142,14 +156,6 @@ class SVFPolicy:
         self.params = {n: nn.Parameter(torch.ones(r, device=model.get_parameter(n).device))
                        for n, r in self.svf.ranks.items()}
         self.fingerprint = self.svf.fingerprint
-
-    def state(self) -> dict[str, Tensor]:
-        return {n: p.detach().clone() for n, p in self.params.items()}
-
-    @torch.no_grad()
-    def load_state(self, state: dict[str, Tensor]) -> None:
-        for n, p in self.params.items():
-            p.copy_(state[n])
 
     def sampling(self):
         """Context for no-grad generation: the composed weights are written into the model."""
@@ -166,7 +172,7 @@ class SVFPolicy:
         save_expert(Expert.from_svf(self.svf, state, label, notes), out)
 
 
-class LoRAPolicy:
+class LoRAPolicy(_TrainedParams):
     """A PEFT LoRA adapter on the SVF targets' matrices (B = 0 at start, so also exactly the base)."""
 
     def __init__(self, model: nn.Module, targets: str | Sequence[str], rank: int, alpha: float) -> None:
@@ -178,14 +184,6 @@ class LoRAPolicy:
                             target_modules=[n.removesuffix(".weight") for n in names])
         self.model = get_peft_model(model, config)
         self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
-
-    def state(self) -> dict[str, Tensor]:
-        return {n: p.detach().clone() for n, p in self.params.items()}
-
-    @torch.no_grad()
-    def load_state(self, state: dict[str, Tensor]) -> None:
-        for n, p in self.params.items():
-            p.copy_(state[n])
 
     def sampling(self):
         return nullcontext(self.model)
