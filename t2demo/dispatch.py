@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from t2demo import tasks
-from t2demo.generation import format_chat, is_processor
+from t2demo.generation import format_chat, is_processor, tokenizer_of
 from t2demo.svf import SVF
 
 STRATEGIES = ("prompt", "cls", "manual", "fewshot")
@@ -67,10 +67,6 @@ def check_image(tok_or_proc, image) -> None:
                             "to ask about images")
 
 
-def _tokenizer(tok_or_proc):
-    return tok_or_proc.tokenizer if is_processor(tok_or_proc) else tok_or_proc
-
-
 def label_ids(tokenizer, prefix: str, label: str) -> list[int]:
     """Token ids of `label + "}"` as they follow `prefix`: taken from the joint tokenization when
     it extends the prefix's own (so merges and sentencepiece's leading space come out as the
@@ -85,7 +81,7 @@ def label_ids(tokenizer, prefix: str, label: str) -> list[int]:
 @torch.no_grad()
 def _label_scores(model, tok_or_proc, prompt: str, image, labels: Sequence[str]) -> Tensor:
     """Σ log p(label tokens) after the classification prompt and "\\boxed{", one row per label."""
-    tokenizer = _tokenizer(tok_or_proc)
+    tokenizer = tokenizer_of(tok_or_proc)
     prefix = format_chat(tok_or_proc, tasks.classification_prompt(prompt), image=image is not None) + "\\boxed{"
     if image is not None:
         enc = dict(tok_or_proc(images=[image], text=[prefix], return_tensors="pt"))

@@ -16,6 +16,11 @@ def is_processor(tok_or_proc) -> bool:
     return hasattr(tok_or_proc, "tokenizer") and hasattr(tok_or_proc, "image_processor")
 
 
+def tokenizer_of(tok_or_proc):
+    """The text tokenizer, whether given a tokenizer or a multimodal processor."""
+    return tok_or_proc.tokenizer if is_processor(tok_or_proc) else tok_or_proc
+
+
 def format_chat(tok_or_proc, prompt: str, response: str | None = None, image: bool = False) -> str:
     """One user turn (with an image slot if asked) rendered by the chat template.
 
@@ -41,7 +46,7 @@ def generate(model, tok_or_proc, prompts: Sequence[str], images: Sequence | None
              max_new_tokens: int = 64) -> list[str]:
     """Greedy answers to a batch of prompts; decoding is deterministic so results are testable."""
     batch = {k: v.to(model.device) for k, v in encode_prompts(tok_or_proc, prompts, images).items()}
-    tokenizer = tok_or_proc.tokenizer if is_processor(tok_or_proc) else tok_or_proc
+    tokenizer = tokenizer_of(tok_or_proc)
     out = model.generate(
         **batch, max_new_tokens=max_new_tokens, do_sample=False,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,

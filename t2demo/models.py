@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoProcessor, AutoTokenizer, LlavaNextForConditionalGeneration
 
+from t2demo.generation import tokenizer_of
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_TEXT_MODEL = ASSETS / "t2demo-llama-tiny"
 DEFAULT_VISION_MODEL = ASSETS / "t2demo-llava-tiny"
@@ -66,7 +68,7 @@ def _load(name: str | Path, vision: bool, device: str | None, dtype: str | None)
         model = model_class.from_pretrained(path, dtype=pick_dtype(dtype, dev))
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"cannot load {'vision' if vision else 'text'} model {name!r}: {err}") from err
-    tokenizer = preprocessor.tokenizer if vision else preprocessor
+    tokenizer = tokenizer_of(preprocessor)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(dev).eval(), preprocessor

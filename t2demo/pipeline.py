@@ -29,7 +29,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 from t2demo import cem
 from t2demo.dispatch import STRATEGIES, Dispatch, PipelineError, check_fits, check_image, dispatch
 from t2demo.experts import Expert, load_expert, mixture_expert, save_expert
-from t2demo.generation import encode_prompts, is_processor
+from t2demo.generation import encode_prompts, is_processor, tokenizer_of
 from t2demo.svf import SVF
 
 
@@ -128,7 +128,7 @@ class Adapter:
         return d, self._stream(enc, z, max_new_tokens)
 
     def _stream(self, enc: dict, z: Mapping[str, Tensor] | None, max_new_tokens: int) -> Iterator[str]:
-        tokenizer = self.tok_or_proc.tokenizer if self.vision else self.tok_or_proc
+        tokenizer = tokenizer_of(self.tok_or_proc)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         stop, failure = threading.Event(), []
 

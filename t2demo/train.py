@@ -40,7 +40,7 @@ from tqdm import tqdm
 from t2demo import tasks
 from t2demo.evaluate import score_task, summarise, write_json_atomic
 from t2demo.experts import Expert, save_expert
-from t2demo.generation import encode_prompts, is_processor
+from t2demo.generation import encode_prompts, tokenizer_of
 from t2demo.svf import SVF, save_file_atomic, select_targets, weight_fingerprint
 
 CHECKPOINT_VERSION = "1"
@@ -232,10 +232,6 @@ class Rollout:
         return self.input_ids[:, -self.answer_mask.shape[1]:]
 
 
-def _tokenizer(tok_or_proc):
-    return tok_or_proc.tokenizer if is_processor(tok_or_proc) else tok_or_proc
-
-
 def _prompt_batch(model: nn.Module, tok_or_proc, examples: Sequence[tasks.Example]) -> dict:
     images = [ex.image for ex in examples] if examples[0].image is not None else None
     enc = encode_prompts(tok_or_proc, [ex.prompt for ex in examples], images)
@@ -256,7 +252,7 @@ def _rollout(enc: dict, answers: Tensor, eos_id: int, tokenizer) -> Rollout:
 def sample_rollout(model: nn.Module, tok_or_proc, examples: Sequence[tasks.Example],
                    max_new_tokens: int, temperature: float = 1.0) -> Rollout:
     """Sample one answer per example from the full distribution (no top-k, top-p 1)."""
-    tokenizer = _tokenizer(tok_or_proc)
+    tokenizer = tokenizer_of(tok_or_proc)
     enc = _prompt_batch(model, tok_or_proc, examples)
     out = model.generate(**enc, do_sample=True, temperature=temperature, top_p=1.0, top_k=0,
                          max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
@@ -266,7 +262,7 @@ def sample_rollout(model: nn.Module, tok_or_proc, examples: Sequence[tasks.Examp
 
 def reference_rollout(model: nn.Module, tok_or_proc, examples: Sequence[tasks.Example]) -> Rollout:
     """The reference responses (+ eos) after the same prompts generation sees, for ntp."""
-    tokenizer = _tokenizer(tok_or_proc)
+    tokenizer = tokenizer_of(tok_or_proc)
     enc = _prompt_batch(model, tok_or_proc, examples)
     ids = [tokenizer(ex.response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for ex in examples]
     width = max(map(len, ids))
