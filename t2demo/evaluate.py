@@ -46,15 +46,18 @@ def summarise(outcomes: Sequence[bool]) -> dict:
     return {"accuracy": round(100 * k / n, 2) if n else 0.0, "n": n, "ci95": list(wilson_interval(k, n))}
 
 
-def write_json_atomic(path: str | Path, data: dict) -> None:
-    """Write JSON through a temporary file and a rename, so a crash never leaves half a file."""
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write through a temporary file and a rename, so a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | Path, data: dict) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def format_table(results: dict, title: str) -> str:

@@ -31,6 +31,7 @@ from transformers import (
 )
 
 from t2demo import tasks, world
+from t2demo.evaluate import write_json_atomic, write_text_atomic
 from t2demo.generation import format_chat
 from t2demo.models import DEFAULT_TEXT_MODEL, DEFAULT_VISION_MODEL, pick_device
 
@@ -54,6 +55,7 @@ TEXT_MIXTURE = {  # task -> training examples drawn (the same recipe for every t
     "math": 24000, "math-hard": 12000, "code": 24000, "code-hard": 12000,
     "reasoning": 24000, "reasoning-hard": 12000, "smalltalk": 6000,
 }
+CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 24000, 8000  # also in the text mixture
 VISION_MIXTURE = {"vqa": 16000, "vqa-knowledge": 8000}
 
 
@@ -96,10 +98,10 @@ def text_corpus(seed: int) -> list[tuple[str, str]]:
     pairs = []
     for name, n in TEXT_MIXTURE.items():
         pairs += [(ex.prompt, ex.response) for ex in tasks.TASKS[name].examples("train", n, seed)]
-    pairs += [(ex.prompt, ex.response) for ex in tasks.classification_examples("train", 24000, seed)]
+    pairs += [(ex.prompt, ex.response) for ex in tasks.classification_examples("train", CLASSIFICATION_EXAMPLES, seed)]
     rng = random.Random(seed)
     facts = world.world_facts()
-    for _ in range(8000):
+    for _ in range(FACT_DOCUMENTS):
         pairs.append(("", " ".join(rng.sample(facts, k=min(6, len(facts))))))
     rng.shuffle(pairs)
     return pairs
@@ -221,7 +223,7 @@ def save_trained(out: Path, model, tok_or_proc, cfg: TrainConfig, device: torch.
         "wall_seconds": round(time.time() - start, 1),
         "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
     }
-    (out / "training.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_json_atomic(out / "training.json", card)
     return card
 
 
@@ -250,7 +252,7 @@ Measured with `{command}`.
 |---|---|---|---|
 {rows}
 """
-    (folder / "README.md").write_text(text)
+    write_text_atomic(folder / "README.md", text)
 
 
 def train_text_model(out: Path = DEFAULT_TEXT_MODEL, cfg: TrainConfig = TEXT_TRAIN, device: str | None = None) -> dict:
@@ -267,7 +269,7 @@ def train_text_model(out: Path = DEFAULT_TEXT_MODEL, cfg: TrainConfig = TEXT_TRA
         return encode_text_batch(tokenizer, next(batches), cfg.max_length)
 
     losses = run_training(model, next_batch, cfg, dev, "text model")
-    mixture = TEXT_MIXTURE | {"classification": 24000, "fact documents": 8000}
+    mixture = TEXT_MIXTURE | {"classification": CLASSIFICATION_EXAMPLES, "fact documents": FACT_DOCUMENTS}
     return save_trained(out, model, tokenizer, cfg, dev, start, losses, mixture=mixture)
 
 
