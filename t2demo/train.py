@@ -286,12 +286,17 @@ def answer_logprobs(model: nn.Module, rollout: Rollout) -> Tensor:
     return logits.float().log_softmax(-1)
 
 
+def _answer_token_logp(logp: Tensor, rollout: Rollout) -> Tensor:
+    """log p of each answer token actually in the rollout, (B, A)."""
+    return logp.gather(-1, rollout.answer_ids[..., None]).squeeze(-1)
+
+
 def rl_loss(logp: Tensor, rollout: Rollout, advantages: Tensor, base_logp: Tensor | None = None,
             kl_coef: float = 0.0) -> tuple[Tensor, float]:
     """REINFORCE: -mean(advantage · Σ log p(answer token)), plus kl_coef · the mean per-token
     KL(adapted || base) on the sampled answers. Returns (loss, mean KL)."""
     mask = rollout.answer_mask.float()
-    token_logp = logp.gather(-1, rollout.answer_ids[..., None]).squeeze(-1)
+    token_logp = _answer_token_logp(logp, rollout)
     loss = -(advantages.to(logp.device) * (token_logp * mask).sum(1)).mean()
     if base_logp is None:
         return loss, 0.0
@@ -303,18 +308,19 @@ def rl_loss(logp: Tensor, rollout: Rollout, advantages: Tensor, base_logp: Tenso
 def ntp_loss(logp: Tensor, rollout: Rollout) -> Tensor:
     """Mean next-token negative log-likelihood over the reference answers' tokens."""
     mask = rollout.answer_mask.float()
-    token_logp = logp.gather(-1, rollout.answer_ids[..., None]).squeeze(-1)
-    return -(token_logp * mask).sum() / mask.sum()
+    return -(_answer_token_logp(logp, rollout) * mask).sum() / mask.sum()
 
 
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
     """The training examples of one step: consecutive slices of a per-epoch shuffle of range(n)."""
+    orders: dict[int, list[int]] = {}  # a step spans at most two epochs: shuffle each once
     out = []
     for i in range(step * batch_size, (step + 1) * batch_size):
         epoch, k = divmod(i, n)
-        order = list(range(n))
-        random.Random(f"{seed}|epoch|{epoch}").shuffle(order)
-        out.append(order[k])
+        if epoch not in orders:
+            orders[epoch] = list(range(n))
+            random.Random(f"{seed}|epoch|{epoch}").shuffle(orders[epoch])
+        out.append(orders[epoch][k])
     return out
 
 
