@@ -33,9 +33,9 @@ from torch import Tensor
 from t2demo import tasks
 from t2demo.dispatch import PipelineError
 from t2demo.experts import Expert
-from t2demo.generation import generate
+from t2demo.generation import generate, images_of
 from t2demo.svf import SVF
-from t2demo.train import Rollout, answer_logprobs, reference_rollout
+from t2demo.train import Rollout, answer_logprobs, answer_token_logp, reference_rollout
 
 Objective = Callable[[Tensor], float]
 Callback = Callable[[dict], "bool | None"]
@@ -119,7 +119,7 @@ def mean_loglik(model, rollout: Rollout) -> float:
     """Per-token mean log p of each reference response, averaged over the examples."""
     logp = answer_logprobs(model, rollout)
     mask = rollout.answer_mask.float()
-    token = logp.gather(-1, rollout.answer_ids[..., None]).squeeze(-1) * mask
+    token = answer_token_logp(logp, rollout) * mask
     return (token.sum(1) / mask.sum(1).clamp_min(1)).mean().item()
 
 
@@ -147,8 +147,7 @@ def fewshot_objective(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], e
             if fast:
                 return loglik
             for chunk in chunks:
-                images = [ex.image for ex in chunk] if chunk[0].image is not None else None
-                answers = generate(m, tok_or_proc, [ex.prompt for ex in chunk], images, budget)
+                answers = generate(m, tok_or_proc, [ex.prompt for ex in chunk], images_of(chunk), budget)
                 correct += sum(task.check_many(chunk, answers))
         return fitness(correct / len(examples), loglik)
 
@@ -166,8 +165,7 @@ def naive_objective(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], exa
         correct, loglik = 0, 0.0
         with svf.adapted(svf.mix(zs, alpha)) as m:
             for ex in examples:
-                images = [ex.image] if ex.image is not None else None
-                correct += task.check(ex, generate(m, tok_or_proc, [ex.prompt], images, budget)[0])
+                correct += task.check(ex, generate(m, tok_or_proc, [ex.prompt], images_of([ex]), budget)[0])
                 loglik += mean_loglik(m, reference_rollout(m, tok_or_proc, [ex]))
         return fitness(correct / len(examples), loglik / len(examples))
 

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from tqdm import tqdm
 
 from t2demo import tasks
-from t2demo.generation import generate
+from t2demo.generation import generate, images_of
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -34,8 +34,7 @@ def score_task(model, tok_or_proc, task: tasks.Task, examples: Sequence[tasks.Ex
     outcomes = []
     for start in tqdm(range(0, len(examples), batch_size), desc=task.name, disable=not progress):
         chunk = examples[start:start + batch_size]
-        images = [ex.image for ex in chunk] if chunk[0].image is not None else None
-        answers = generate(model, tok_or_proc, [ex.prompt for ex in chunk], images, task.max_new_tokens)
+        answers = generate(model, tok_or_proc, [ex.prompt for ex in chunk], images_of(chunk), task.max_new_tokens)
         outcomes += task.check_many(chunk, answers)
     return outcomes
 

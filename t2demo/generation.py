@@ -21,6 +21,11 @@ def tokenizer_of(tok_or_proc):
     return tok_or_proc.tokenizer if is_processor(tok_or_proc) else tok_or_proc
 
 
+def images_of(examples: Sequence) -> list | None:
+    """The examples' images for a vision batch, or None for text tasks (their image is None)."""
+    return [ex.image for ex in examples] if examples[0].image is not None else None
+
+
 def format_chat(tok_or_proc, prompt: str, response: str | None = None, image: bool = False) -> str:
     """One user turn (with an image slot if asked) rendered by the chat template.
 

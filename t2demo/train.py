@@ -40,7 +40,7 @@ from tqdm import tqdm
 from t2demo import tasks
 from t2demo.evaluate import score_task, summarise, write_json_atomic
 from t2demo.experts import Expert, save_expert
-from t2demo.generation import encode_prompts, tokenizer_of
+from t2demo.generation import encode_prompts, images_of, tokenizer_of
 from t2demo.svf import SVF, save_file_atomic, select_targets, weight_fingerprint
 
 CHECKPOINT_VERSION = "1"
@@ -233,8 +233,7 @@ class Rollout:
 
 
 def _prompt_batch(model: nn.Module, tok_or_proc, examples: Sequence[tasks.Example]) -> dict:
-    images = [ex.image for ex in examples] if examples[0].image is not None else None
-    enc = encode_prompts(tok_or_proc, [ex.prompt for ex in examples], images)
+    enc = encode_prompts(tok_or_proc, [ex.prompt for ex in examples], images_of(examples))
     return {k: v.to(model.device) for k, v in enc.items()}
 
 
@@ -286,7 +285,7 @@ def answer_logprobs(model: nn.Module, rollout: Rollout) -> Tensor:
     return logits.float().log_softmax(-1)
 
 
-def _answer_token_logp(logp: Tensor, rollout: Rollout) -> Tensor:
+def answer_token_logp(logp: Tensor, rollout: Rollout) -> Tensor:
     """log p of each answer token actually in the rollout, (B, A)."""
     return logp.gather(-1, rollout.answer_ids[..., None]).squeeze(-1)
 
@@ -296,7 +295,7 @@ def rl_loss(logp: Tensor, rollout: Rollout, advantages: Tensor, base_logp: Tenso
     """REINFORCE: -mean(advantage · Σ log p(answer token)), plus kl_coef · the mean per-token
     KL(adapted || base) on the sampled answers. Returns (loss, mean KL)."""
     mask = rollout.answer_mask.float()
-    token_logp = _answer_token_logp(logp, rollout)
+    token_logp = answer_token_logp(logp, rollout)
     loss = -(advantages.to(logp.device) * (token_logp * mask).sum(1)).mean()
     if base_logp is None:
         return loss, 0.0
@@ -308,7 +307,7 @@ def rl_loss(logp: Tensor, rollout: Rollout, advantages: Tensor, base_logp: Tenso
 def ntp_loss(logp: Tensor, rollout: Rollout) -> Tensor:
     """Mean next-token negative log-likelihood over the reference answers' tokens."""
     mask = rollout.answer_mask.float()
-    return -(_answer_token_logp(logp, rollout) * mask).sum() / mask.sum()
+    return -(answer_token_logp(logp, rollout) * mask).sum() / mask.sum()
 
 
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
