@@ -54,7 +54,7 @@ def _eval(args: argparse.Namespace) -> None:
 
         command = "python -m t2demo " + " ".join(sys.argv[1:])
         for name, vision in ((args.model, False), (args.vlm, True)):
-            part = {t: r for t, r in results.items() if (tasks.TASKS[t].category == "vqa") == vision}
+            part = {t: r for t, r in results.items() if tasks.TASKS[t].vision == vision}
             if part:
                 pretrain.write_model_card(Path(models.resolve_model(name, vision)), part, command)
 

@@ -73,7 +73,7 @@ def evaluate(task_names: Sequence[str], split: str, limit: int, load_text: Calla
     results, loaded = {}, {}
     for name in task_names:
         task = tasks.TASKS[name]
-        vision = task.category == "vqa"
+        vision = task.vision
         if vision not in loaded:
             loaded[vision] = load_vision() if vision else load_text()
         model, tok_or_proc = loaded[vision]

@@ -59,6 +59,11 @@ class Task:
     score: Callable[[Example, str], bool]
     score_many: Callable[[list[Example], list[str]], list[bool]] | None = None  # batched scoring
 
+    @property
+    def vision(self) -> bool:
+        """Whether its examples carry images (they run on the vision model)."""
+        return self.category == "vqa"
+
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
         """n distinct examples of `split`, the same for the same seed (a smaller n gives a prefix)."""
         assert split in SPLITS, split
