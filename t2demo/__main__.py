@@ -65,6 +65,31 @@ def _train_expert(args: argparse.Namespace) -> None:
     train.main(args)
 
 
+def _report(args: argparse.Namespace) -> None:
+    from t2demo import evaluate, experts, models, report, tasks
+
+    table1 = args.which == "table1"
+    names = evaluate.parse_task_list(args.tasks or ("training" if table1 else "unseen"))
+    allowed = tasks.TRAINING_TASKS if table1 else tasks.UNSEEN_TASKS
+    if not set(names) <= set(allowed):
+        raise SystemExit(f"report {args.which}: tasks must be among {list(allowed)}, got {names}")
+    vision_tasks = [n for n in names if tasks.TASKS[n].vision]
+    root = args.experts or experts.EXPERTS_DIR
+    save = (lambda r: evaluate.write_json_atomic(args.json, r)) if args.json else None
+    try:
+        needs_text = not table1 or len(vision_tasks) < len(names)
+        text = report.side(args.model, False, args.device, args.dtype, root) if needs_text else None
+        vision = report.side(args.vlm, True, args.device, args.dtype, root) if vision_tasks else None
+        if table1:
+            result = report.table1(text, vision, args.limit, args.batch_size, names, on_task=save)
+        else:
+            result = report.table2(text, vision, args.limit, args.batch_size, names, args.cls_limit, args.fewshot_n,
+                                   args.population, args.generations, args.seed, on_task=save)
+    except models.ModelLoadError as e:
+        raise SystemExit(f"report: {e}") from e
+    print(report.format_table1(result) if table1 else report.format_table2(result))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m t2demo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +152,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.set_defaults(func=_train_expert)
+
+    p = sub.add_parser("report", help="the paper's Table 1 (base / LoRA / SVF) or Table 2 (dispatch, few-shot)")
+    p.add_argument("which", choices=["table1", "table2"])
+    p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
+    p.add_argument("--vlm", default="default", help="vision model for the vqa tasks")
+    p.add_argument("--tasks", default=None, help="comma list (default: every training task for table1, "
+                   "every unseen task for table2)")
+    p.add_argument("--limit", type=int, default=500, help="test examples per task")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--experts", default=None, help="root of the expert folders (default: the repository's experts/)")
+    p.add_argument("--cls-limit", type=int, default=500, help="table2: classification test examples for the "
+                   "dispatch confusion matrices")
+    p.add_argument("--fewshot-n", type=int, default=10, help="table2: validation examples CEM fits α on")
+    p.add_argument("--population", type=int, default=16, help="table2: CEM population")
+    p.add_argument("--generations", type=int, default=10, help="table2: CEM generations")
+    p.add_argument("--seed", type=int, default=0, help="table2: seed of the few-shot examples and of CEM")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file (rewritten after each task)")
+    p.set_defaults(func=_report)
     return parser
 
 

@@ -194,12 +194,10 @@ def fit_alpha(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], examples:
 
 def _bench_experts(svf: SVF, model_name: str) -> tuple[list[Expert], str]:
     """The model's trained text experts when present, else seeded random ones (speed is the same)."""
-    from pathlib import Path
-
     from t2demo import models
-    from t2demo.experts import load_expert
+    from t2demo.experts import expert_dir, load_expert
 
-    folder = Path("experts") / Path(models.resolve_model(model_name)).name
+    folder = expert_dir(models.resolve_model(model_name))
     paths = [folder / f"{name}.safetensors" for name in ("math", "code", "reasoning")]
     if all(p.exists() for p in paths):
         return [load_expert(p, svf) for p in paths], str(folder)

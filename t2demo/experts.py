@@ -22,6 +22,8 @@ from torch import Tensor
 from t2demo.svf import SVF, save_file_atomic
 
 FORMAT_VERSION = 1
+EXPERTS_DIR = Path(__file__).resolve().parent.parent / "experts"
+CLASSIFIER_LABEL = "cls"  # the first-pass classification expert; every other file is a task expert
 _REQUIRED = ("format_version", "label", "base_model", "fingerprint", "targets", "parameterisation", "notes")
 
 
@@ -178,3 +180,21 @@ def mixture_expert(svf: SVF, experts: Sequence[Expert], alpha: Tensor | Sequence
     labels = [e.label for e in experts]
     return Expert.from_svf(svf, z, "mixture:" + "+".join(labels),
                            notes={"alpha": alpha.tolist(), "experts": labels})
+
+
+def expert_dir(model_path: str | Path, root: str | Path | None = None) -> Path:
+    """Where a model's experts live: <root>/<model folder name>, root defaulting to the project's
+    experts/ folder (experts/README.md)."""
+    return Path(root if root is not None else EXPERTS_DIR) / Path(str(model_path)).name
+
+
+def load_expert_dir(folder: str | Path, svf: SVF, *, allow_transfer: bool = False) -> tuple[list[Expert], Expert | None]:
+    """The task experts of a folder (sorted by label) and its classification expert, if any.
+
+    Only `<label>.safetensors` files whose label has no "-" are loaded: ablations (math-ntp) and
+    LoRA folders sit beside the experts but are not mixed. A missing folder gives no experts.
+    """
+    paths = sorted(p for p in Path(folder).glob("*.safetensors") if "-" not in p.stem)
+    loaded = [load_expert(p, svf, allow_transfer=allow_transfer) for p in paths]
+    cls = next((e for e in loaded if e.label == CLASSIFIER_LABEL), None)
+    return [e for e in loaded if e.label != CLASSIFIER_LABEL], cls

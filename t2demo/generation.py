@@ -26,21 +26,26 @@ def images_of(examples: Sequence) -> list | None:
     return [ex.image for ex in examples] if examples[0].image is not None else None
 
 
-def format_chat(tok_or_proc, prompt: str, response: str | None = None, image: bool = False) -> str:
-    """One user turn (with an image slot if asked) rendered by the chat template.
+def format_chat(tok_or_proc, prompt: str, response: str | None = None, image: bool = False,
+                history: Sequence[tuple[str, str]] = ()) -> str:
+    """One user turn (with an image slot if asked) rendered by the chat template, after the earlier
+    (user, assistant) turns of `history`.
 
     Without a response the text ends with the assistant's header, ready to generate.
     """
     content = [{"type": "image"}, {"type": "text", "text": prompt}] if image else prompt
-    messages = [{"role": "user", "content": content}]
+    messages = [{"role": role, "content": text} for turn in history for role, text in zip(("user", "assistant"), turn)]
+    messages.append({"role": "user", "content": content})
     if response is not None:
         messages.append({"role": "assistant", "content": response})
     return tok_or_proc.apply_chat_template(messages, tokenize=False, add_generation_prompt=response is None)
 
 
-def encode_prompts(tok_or_proc, prompts: Sequence[str], images: Sequence | None = None) -> dict:
-    """Left-padded model inputs for a batch of user prompts (and images for a processor)."""
-    texts = [format_chat(tok_or_proc, p, image=images is not None) for p in prompts]
+def encode_prompts(tok_or_proc, prompts: Sequence[str], images: Sequence | None = None,
+                   history: Sequence[tuple[str, str]] = ()) -> dict:
+    """Left-padded model inputs for a batch of user prompts (and images for a processor), each
+    continuing the same conversation `history`."""
+    texts = [format_chat(tok_or_proc, p, image=images is not None, history=history) for p in prompts]
     if images is not None:
         return dict(tok_or_proc(images=list(images), text=texts, return_tensors="pt", padding=True, padding_side="left"))
     return dict(tok_or_proc(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False))

@@ -64,14 +64,19 @@ class Adapter:
         return is_processor(self.tok_or_proc)
 
     def z_for(self, d: Dispatch) -> dict[str, Tensor] | None:
-        """z' = Σₖ αₖ zₖ + base_weight·1 for a first-pass result (None: the base weights)."""
-        alpha = torch.tensor(d.alpha, dtype=torch.float32)
+        """z' for a first-pass result (None: the base weights)."""
+        return self.z_from_alpha(d.alpha, d.base_weight)
+
+    def z_from_alpha(self, alpha, base_weight: float = 0.0) -> dict[str, Tensor] | None:
+        """z' = Σₖ αₖ zₖ + base_weight·1, α of shape (K,) or (K, L); None when every α is 0."""
+        alpha = torch.as_tensor(alpha, dtype=torch.float32)
         if not self.experts or not bool(alpha.any()):
             return None
-        if d.base_weight == 0:
+        if base_weight == 0:
             return self.svf.mix([e.z for e in self.experts], alpha)
         zs = [e.z for e in self.experts] + [self.svf.identity()]
-        return self.svf.mix(zs, torch.cat([alpha, torch.tensor([d.base_weight])]))
+        extra = torch.full((1, *alpha.shape[1:]), float(base_weight))
+        return self.svf.mix(zs, torch.cat([alpha, extra]))
 
     # --- few-shot --------------------------------------------------------------------------
 
@@ -100,13 +105,15 @@ class Adapter:
     # --- the two passes --------------------------------------------------------------------
 
     def first_pass(self, prompt: str, image=None, strategy: str = "prompt", mode: str = "hard",
-                   alpha=None, task: str | None = None) -> tuple[Dispatch, dict[str, Tensor] | None]:
-        """The Dispatch and the z' it implies."""
+                   alpha=None, task: str | None = None,
+                   mixture: Expert | None = None) -> tuple[Dispatch, dict[str, Tensor] | None]:
+        """The Dispatch and the z' it implies. strategy="fewshot" uses `mixture` if given (a caller's
+        own, e.g. one app session's), else the mixture fitted for `task`."""
         if strategy == "fewshot":
             start = time.perf_counter()
-            mixture = self._mixture(task)
-            d = Dispatch({}, task, mixture.notes.get("alpha", []), time.perf_counter() - start, strategy,
-                         mixture.notes.get("experts", []))
+            mixture = mixture or self._mixture(task)
+            d = Dispatch({}, task or mixture.label, mixture.notes.get("alpha", []), time.perf_counter() - start,
+                         strategy, mixture.notes.get("experts", []))
             return d, mixture.z
         if strategy not in STRATEGIES:
             raise PipelineError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
@@ -115,19 +122,29 @@ class Adapter:
                      svf=self.svf, cls_z=cls_z, alpha=alpha, bounds=self.alpha_bounds)
         return d, self.z_for(d)
 
+    def encode(self, prompt: str, image=None, history: Sequence[tuple[str, str]] = (),
+               max_new_tokens: int = 256) -> dict:
+        """Model inputs for one turn after `history`, refused (PipelineError) if the model cannot take
+        them: an image on a text model, or more tokens than the context window."""
+        check_image(self.tok_or_proc, image)
+        enc = encode_prompts(self.tok_or_proc, [prompt], [image] if image is not None else None, history)
+        check_fits(self.model, enc["input_ids"].shape[1] + max_new_tokens,
+                   f"the conversation plus max_new_tokens={max_new_tokens}")
+        return enc
+
     def answer(self, prompt: str, image=None, strategy: str = "prompt", mode: str = "hard", alpha=None,
-               task: str | None = None, max_new_tokens: int = 256) -> tuple[Dispatch, Iterator[str]]:
-        """Run the first pass now; return it with the second pass's text as a lazy stream (greedy,
+               task: str | None = None, max_new_tokens: int = 256, history: Sequence[tuple[str, str]] = (),
+               mixture: Expert | None = None) -> tuple[Dispatch, Iterator[str]]:
+        """Run the first pass now (on this message alone); return it with the second pass's text, which
+        continues the conversation `history` of (user, assistant) turns, as a lazy stream (greedy,
         so the joined stream equals generation.generate with the same weights). The stream takes
         svf's lock in its own thread: do not read it while holding that lock (svf.adapted)."""
-        check_image(self.tok_or_proc, image)
-        enc = encode_prompts(self.tok_or_proc, [prompt], [image] if image is not None else None)
-        check_fits(self.model, enc["input_ids"].shape[1] + max_new_tokens,
-                   f"the prompt plus max_new_tokens={max_new_tokens}")
-        d, z = self.first_pass(prompt, image, strategy, mode, alpha, task)
-        return d, self._stream(enc, z, max_new_tokens)
+        enc = self.encode(prompt, image, history, max_new_tokens)
+        d, z = self.first_pass(prompt, image, strategy, mode, alpha, task, mixture)
+        return d, self.stream(enc, z, max_new_tokens)
 
-    def _stream(self, enc: dict, z: Mapping[str, Tensor] | None, max_new_tokens: int) -> Iterator[str]:
+    def stream(self, enc: dict, z: Mapping[str, Tensor] | None, max_new_tokens: int) -> Iterator[str]:
+        """Greedy generation from encoded inputs with weights z' (None: base), as a stream of text."""
         tokenizer = tokenizer_of(self.tok_or_proc)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         stop, failure = threading.Event(), []

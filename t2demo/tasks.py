@@ -162,6 +162,18 @@ def check_nonempty(example: Example, response: str) -> bool:
     return bool(response.strip())
 
 
+def check_contains(example: Example, response: str) -> bool:
+    """The normalised reference appears as whole words in the normalised response (for a user's own
+    few-shot examples, whose answers may be embedded in a sentence)."""
+    reference = normalize(example.reference)
+    return bool(reference) and f" {reference} " in f" {normalize(response)} "
+
+
+def custom_examples(pairs: list[tuple[str, str]]) -> list[Example]:
+    """A user's own (prompt, answer) pairs as few-shot examples of the CUSTOM task; blank rows are skipped."""
+    return [Example(p.strip(), a.strip(), a.strip(), "custom") for p, a in pairs if p.strip() or a.strip()]
+
+
 # ----------------------------------------------------------------------------- math
 
 PEOPLE = ("Tom", "Ann", "Sam", "Mia", "Ben", "Lily", "Max", "Zoe", "Leo", "Eva")
@@ -752,6 +764,14 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          _vqa_knowledge_sample, check_exact),
     Task("smalltalk", "other", 0.0, 48, _smalltalk_sample, check_nonempty),
 )}
+
+
+# A user's own examples (the app's few-shot table): no generator, scored by check_contains.
+def _user_supplied(rng: random.Random):
+    raise ValueError("the custom task has no generator: its examples come from tasks.custom_examples")
+
+
+CUSTOM = Task("custom", "other", 0.0, 64, _user_supplied, check_contains)
 
 
 # ----------------------------------------------------------------------------- dispatch (first pass)

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from t2demo import tasks
 from t2demo.evaluate import score_task, summarise, write_json_atomic
-from t2demo.experts import Expert, save_expert
+from t2demo.experts import Expert, expert_dir, save_expert
 from t2demo.generation import encode_prompts, images_of, tokenizer_of
 from t2demo.svf import SVF, save_file_atomic, select_targets, weight_fingerprint
 
@@ -506,7 +506,7 @@ def main(args) -> dict:
     model, tok_or_proc = load(args.model, args.device, args.dtype)
     cfg = ExpertConfig(**{k: getattr(args, k) for k in ExpertConfig.__dataclass_fields__})
     name = task.name + ("" if cfg.objective == "rl" else f"-{cfg.objective}")
-    folder = Path("experts") / Path(models.resolve_model(args.model, vision)).name
+    folder = expert_dir(models.resolve_model(args.model, vision))
     out = args.out or (folder / (f"{name}.safetensors" if cfg.method == "svf" else f"{name}-lora"))
     command = "python -m t2demo " + shlex.join(sys.argv[1:])
     try:

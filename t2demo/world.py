@@ -10,27 +10,40 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-NAMES = (
-    "blorp", "zib", "mako", "fendle", "quar", "tiv", "glim", "dorb", "snib", "vark", "plome", "yurn",
-    "krell", "wump", "drusk", "pim", "torva", "gleb", "skiv", "naff", "bexa", "oomp", "frell", "jopo",
-)
+SEED = 2025
+N_CREATURES = 96  # large enough that a few-million-parameter model cannot simply memorise it in one pass
+CONSONANTS, VOWELS, ENDINGS = "bdfgklmnprstvz", "aeiou", ("", "", "k", "n", "p", "x")
 COLORS = ("red", "blue", "green", "yellow", "purple", "orange", "white", "black")
 HABITATS = ("swamp", "desert", "forest", "cave", "lake", "mountain", "meadow", "beach")
 CLIMATES = ("warm", "cold", "wet", "dry")
-FOODS = (
+FOOD_KINDS = (
     "moss", "fish", "berries", "seeds", "worms", "leaves", "bugs", "fruit", "roots", "honey", "mushrooms",
     "grass", "nuts", "snails", "crabs", "clams", "beetles", "flowers", "bark", "plankton", "eggs", "corn",
     "apples", "ants",
 )
-SEED = 2025
+FOODS = tuple(f"{taste} {kind}" for taste in ("sweet", "sour", "wild", "dried") for kind in FOOD_KINDS)
+
+
+def invented_names(n: int, seed: int = SEED) -> tuple[str, ...]:
+    """Pronounceable two-syllable names (consonant-vowel-consonant-vowel, maybe a final consonant)."""
+    rng, names = random.Random(seed), []
+    while len(names) < n:
+        c, v = rng.choice, VOWELS
+        name = c(CONSONANTS) + c(v) + c(CONSONANTS) + c(v) + c(ENDINGS)
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+NAMES = invented_names(N_CREATURES)
 
 
 @dataclass(frozen=True)
 class Creature:
     name: str
-    color: str  # 3 creatures per color
-    habitat: str  # 3 creatures per habitat
-    food: str  # unique: "the creature that eats moss" names exactly one creature
+    color: str  # 12 creatures per color
+    habitat: str  # 12 creatures per habitat
+    food: str  # unique: "the creature that eats sweet moss" names exactly one creature
 
 
 @dataclass(frozen=True)

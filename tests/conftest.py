@@ -65,3 +65,31 @@ def svf(llama):
     from t2demo.svf import SVF
 
     return SVF(llama)
+
+
+def tiny_chat_model(tokenizer, init: float = 0.02, **sizes) -> torch.nn.Module:
+    """The shipped chat model's configuration (pretrain.text_model_config) at a tiny size; a large
+    `init` makes the random model's answers vary with its weights."""
+    from t2demo import pretrain
+
+    config = pretrain.text_model_config(tokenizer)
+    config.update(TINY_TEXT | sizes | {"vocab_size": len(tokenizer), "initializer_range": init})
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory):
+    """A tiny text model with a trained tokenizer, and a LLaVA-Next built on it, saved as folders."""
+    from t2demo import pretrain, tasks
+
+    root = tmp_path_factory.mktemp("models")
+    pairs = [(ex.prompt, ex.response) for name in ("math", "code", "reasoning", "vqa")
+             for ex in tasks.TASKS[name].examples("train", 50)]
+    tokenizer = pretrain.train_tokenizer([p + "\n" + r for p, r in pairs], vocab_size=400)
+    tiny_chat_model(tokenizer).save_pretrained(root / "text")
+    tokenizer.save_pretrained(root / "text")
+    vision, processor = pretrain.build_vision_model(root / "text")
+    vision.save_pretrained(root / "vision")
+    processor.save_pretrained(root / "vision")
+    return root / "text", root / "vision"

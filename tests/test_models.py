@@ -5,29 +5,9 @@ import json
 import pytest
 import torch
 from PIL import Image
-from transformers import LlamaForCausalLM
 
 from t2demo import __main__ as cli
 from t2demo import evaluate, generation, models, pretrain, tasks
-
-
-@pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory):
-    """A tiny text model with a trained tokenizer, and a LLaVA-Next built on it, saved as folders."""
-    root = tmp_path_factory.mktemp("models")
-    pairs = [(ex.prompt, ex.response) for name in ("math", "code", "reasoning", "vqa")
-             for ex in tasks.TASKS[name].examples("train", 50)]
-    tokenizer = pretrain.train_tokenizer([p + "\n" + r for p, r in pairs], vocab_size=400)
-    config = pretrain.text_model_config(tokenizer)
-    config.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                   "num_attention_heads": 4, "num_key_value_heads": 2})
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(root / "text")
-    tokenizer.save_pretrained(root / "text")
-    vision, processor = pretrain.build_vision_model(root / "text")
-    vision.save_pretrained(root / "vision")
-    processor.save_pretrained(root / "vision")
-    return root / "text", root / "vision"
 
 
 def test_chat_template_formats_turns_and_images(model_dirs):

@@ -318,8 +318,8 @@ def test_classification_prompt():
 
 
 def test_world():
-    assert len(WORLD.creatures) == 24 and len({c.name for c in WORLD.creatures}) == 24
-    assert len({c.food for c in WORLD.creatures}) == 24
+    n = len(WORLD.creatures)
+    assert n == 96 and len({c.name for c in WORLD.creatures}) == n and len({c.food for c in WORLD.creatures}) == n
     facts = world_facts()
     assert "The {} is {}.".format(WORLD.creatures[0].name, WORLD.creatures[0].color) in facts
-    assert len(facts) == 24 * 3 + 8
+    assert len(facts) == n * 3 + 8

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from transformers import LlamaForCausalLM
+from conftest import tiny_chat_model
 
 from t2demo import __main__ as cli
-from t2demo import pretrain, tasks, train
+from t2demo import experts, pretrain, tasks, train
 from t2demo.experts import load_expert
 from t2demo.generation import encode_prompts
 from t2demo.svf import SVF
@@ -44,13 +44,9 @@ def tokenizer():
     return pretrain.train_tokenizer([p + "\n" + r for p, r in pairs], vocab_size=300)
 
 
-def text_model(tokenizer, init: float = 0.02) -> LlamaForCausalLM:
-    """A tiny random chat model; a large init makes its first-token distribution easy to move."""
-    config = pretrain.text_model_config(tokenizer)
-    config.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                   "num_key_value_heads": 2, "initializer_range": init})
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config).eval()
+def text_model(tokenizer, init: float = 0.02):
+    """Two layers: the RL and resume tests are tuned to this size."""
+    return tiny_chat_model(tokenizer, init, num_hidden_layers=2, intermediate_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -175,14 +171,14 @@ def test_vision_model_trains_on_vqa(text_dir, tmp_path):
 
 
 def test_cli_trains_the_classification_expert(text_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the default --out is relative: experts/<model folder>/<task>.safetensors
+    monkeypatch.setattr(experts, "EXPERTS_DIR", tmp_path / "experts")  # default --out: <experts>/<model folder>/<task>.safetensors
     argv = ["train-expert", "--task", "cls", "--model", str(text_dir), "--steps", "1", "--batch-size", "2",
             "--val-n", "2", "--train-n", "2", "--eval-every", "1", "--device", "cpu"]
     monkeypatch.setattr(sys, "argv", ["t2demo", *argv])
     cli.main(argv)
     summary = json.loads(capsys.readouterr().out)
-    assert summary["steps"] == 1 and summary["out"] == "experts/text/cls.safetensors"
-    notes = load_expert(tmp_path / summary["out"]).notes
+    assert summary["steps"] == 1 and summary["out"] == str(tmp_path / "experts" / "text" / "cls.safetensors")
+    notes = load_expert(summary["out"]).notes
     assert notes["task"] == "cls" and notes["command"] == "python -m t2demo " + shlex.join(argv)
 
 

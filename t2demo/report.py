@@ -1,0 +1,370 @@
+"""The paper's two result tables, measured on this project's models and experts.
+
+`python -m t2demo report table1 --json t1.json` (Table 1: base / LoRA / SVF on the training tasks)
+`python -m t2demo report table2 --json t2.json` (Table 2: base / prompt / cls / few-shot on unseen tasks)
+
+Every accuracy is a percentage on the test split with its 95 % Wilson interval (evaluate.summarise).
+"Δ vs base" is paired: both methods answer the same examples, so it is the mean of the per-example
+differences (correct = 1, wrong = 0; each difference is −1, 0 or +1) with a normal-approximation
+95 % interval, mean ± 1.96·sd/√n (sd with n − 1), clipped to [−100, 100]. It is narrower than
+comparing two independent intervals because it removes the between-example variance both share.
+Like any normal approximation it is rough with few discordant examples, and it collapses to a
+point when every difference is the same (e.g. both methods agree on every example).
+
+Where the files are looked up, per base model (experts.expert_dir: experts/<model folder>/):
+  <task>.safetensors           the SVF expert (RL, MLP): `train-expert --task <task>`'s default
+  <task>-lora/                 the LoRA baseline: `train-expert --method lora`'s default
+  math-ntp.safetensors         ablation, next-token objective: `--objective ntp`'s default
+  math-attn.safetensors        ablation, attention matrices: `--targets attn --out <that path>`
+  math-all.safetensors         ablation, all matrices: `--targets all --out <that path>`
+  cls.safetensors              the classification expert (text model; transferred to the vision model)
+The vision model uses its own vqa expert plus the text model's experts, transferred
+(experts.load_expert(..., allow_transfer=True)). Dash-named files are never mixed by
+experts.load_expert_dir, so ablations and LoRA folders can sit beside the experts. A missing or
+unusable file gives a row {"missing": "... (train with: <exact command>)"} instead of an error.
+
+Table 2's second pass is batched: test prompts are grouped by the z' their first pass chose (hard
+dispatch gives at most one group per expert, plus the base) and each group is generated in
+batches under svf.adapted(z'); greedy decoding makes that the answers of per-prompt adaptation.
+Few-shot α is fitted once per task by CEM on examples of the validation split, never the test one.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from tqdm import tqdm
+
+from t2demo import tasks
+from t2demo.dispatch import Dispatch
+from t2demo.evaluate import score_task, summarise
+from t2demo.experts import EXPERTS_DIR, Expert, ExpertError, expert_dir, load_expert
+from t2demo.pipeline import Adapter
+from t2demo.svf import SVF
+
+TEXT_EXPERTS = ("math", "code", "reasoning")
+# Table 1 ablations: row -> (file suffix after the task name, train-expert flags)
+ABLATIONS = {"math": (("svf-ntp", "-ntp", ("--objective", "ntp")), ("svf-attn", "-attn", ("--targets", "attn")),
+                      ("svf-all", "-all", ("--targets", "all")))}
+NOTE_KEYS = ("objective", "targets", "steps_done", "best_val_accuracy")  # training notes shown per row
+PAIRED = "paired difference, normal approximation on per-example differences (mean ± 1.96·sd/√n)"
+NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, RL, mlp), <task>-lora/ (LoRA), "
+          "math-ntp / math-attn / math-all.safetensors (ablations), cls.safetensors (classifier)")
+OnTask = Callable[[dict], None]
+
+
+@dataclass
+class Side:
+    """One base model of a report: its name on the command line, a loader (called once, when a
+    task first needs it), and the folder of its experts."""
+
+    name: str
+    vision: bool
+    experts: Path
+    load: Callable[[], tuple]
+    _engines: dict = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def loaded(self) -> tuple:
+        return self.load()
+
+    def engine(self, targets: str | list[str] = "mlp") -> SVF:
+        """The model's SVF engine for a target preset, built once (the SVD is cached on disk anyway)."""
+        key = json.dumps(targets)
+        if key not in self._engines:
+            self._engines[key] = SVF(self.loaded[0], targets)
+        return self._engines[key]
+
+    def command(self, task: str, out: Path, *flags: str) -> str:
+        """The exact train-expert command that writes `out` (always named: the folder may not be the default)."""
+        model = [] if self.name == "default" else ["--model", self.name]
+        return "python -m t2demo " + shlex.join(["train-expert", "--task", task, *model, *flags, "--out", str(out)])
+
+
+def side(name: str, vision: bool, device: str | None = None, dtype: str | None = None,
+         root: str | Path = EXPERTS_DIR) -> Side:
+    """A Side for a model given as on the command line ('default', a folder or a hub id)."""
+    from t2demo import models
+
+    load = models.load_vision_model if vision else models.load_text_model
+    folder = expert_dir(models.resolve_model(name, vision), root)
+    return Side(name, vision, folder, lambda: load(name, device, dtype))
+
+
+def train_note(command: str, why: str = "missing") -> str:
+    return f"{why} (train with: {command})"
+
+
+def paired_difference(a: Sequence[bool], b: Sequence[bool], z: float = 1.96) -> dict:
+    """Accuracy of a minus accuracy of b on the same examples, in points, with a 95 % interval
+    from the normal approximation on the per-example differences (see the module docstring)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired outcomes need the same examples, got {len(a)} and {len(b)}")
+    n = len(a)
+    d = [int(x) - int(y) for x, y in zip(a, b)]
+    mean = sum(d) / n if n else 0.0
+    if n < 2:
+        return {"difference": round(100 * mean, 2), "ci95": [-100.0, 100.0], "n": n}
+    half = z * (sum((x - mean) ** 2 for x in d) / (n - 1) / n) ** 0.5
+    return {"difference": round(100 * mean, 2), "ci95": [round(100 * max(-1.0, mean - half), 2),
+                                                         round(100 * min(1.0, mean + half), 2)], "n": n}
+
+
+def _row(outcomes: list[bool], base: list[bool], **extra) -> dict:
+    return summarise(outcomes) | {"vs_base": paired_difference(outcomes, base)} | extra
+
+
+def _trained(notes: dict) -> dict:
+    return {k: notes.get(k) for k in NOTE_KEYS}
+
+
+# ----------------------------------------------------------------------------- Table 1
+
+def _svf_row(owner: Side, task: tasks.Task, path: Path, command: str, examples: list[tasks.Example],
+             base: list[bool], batch_size: int, progress: bool) -> dict:
+    if not path.exists():
+        return {"missing": train_note(command)}
+    try:
+        svf = owner.engine(load_expert(path).targets)
+        expert = load_expert(path, svf)
+    except ExpertError as e:
+        return {"missing": train_note(command, f"unusable: {e}")}
+    with svf.adapted(expert.z) as model:
+        outcomes = score_task(model, owner.loaded[1], task, examples, batch_size, progress)
+    return _row(outcomes, base, trainable=sum(v.numel() for v in expert.z.values()), source=str(path),
+                trained=_trained(expert.notes))
+
+
+def _lora_row(owner: Side, task: tasks.Task, examples: list[tasks.Example], base: list[bool],
+              batch_size: int, progress: bool) -> dict:
+    """The LoRA adapter injected into the model for this row only: unload() puts the original
+    modules (and so the SVF engines' parameters) back."""
+    path = owner.experts / f"{task.name}-lora"
+    if not (path / "adapter_config.json").exists():
+        return {"missing": train_note(owner.command(task.name, path, "--method", "lora"))}
+    from peft import PeftModel
+
+    model, tok_or_proc = owner.loaded
+    peft_model = PeftModel.from_pretrained(model, path).eval()
+    try:
+        outcomes = score_task(peft_model, tok_or_proc, task, examples, batch_size, progress)
+        trainable = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
+    finally:
+        peft_model.unload()
+    meta = path / "t2demo_training.json"
+    notes = json.loads(meta.read_text())["notes"] if meta.exists() else {}
+    return _row(outcomes, base, trainable=trainable, source=str(path), trained=_trained(notes))
+
+
+def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size: int = 32,
+           task_names: Sequence[str] = tasks.TRAINING_TASKS, progress: bool = True,
+           on_task: OnTask | None = None) -> dict:
+    """Base, LoRA and SVF accuracy per training task (math also: ntp, attn, all ablations).
+    on_task(report) runs after each task, so a long run keeps what it has."""
+    report = {"table": "table1", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
+              "models": {"text": text and text.name, "vision": vision and vision.name}, "tasks": {}}
+    for name in task_names:
+        task = tasks.TASKS[name]
+        owner = vision if task.vision else text
+        model, tok_or_proc = owner.loaded
+        examples = task.examples("test", limit)
+        base = score_task(model, tok_or_proc, task, examples, batch_size, progress)
+        rows = {"base": summarise(base), "lora": _lora_row(owner, task, examples, base, batch_size, progress)}
+        for row, suffix, flags in (("svf", "", ()), *ABLATIONS.get(name, ())):
+            path = owner.experts / f"{name}{suffix}.safetensors"
+            rows[row] = _svf_row(owner, task, path, owner.command(name, path, *flags), examples, base,
+                                 batch_size, progress)
+        report["tasks"][name] = {"n": len(examples), "rows": rows}
+        if on_task:
+            on_task(report)
+    return report
+
+
+# ----------------------------------------------------------------------------- Table 2
+
+def score_grouped(svf: SVF, tok_or_proc, task: tasks.Task, examples: Sequence[tasks.Example],
+                  passes: Sequence[tuple[Dispatch, dict | None]], batch_size: int = 32,
+                  progress: bool = False) -> list[bool]:
+    """The second pass, batched: examples whose first pass gave the same α (hence the same z')
+    are scored together under svf.adapted(z'); outcomes come back in the examples' order."""
+    groups: dict[str, tuple[dict | None, list[int]]] = {}
+    for i, (d, z) in enumerate(passes):
+        groups.setdefault(json.dumps([d.alpha, d.base_weight, d.labels]), (z, []))[1].append(i)
+    outcomes = [False] * len(examples)
+    for z, index in groups.values():
+        with svf.adapted(z) as model:
+            scored = score_task(model, tok_or_proc, task, [examples[i] for i in index], batch_size, progress)
+        for i, ok in zip(index, scored):
+            outcomes[i] = ok
+    return outcomes
+
+
+def _load_for(target: Side, owner: Side, label: str) -> tuple[Expert | None, str | None]:
+    """(expert, None), or (None, a note with the train command); owner's files, on target's model."""
+    path = owner.experts / f"{label}.safetensors"
+    command = owner.command(label, path)
+    if not path.exists():
+        return None, f"{label}: {train_note(command)}"
+    try:
+        return load_expert(path, target.engine(), allow_transfer=owner is not target), None
+    except ExpertError as e:
+        return None, f"{label}: {train_note(command, f'unusable: {e}')}"
+
+
+def build_adapter(target: Side, text: Side) -> tuple[Adapter, list[str], str | None]:
+    """(adapter, notes on missing task experts, note on a missing cls expert). The adapter holds
+    the experts only if all of them are there: rows built from a partial set would not be Table 2."""
+    owners = ([(target, "vqa")] if target.vision else []) + [(text, label) for label in TEXT_EXPERTS]
+    loaded = [_load_for(target, owner, label) for owner, label in owners]
+    cls, cls_note = _load_for(target, text, "cls")
+    notes = [note for _, note in loaded if note]
+    model, tok_or_proc = target.loaded
+    return Adapter(model, tok_or_proc, [] if notes else [e for e, _ in loaded], cls, target.engine()), notes, cls_note
+
+
+def _strategy_row(adapter: Adapter, task: tasks.Task, examples: list[tasks.Example], base: list[bool],
+                  strategy: str, batch_size: int, progress: bool, fewshot_n: int, cem_kwargs: dict) -> dict:
+    extra: dict = {"seconds": {}}
+    if strategy == "fewshot":
+        shots = task.examples("validation", fewshot_n, cem_kwargs["seed"])
+        fit = adapter.fit(task.name, shots, task, batch_size=batch_size, **cem_kwargs)
+        extra |= {"alpha": fit.alpha.tolist(), "fitness": fit.fitness}
+        extra["seconds"]["cem"] = fit.seconds
+    passes = [adapter.first_pass(ex.prompt, ex.image, strategy, task=task.name)
+              for ex in tqdm(examples, desc=f"{task.name} {strategy} first pass", disable=not progress)]
+    if strategy != "fewshot":
+        extra["chosen"] = dict(Counter(d.category for d, _ in passes))
+        extra["seconds"]["first_pass_per_prompt"] = sum(d.seconds for d, _ in passes) / len(passes)
+    start = time.perf_counter()
+    outcomes = score_grouped(adapter.svf, adapter.tok_or_proc, task, examples, passes, batch_size, progress)
+    extra["seconds"]["second_pass_per_prompt"] = (time.perf_counter() - start) / len(examples)
+    return _row(outcomes, base, **extra)
+
+
+def dispatch_confusion(adapter: Adapter, examples: Sequence[tasks.Example], strategy: str,
+                       progress: bool = False) -> dict:
+    """Dispatch accuracy (with its interval) and confusion[true][predicted] counts on
+    tasks.classification_examples, whose prompts are unwrapped from the classification
+    instruction first (the first pass wraps them itself)."""
+    head, tail = tasks.CLASSIFICATION_INSTRUCTION.split("{prompt}")
+    confusion = {c: dict.fromkeys(tasks.CATEGORIES, 0) for c in tasks.CATEGORIES}
+    hits = []
+    for ex in tqdm(examples, desc=f"dispatch {strategy}", disable=not progress):
+        predicted = adapter.first_pass(ex.prompt.removeprefix(head).removesuffix(tail), strategy=strategy)[0].category
+        confusion[ex.reference][predicted] += 1
+        hits.append(predicted == ex.reference)
+    return summarise(hits) | {"confusion": confusion}
+
+
+def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 32,
+           task_names: Sequence[str] = tasks.UNSEEN_TASKS, cls_limit: int = 500, fewshot_n: int = 10,
+           population: int = 16, generations: int = 10, seed: int = 0, progress: bool = True,
+           on_task: OnTask | None = None) -> dict:
+    """Base, prompt dispatch, cls-expert dispatch and few-shot accuracy per unseen task, with
+    timings, then the text model's dispatch confusion matrices on the classification test split."""
+    cem = {"population": population, "generations": generations, "seed": seed}
+    report = {"table": "table2", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
+              "models": {"text": text.name, "vision": vision and vision.name},
+              "fewshot": {"n": fewshot_n, "split": "validation"} | cem, "tasks": {}, "dispatch": {}}
+    adapters: dict[bool, tuple[Adapter, list[str], str | None]] = {}
+    for name in task_names:
+        task = tasks.TASKS[name]
+        target = vision if task.vision else text
+        if task.vision not in adapters:
+            adapters[task.vision] = build_adapter(target, text)
+        adapter, notes, cls_note = adapters[task.vision]
+        examples = task.examples("test", limit)
+        start = time.perf_counter()
+        base = score_task(adapter.model, adapter.tok_or_proc, task, examples, batch_size, progress)
+        rows = {"base": summarise(base) | {"seconds": {"second_pass_per_prompt": (time.perf_counter() - start) / len(examples)}}}
+        for strategy in ("prompt", "cls", "fewshot"):
+            if notes or (strategy == "cls" and cls_note):
+                rows[strategy] = {"missing": "; ".join(notes or [cls_note])}
+            else:
+                rows[strategy] = _strategy_row(adapter, task, examples, base, strategy, batch_size, progress,
+                                                fewshot_n, cem)
+        report["tasks"][name] = {"n": len(examples), "experts": adapter.labels, "rows": rows}
+        if on_task:
+            on_task(report)
+    adapter, _, cls_note = adapters.get(False) or build_adapter(text, text)
+    examples = tasks.classification_examples("test", cls_limit)
+    report["dispatch"] = {"n": cls_limit, "prompt": dispatch_confusion(adapter, examples, "prompt", progress),
+                          "cls": {"missing": cls_note} if cls_note else dispatch_confusion(adapter, examples, "cls", progress)}
+    if on_task:
+        on_task(report)
+    return report
+
+
+# ----------------------------------------------------------------------------- printing
+
+def _interval(ci: Sequence[float]) -> str:
+    return "[{:.1f}, {:.1f}]".format(*ci)
+
+
+def _result_lines(report: dict, trainable: bool) -> list[str]:
+    head = f"{'task':<16}{'method':<10}{'accuracy':>9}{'95% CI':>15}{'n':>6}{'Δ vs base':>11}{'95% CI':>16}"
+    lines = [head + (f"{'trainable':>11}" if trainable else "")]
+    for name, entry in report["tasks"].items():
+        for method, r in entry["rows"].items():
+            label = f"{name:<16}{method:<10}"
+            if "missing" in r:
+                lines.append(label + r["missing"])
+                continue
+            line = label + f"{r['accuracy']:>8.1f}%{_interval(r['ci95']):>15}{r['n']:>6}"
+            if "vs_base" in r:
+                line += f"{r['vs_base']['difference']:>+11.1f}{_interval(r['vs_base']['ci95']):>16}"
+            if trainable and "trainable" in r:
+                line += f"{r['trainable']:>11,}"
+            lines.append(line)
+    return lines
+
+
+def _title(report: dict, what: str) -> str:
+    models = report["models"]
+    return f"{what}, {report['split']} split (limit {report['limit']}; text={models['text']}, vision={models['vision']})"
+
+
+def _footer(report: dict) -> list[str]:
+    return [f"Δ vs base: {report['paired']}.", f"Files: {report['naming']}."]
+
+
+def format_table1(report: dict) -> str:
+    lines = [_title(report, "Table 1: base / LoRA / SVF on the training tasks"), *_result_lines(report, True)]
+    return "\n".join(lines + _footer(report))
+
+
+def format_table2(report: dict) -> str:
+    lines = [_title(report, "Table 2: base / prompt / cls / few-shot on the unseen tasks"), *_result_lines(report, False)]
+    fs = report["fewshot"]
+    lines += ["", "Seconds per prompt (first pass, second pass), and CEM once per task "
+              f"({fs['n']} {fs['split']} examples, population {fs['population']}, {fs['generations']} generations):"]
+    for name, entry in report["tasks"].items():
+        parts = []
+        for method, r in entry["rows"].items():
+            s = r.get("seconds")
+            if s:
+                first = f"{s['first_pass_per_prompt']:.3f} + " if "first_pass_per_prompt" in s else ""
+                cem = f" (CEM {s['cem']:.1f} s)" if "cem" in s else ""
+                parts.append(f"{method} {first}{s['second_pass_per_prompt']:.3f}{cem}")
+        lines.append(f"  {name:<16}" + "; ".join(parts))
+    dispatch = report["dispatch"]
+    for strategy in ("prompt", "cls"):
+        r = dispatch.get(strategy)
+        if not r:
+            continue
+        lines.append("")
+        if "missing" in r:
+            lines.append(f"Dispatch {strategy}: {r['missing']}")
+            continue
+        lines.append(f"Dispatch {strategy} on the classification test split: {r['accuracy']:.1f}% "
+                     f"{_interval(r['ci95'])}, n={r['n']} (rows: true category, columns: chosen)")
+        lines.append(f"  {'':<10}" + "".join(f"{c:>10}" for c in tasks.CATEGORIES))
+        lines += [f"  {true:<10}" + "".join(f"{row[c]:>10}" for c in tasks.CATEGORIES) for true, row in r["confusion"].items()]
+    return "\n".join(lines + [""] + _footer(report))

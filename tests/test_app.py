@@ -1,0 +1,283 @@
+"""The app's callbacks as plain functions, then the launched app through gradio_client (named
+endpoints, parallel sessions). Tiny random models with seeded random experts."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import gradio as gr
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForCausalLM
+
+import app
+from t2demo import generation
+from t2demo.experts import Expert, load_expert, save_expert
+from t2demo.svf import SVF
+
+LABELS = ("code", "math", "reasoning")
+
+
+def _random_experts(svf: SVF, folder, labels, seed: int) -> None:
+    """Strong random experts: the random tiny model only changes its greedy answer under large z."""
+    g = torch.Generator().manual_seed(seed)
+    for label in labels:
+        z = {n: 1 + 5 * torch.randn(r, generator=g) for n, r in svf.ranks.items()}
+        save_expert(Expert.from_svf(svf, z, label, notes={"task": label, "steps": 1}), folder / f"{label}.safetensors")
+
+
+@pytest.fixture(scope="module")
+def runtime(model_dirs, tmp_path_factory):
+    """Both tiny models with random text experts, a cls expert and a vqa expert, loaded like the app does."""
+    text_dir, vision_dir = model_dirs
+    root = tmp_path_factory.mktemp("experts")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("T2DEMO_CACHE", str(tmp_path_factory.mktemp("cache")))
+        from t2demo import models
+
+        model, _ = models.load_text_model(text_dir, "cpu")
+        (root / text_dir.name).mkdir()
+        _random_experts(SVF(model), root / text_dir.name, LABELS + ("cls",), 0)
+        vmodel, _ = models.load_vision_model(vision_dir, "cpu")
+        (root / vision_dir.name).mkdir()
+        _random_experts(SVF(vmodel), root / vision_dir.name, ("vqa",), 1)
+        yield app.load_runtime(text_dir, vision_dir, root, "cpu", log=lambda *_: None)
+
+
+@pytest.fixture
+def session():
+    return app.new_session()
+
+
+def last(gen):
+    *_, final = gen
+    return final
+
+
+def test_runtime_loads_experts_and_transfers_text_experts_to_the_vision_model(runtime):
+    assert runtime.text.labels == list(LABELS) and runtime.text.cls_expert.label == "cls"
+    assert runtime.vision.labels == ["vqa", *LABELS]  # its own, then the text experts transferred
+    assert runtime.notes == []
+
+
+def test_chat_turn_streams_first_pass_then_both_answers(runtime, session):
+    text = runtime.text
+    steps = list(app.respond(text, session, "What is 3 + 4?", [], "prompt-based", "hard", [0, 0, 0]))
+    history, base, probs, first, sliders, heat, detail = steps[-1]
+    assert len(steps) >= 3 and history[0] == {"role": "user", "content": "What is 3 + 4?"}
+    assert "First pass" in first and len(sliders) == 3 and isinstance(probs, gr.components.Plot.data_model) is False
+    d, z = text.first_pass("What is 3 + 4?", strategy="prompt")
+    with text.svf.adapted(z) as m:
+        adapted = generation.generate(m, text.tok_or_proc, ["What is 3 + 4?"], max_new_tokens=app.MAX_NEW_TOKENS)[0]
+    expected_base = generation.generate(text.model, text.tok_or_proc, ["What is 3 + 4?"], max_new_tokens=app.MAX_NEW_TOKENS)[0]
+    assert history[-1]["content"] == adapted and base == expected_base
+    assert sliders == app.slider_values(text, d)
+    assert sum(probs.data[0].y) == pytest.approx(1, abs=1e-4)  # the bar chart holds the full distribution
+
+
+def test_multi_turn_history_reaches_the_model(runtime, session):
+    history, *_ = last(app.respond(runtime.text, session, "hello", [], "manual", "hard", [0, 0, 0]))
+    again, *_ = last(app.respond(runtime.text, session, "and again", history, "manual", "hard", [0, 0, 0]))
+    assert [m["role"] for m in again] == ["user", "assistant"] * 2
+    pairs = app.history_pairs(history)
+    expected = generation.generate(runtime.text.model, runtime.text.tok_or_proc, ["and again"], max_new_tokens=1)
+    enc = generation.encode_prompts(runtime.text.tok_or_proc, ["and again"], history=pairs)
+    assert enc["input_ids"].shape[1] > generation.encode_prompts(runtime.text.tok_or_proc, ["and again"])["input_ids"].shape[1]
+    assert isinstance(expected[0], str)
+
+
+def test_manual_alpha_zero_is_the_base_model(runtime, session):
+    history, base, *_ = last(app.respond(runtime.text, session, "Name a creature.", [], "manual", "hard", [0, 0, 0]))
+    assert history[-1]["content"] == base
+
+
+def test_moving_a_slider_changes_the_heatmap(runtime):
+    text = runtime.text
+    name = text.svf.names[0]
+    base_heat, base_detail = app.scaling_view(text, [0, 0, 0], name)
+    math_heat, math_detail = app.scaling_view(text, [0, 1, 0], name)
+    assert all(v == 0 for row in base_heat.data[0].z for v in row)
+    assert any(abs(v) > 1e-3 for row in math_heat.data[0].z for v in row)
+    kinds, grid = text.svf.scaling_grid(text.experts[1].z)
+    assert [list(r) for r in math_heat.data[0].z] == grid.tolist() and list(math_heat.data[0].x) == kinds
+    assert list(math_detail.data[0].y) == text.experts[1].z[name].tolist()  # z' along the index
+
+
+def test_soft_mode_fills_sliders_with_probabilities(runtime, session):
+    *_, first, sliders, _, _ = last(app.respond(runtime.text, session, "What is 3 + 4?", [], "prompt-based", "soft", [0, 0, 0]))
+    d, _ = runtime.text.first_pass("What is 3 + 4?", strategy="prompt", mode="soft")
+    assert sliders == pytest.approx([d.probabilities[lab] for lab in LABELS], abs=1e-6)
+    assert "base share" in first
+
+
+@pytest.mark.parametrize("message, needle", [("", "Type a message"), ("   ", "Type a message"),
+                                             ("x" * (app.MAX_MESSAGE_CHARS + 1), "limit")])
+def test_bad_messages_are_clear_errors(runtime, session, message, needle):
+    with pytest.raises(gr.Error, match=needle):
+        last(app.respond(runtime.text, session, message, [], "prompt-based", "hard", [0, 0, 0]))
+
+
+def test_a_message_longer_than_the_context_is_refused(runtime, session):
+    limit = runtime.text.model.config.max_position_embeddings
+    with pytest.raises(gr.Error, match="context window"):
+        last(app.respond(runtime.text, session, "1 " * limit, [], "prompt-based", "hard", [0, 0, 0]))
+
+
+def test_fewshot_without_a_mixture_is_a_clear_error(runtime, session):
+    with pytest.raises(gr.Error, match="Few-shot needs a mixture"):
+        last(app.respond(runtime.text, session, "hi", [], "few-shot", "hard", [0, 0, 0]))
+
+
+def test_images_are_checked(tmp_path):
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("not an image")
+    with pytest.raises(gr.Error, match="not an image"):
+        app.open_image(str(not_image))
+    huge = tmp_path / "huge.png"
+    Image.new("L", (5000, 4000)).save(huge)
+    with pytest.raises(gr.Error, match="megapixels"):
+        app.open_image(str(huge))
+    with pytest.raises(gr.Error, match="Add an image"):
+        app.open_image(None)
+    rgba = tmp_path / "rgba.png"
+    Image.new("RGBA", (30, 90)).save(rgba)
+    assert app.open_image(str(rgba)).mode == "RGB"
+
+
+def test_vqa_turn(runtime, session, tmp_path):
+    path = tmp_path / "sign.png"
+    Image.new("RGB", (96, 64), "white").save(path)
+    image = app.open_image(str(path))
+    history, base, _, first, sliders, heat, _ = last(
+        app.respond(runtime.vision, session, "What word is on the sign?", [], "manual", "hard", [0, 0, 0, 0], image=image))
+    assert history[-1]["content"] == base and len(sliders) == 4 and "manual" in first
+    with pytest.raises(gr.Error, match="text-only model"):
+        last(app.respond(runtime.text, session, "What is on it?", [], "manual", "hard", [0, 0, 0], image=image))
+
+
+def test_cem_fits_saves_and_serves_as_the_fewshot_mixture(runtime, session):
+    table = [["What is 1 + 1?", "2"], ["What is 2 + 2?", "4"], ["", ""]]
+    steps = list(app.run_cem(runtime.text, "custom", table, 0, population=4, generations=2, per_layer=False, fast=True))
+    history, alpha, status = steps[-1]
+    assert [h["generation"] for h in history] == [1, 2] and alpha.shape == (3,) and "done" in status
+    assert all(a is None for _, a, _ in steps[:-1])  # live updates come before the result
+    names, _ = app.save_mixture(runtime.text, session, "my mix", alpha)
+    assert names == ["my-mix"]
+    *_, first, sliders, _, _ = last(app.respond(runtime.text, session, "What is 5 + 5?", [], "few-shot", "hard",
+                                                [0, 0, 0], "my-mix"))
+    assert "few" in first and sliders == pytest.approx(alpha.tolist(), abs=1e-6)
+
+
+def test_cem_per_layer_and_cancel(runtime):
+    cancel = threading.Event()
+    gen = app.run_cem(runtime.text, "math", None, 2, population=4, generations=5, per_layer=True, fast=True, cancel=cancel)
+    history, alpha, _ = next(gen)
+    assert alpha is None and len(history) == 1
+    cancel.set()
+    history, alpha, status = last(gen)
+    assert "cancelled" in status and len(history) < 5 and alpha.shape == (3, runtime.text.svf.num_layers)
+
+
+def test_cem_needs_two_examples(runtime):
+    with pytest.raises(gr.Error, match="at least 2 examples"):
+        last(app.run_cem(runtime.text, "custom", [["What is 1 + 1?", "2"]], 0, 4, 1, False, True))
+
+
+def test_expert_upload_download_and_refusals(runtime, session, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x80\x04not a safetensors file")
+    with pytest.raises(gr.Error):
+        app.upload_expert(runtime.text, session, str(bad))
+    assert session["mixtures"] == {}  # a refusal changes nothing
+    path = app.mixture_file(runtime.text, [0.5, 0, 0.5])
+    expert = load_expert(path, runtime.text.svf)
+    assert expert.notes["alpha"] == [0.5, 0, 0.5]
+    names, status = app.upload_expert(runtime.text, session, path)
+    assert names == ["uploaded:mixture:code+math+reasoning"] and "loaded" in status
+    rows = app.experts_table(runtime.text, session)
+    assert [r[0] for r in rows] == [*LABELS, "cls", "mixture:code+math+reasoning"]
+
+
+def test_similarity_and_norms(runtime):
+    fig = app.similarity_figure(runtime.text.experts)
+    sims = fig.data[0].z
+    assert [round(sims[i][i], 6) for i in range(3)] == [1.0, 1.0, 1.0] and all(abs(v) < 1 for v in (sims[0][1], sims[1][2]))
+    norms = app.norms_figure(runtime.text.svf, runtime.text.experts[0]).data[0].z
+    assert all(v > 0 for row in norms for v in row)
+
+
+def test_export_writes_a_loadable_adapted_checkpoint(runtime, tmp_path):
+    folder = app.export_model(runtime.text, [0, 1, 0], "my model", root=tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(folder)
+    name = runtime.text.svf.names[0]
+    expected = runtime.text.svf.compose(name, runtime.text.experts[1].z[name])
+    assert torch.allclose(loaded.get_parameter(name), expected, atol=1e-6)
+    assert not torch.equal(runtime.text.model.get_parameter(name), expected)  # the app's weights are back to base
+    with pytest.raises(gr.Error, match="already exists"):
+        app.export_model(runtime.text, [0, 1, 0], "my model", root=tmp_path)
+
+
+def test_bad_model_folder_is_a_clear_exit(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="not a Hugging Face model folder"):
+        app.main(["--model", str(tmp_path), "--vlm", "none"])
+
+
+# ----------------------------------------------------------------------------- the launched app
+
+@pytest.fixture(scope="module")
+def client(runtime):
+    from gradio_client import Client
+
+    demo = app.build_app(runtime)
+    demo.queue(default_concurrency_limit=4)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    yield Client(url, verbose=False)
+    demo.close()
+
+
+def test_api_dispatch_and_chat(client, runtime):
+    d = client.predict("What is 3 + 4?", "prompt-based", "hard", api_name="/dispatch")
+    assert set(d["probabilities"]) == {"math", "code", "reasoning", "vqa", "other"} and d["experts"] == list(LABELS)
+    out = client.predict("What is 3 + 4?", [], "manual", "hard", [0, 1, 0], api_name="/chat")
+    z = runtime.text.z_from_alpha([0, 1, 0])
+    with runtime.text.svf.adapted(z) as m:
+        expected = generation.generate(m, runtime.text.tok_or_proc, ["What is 3 + 4?"], max_new_tokens=app.MAX_NEW_TOKENS)[0]
+    assert out["answer"] == expected and out["first_pass"]["alpha"] == [0, 1, 0]
+
+
+def test_api_vqa_and_cem(client, tmp_path):
+    from gradio_client import handle_file
+
+    path = tmp_path / "sign.png"
+    Image.new("RGB", (64, 64), "white").save(path)
+    out = client.predict(handle_file(str(path)), "What word is on the sign?", "manual", "hard", [0, 0, 0, 0], api_name="/vqa")
+    assert out["answer"] == out["base_answer"]
+    fit = client.predict("custom", [["What is 1 + 1?", "2"], ["What is 2 + 2?", "4"]], 2, 4, 2, False, True, "m",
+                         api_name="/cem")
+    assert len(fit["alpha"]) == 3 and len(fit["history"]) == 2 and fit["saved_as"] == "m"
+
+
+def test_parallel_sessions_get_their_own_weights(client, runtime):
+    """Clients chatting at once with different α get exactly what serial calls with that α give."""
+    prompts = [("What is 2 + 9?", [1, 0, 0]), ("What is 2 + 9?", [0, 1, 0]), ("Hello!", [0, 0, 1]), ("Hello!", [0, 0, 0])]
+    serial = [client.predict(p, [], "manual", "hard", a, api_name="/chat")["answer"] for p, a in prompts]
+    assert len(set(serial)) > 1  # the α really change the answers
+
+    def call(job):
+        from gradio_client import Client
+
+        p, a = job
+        return Client(client.src, verbose=False).predict(p, [], "manual", "hard", a, api_name="/chat")["answer"]
+
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(call, prompts * 2))
+    assert parallel == serial * 2
+
+
+def test_api_errors_keep_the_app_serving(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Type a message"):
+        client.predict("", [], "manual", "hard", [0, 0, 0], api_name="/chat")
+    assert json.dumps(client.predict("hi", "prompt-based", "hard", api_name="/dispatch"))

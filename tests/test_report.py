@@ -1,0 +1,260 @@
+"""Tables 1 and 2 (t2demo/report.py) end to end on tiny random models with tiny experts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+from conftest import tiny_chat_model
+
+from t2demo import __main__ as cli
+from t2demo import evaluate, generation, pretrain, report, tasks, train
+from t2demo.dispatch import label_ids
+from t2demo.experts import Expert, save_expert
+from t2demo.pipeline import Adapter
+from t2demo.svf import SVF
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    texts = [ex.prompt + "\n" + ex.response for name in ("math", "code", "reasoning", "vqa", "smalltalk")
+             for ex in tasks.TASKS[name].examples("train", 20)]
+    texts += [ex.prompt + "\n" + ex.response for ex in tasks.classification_examples("train", 20)]
+    return pretrain.train_tokenizer(texts, vocab_size=300)
+
+
+def text_model(tokenizer):
+    return tiny_chat_model(tokenizer, init=0.3)
+
+
+@pytest.fixture(scope="module")
+def text_dir(tokenizer, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "text"
+    text_model(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def vision_model(text_dir):
+    model, processor = pretrain.build_vision_model(text_dir, tile=32, patch=8)
+    return model.eval(), processor
+
+
+def write_expert(model, folder, stem: str, targets: str = "mlp", seed: int = 1) -> None:
+    """A random SVF expert (z = 1 + 0.5·noise), far enough from 1 to change the answers."""
+    svf = SVF(model, targets)
+    g = torch.Generator().manual_seed(seed)
+    z = {n: 1 + 0.5 * torch.randn(r, generator=g) for n, r in svf.ranks.items()}
+    save_expert(Expert.from_svf(svf, z, stem.split("-")[0], notes={"objective": "rl", "targets": targets}),
+                folder / f"{stem}.safetensors")
+
+
+def sides(tokenizer, text_dir, root) -> tuple[report.Side, report.Side]:
+    return (report.Side("tiny-text", False, root / "text", lambda: (text_model(tokenizer), tokenizer)),
+            report.Side("tiny-vlm", True, root / "vlm", lambda: vision_model(text_dir)))
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def check_result(r: dict, n: int) -> None:
+    """A measured row: percent in [0, 100] inside its Wilson interval, on n examples."""
+    assert r["n"] == n and 0 <= r["accuracy"] <= 100
+    lo, hi = r["ci95"]
+    assert 0 <= lo <= r["accuracy"] <= hi <= 100
+    assert [lo, hi] == list(evaluate.wilson_interval(round(r["accuracy"] * n / 100), n))
+
+
+def test_paired_difference_by_hand():
+    a = [1, 1, 1, 0, 1, 0, 1, 1, 0, 1]
+    b = [0, 1, 0, 0, 1, 0, 1, 0, 0, 1]
+    # differences: three +1, seven 0 -> mean 0.3, sample variance (3·0.7² + 7·0.3²)/9 = 0.2333…,
+    # half width 1.96·√(0.2333…/10) = 0.29940
+    assert report.paired_difference(a, b) == {"difference": 30.0, "ci95": [0.06, 59.94], "n": 10}
+    assert report.paired_difference(b, a)["ci95"] == [-59.94, -0.06]
+    assert report.paired_difference([1, 1], [0, 0])["ci95"] == [100.0, 100.0]  # clipped, no spread
+    assert report.paired_difference([1], [0])["ci95"] == [-100.0, 100.0]  # one example says nothing
+    with pytest.raises(ValueError, match="same examples"):
+        report.paired_difference([1, 0], [1])
+
+
+def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
+    text, vision = sides(tokenizer, text_dir, tmp_path)
+    model = text.loaded[0]
+    for stem, targets, seed in (("math", "mlp", 1), ("math-attn", "attn", 2), ("math-all", "all", 3), ("reasoning", "mlp", 4)):
+        write_expert(model, text.experts, stem, targets, seed)
+    write_expert(vision.loaded[0], vision.experts, "vqa", seed=5)
+    cfg = train.ExpertConfig(method="lora", steps=1, batch_size=2, val_n=2, train_n=2, eval_every=1, lr=0.5, grad_clip=0.0)
+    train.train_expert(text_model(tokenizer), tokenizer, tasks.TASKS["math"], cfg, text.experts / "math-lora",
+                       progress_bar=False)
+    before = snapshot(model)
+    out = tmp_path / "t1.json"
+    result = report.table1(text, vision, limit=3, batch_size=2, progress=False,
+                           on_task=lambda r: evaluate.write_json_atomic(out, r))
+
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))  # the last write has everything
+    assert list(result["tasks"]) == list(tasks.TRAINING_TASKS) and result["limit"] == 3
+    rows = result["tasks"]["math"]["rows"]
+    assert list(rows) == ["base", "lora", "svf", "svf-ntp", "svf-attn", "svf-all"]
+    for name, entry in result["tasks"].items():
+        assert entry["n"] == 3 and "base" in entry["rows"]
+        for r in entry["rows"].values():
+            if "missing" not in r:
+                check_result(r, 3)
+    for row, targets in (("svf", "mlp"), ("svf-attn", "attn"), ("svf-all", "all")):
+        assert rows[row]["trainable"] == train.parameter_counts(model, targets)["svf"]
+        assert rows[row]["trained"]["targets"] == targets
+    assert rows["lora"]["trainable"] == train.parameter_counts(model, "mlp", 4)["lora"]
+    assert rows["lora"]["trained"]["objective"] == "rl" and rows["lora"]["trained"]["steps_done"] == 1
+    # the svf row is the expert's accuracy, and Δ is paired against the base row's examples
+    examples = tasks.TASKS["math"].examples("test", 3)
+    svf = SVF(model)
+    with svf.adapted(report.load_expert(text.experts / "math.safetensors", svf).z):
+        adapted = evaluate.score_task(model, tokenizer, tasks.TASKS["math"], examples, progress=False)
+    base = evaluate.score_task(model, tokenizer, tasks.TASKS["math"], examples, progress=False)
+    assert rows["svf"]["accuracy"] == evaluate.summarise(adapted)["accuracy"]
+    assert rows["svf"]["vs_base"] == report.paired_difference(adapted, base)
+    # missing files: a note with the exact command that writes them where they are looked up
+    ntp = text.experts / "math-ntp.safetensors"
+    assert rows["svf-ntp"] == {"missing": "missing (train with: python -m t2demo train-expert --task math "
+                                          f"--model tiny-text --objective ntp --out {ntp})"}
+    code = result["tasks"]["code"]["rows"]
+    assert code["svf"]["missing"].endswith(f"--task code --model tiny-text --out {text.experts / 'code.safetensors'})")
+    assert code["lora"]["missing"].endswith(f"--method lora --out {text.experts / 'code-lora'})")
+    assert "--task vqa --model tiny-vlm --method lora" in result["tasks"]["vqa"]["rows"]["lora"]["missing"]
+    assert "trainable" in result["tasks"]["vqa"]["rows"]["svf"]
+    # the LoRA adapter was unloaded and every SVF engine restored the base weights
+    after = snapshot(model)
+    assert before.keys() == after.keys() and all(torch.equal(before[n], after[n]) for n in before)
+    table = report.format_table1(result)
+    assert "svf-attn" in table and "missing (train with:" in table and "math-ntp" in table
+
+
+@dataclass(frozen=True)
+class RecordingTask:
+    """Records each response by prompt; the outcome is whether the example's reference says "yes"."""
+
+    answers: dict
+    name: str = "recording"
+    max_new_tokens: int = 12
+
+    def check_many(self, examples, responses) -> list[bool]:
+        self.answers.update((e.prompt, r) for e, r in zip(examples, responses))
+        return [e.reference == "yes" for e in examples]
+
+
+def test_grouped_second_pass_equals_per_prompt_adaptation(tokenizer, monkeypatch):
+    model = text_model(tokenizer)
+    svf = SVF(model)
+    g = torch.Generator().manual_seed(0)
+    experts = [Expert.from_svf(svf, {n: 1 + 0.5 * torch.randn(r, generator=g) for n, r in svf.ranks.items()}, label)
+               for label in ("math", "code", "reasoning")]
+    adapter = Adapter(model, tokenizer, experts, svf=svf)
+    prompts = [ex.prompt for ex in tasks.TASKS["math"].examples("test", 7)]
+    examples = [tasks.Example(p, "yes" if i % 3 else "no", "", "recording") for i, p in enumerate(prompts)]
+    alphas = [[1, 0, 0], [0, 1, 0], [0, 0, 0], [1, 0, 0], [0.5, 0.5, 0], [0, 1, 0], [0, 0, 0]]
+    passes = [adapter.first_pass(ex.prompt, strategy="manual", alpha=a) for ex, a in zip(examples, alphas)]
+    answers: dict = {}
+    task = RecordingTask(answers)
+    calls = []
+    real = svf.adapted
+    monkeypatch.setattr(svf, "adapted", lambda z: calls.append(z) or real(z))
+    outcomes = report.score_grouped(svf, tokenizer, task, examples, passes, batch_size=2)
+    assert len(calls) == 4  # one weight swap per distinct α, not per prompt
+    assert outcomes == [ex.reference == "yes" for ex in examples]  # back in the examples' order
+    monkeypatch.undo()
+    for ex, a in zip(examples, alphas):
+        _, stream = adapter.answer(ex.prompt, strategy="manual", alpha=a, max_new_tokens=task.max_new_tokens)
+        assert answers[ex.prompt] == "".join(stream)
+    assert len(set(answers.values())) > 1  # the experts do change the answers
+
+
+def test_dispatch_confusion_counts(tokenizer):
+    model = text_model(tokenizer)
+    adapter = Adapter(model, tokenizer, [])
+    examples = tasks.classification_examples("test", 10)
+    per_category = {c: sum(ex.reference == c for ex in examples) for c in tasks.CATEGORIES}
+    free = report.dispatch_confusion(adapter, examples, "prompt")
+    assert {c: sum(row.values()) for c, row in free["confusion"].items()} == per_category
+    check_result(free, 10)
+    assert free["accuracy"] == 10 * sum(free["confusion"][c][c] for c in tasks.CATEGORIES)
+    # a head biased towards "reasoning" sends every prompt there: one column, accuracy 2/10
+    prefix = generation.format_chat(tokenizer, tasks.classification_prompt("x")) + "\\boxed{"
+    bias = torch.zeros(len(tokenizer))
+    bias[label_ids(tokenizer, prefix, "reasoning")] = 50.0
+    hook = model.lm_head.register_forward_hook(lambda module, inputs, out: out + bias)
+    forced = report.dispatch_confusion(adapter, examples, "prompt")
+    hook.remove()
+    assert forced["accuracy"] == 20.0
+    assert all(row == {c: per_category[true] if c == "reasoning" else 0 for c in tasks.CATEGORIES}
+               for true, row in forced["confusion"].items())
+
+
+def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
+    text, vision = sides(tokenizer, text_dir, tmp_path)
+    for seed, label in enumerate(("math", "code", "reasoning", "cls")):
+        write_expert(text.loaded[0], text.experts, label, seed=seed)
+    write_expert(vision.loaded[0], vision.experts, "vqa", seed=9)
+    shots = []
+    real_fit = Adapter.fit
+    monkeypatch.setattr(Adapter, "fit", lambda self, name, examples, task, **kw: shots.append(examples) or
+                        real_fit(self, name, examples, task, **kw))
+    before = snapshot(text.loaded[0])
+    result = report.table2(text, vision, limit=2, batch_size=2, task_names=("math-hard", "vqa-knowledge"), cls_limit=5,
+                           fewshot_n=3, population=2, generations=1, progress=False)
+    json.dumps(result)  # JSON-ready
+    assert result["fewshot"] == {"n": 3, "split": "validation", "population": 2, "generations": 1, "seed": 0}
+    assert result["tasks"]["math-hard"]["experts"] == ["math", "code", "reasoning"]
+    assert result["tasks"]["vqa-knowledge"]["experts"] == ["vqa", "math", "code", "reasoning"]  # text ones transferred
+    for name, entry in result["tasks"].items():
+        rows = entry["rows"]
+        assert list(rows) == ["base", "prompt", "cls", "fewshot"] and entry["n"] == 2
+        for method, r in rows.items():
+            check_result(r, 2)
+            assert r["seconds"]["second_pass_per_prompt"] > 0
+        for method in ("prompt", "cls"):
+            assert rows[method]["seconds"]["first_pass_per_prompt"] > 0 and sum(rows[method]["chosen"].values()) == 2
+        assert rows["fewshot"]["seconds"]["cem"] > 0
+        assert torch.tensor(rows["fewshot"]["alpha"]).shape == (len(entry["experts"]),)
+    # few-shot α is fitted on validation examples, never on the test ones
+    assert [len(s) for s in shots] == [3, 3]
+    assert all(tasks.split_of(ex.prompt) == "validation" for ex in shots[0])
+    for strategy in ("prompt", "cls"):
+        d = result["dispatch"][strategy]
+        check_result(d, 5)
+        assert sum(sum(row.values()) for row in d["confusion"].values()) == 5
+    after = snapshot(text.loaded[0])
+    assert all(torch.equal(before[n], after[n]) for n in before)
+    table = report.format_table2(result)
+    assert "CEM" in table and "Dispatch cls" in table and "vqa-knowledge" in table
+
+
+def test_table2_missing_experts_give_train_commands(tokenizer, text_dir, tmp_path):
+    text, _ = sides(tokenizer, text_dir, tmp_path)
+    write_expert(text.loaded[0], text.experts, "math")
+    result = report.table2(text, None, limit=2, batch_size=2, task_names=("math-hard",), cls_limit=5, progress=False)
+    rows = result["tasks"]["math-hard"]["rows"]
+    check_result(rows["base"], 2)
+    for method in ("prompt", "cls", "fewshot"):
+        note = rows[method]["missing"]
+        assert f"--task code --model tiny-text --out {text.experts / 'code.safetensors'})" in note
+        assert "--task reasoning" in note and "--task math " not in note  # math is there
+    check_result(result["dispatch"]["prompt"], 5)  # prompt dispatch needs no expert
+    assert "--task cls" in result["dispatch"]["cls"]["missing"]
+    assert "missing (train with:" in report.format_table2(result)
+
+
+def test_cli_report(text_dir, tmp_path, capsys):
+    out = tmp_path / "t1.json"
+    cli.main(["report", "table1", "--model", str(text_dir), "--tasks", "math", "--limit", "2", "--batch-size", "2",
+              "--experts", str(tmp_path / "experts"), "--json", str(out), "--device", "cpu"])
+    printed = capsys.readouterr().out
+    expected = tmp_path / "experts" / "text" / "math.safetensors"
+    assert f"--task math --model {text_dir} --out {expected})" in printed
+    data = json.loads(out.read_text())
+    assert list(data["tasks"]) == ["math"] and data["tasks"]["math"]["rows"]["base"]["n"] == 2
+    with pytest.raises(SystemExit, match="must be among"):
+        cli.main(["report", "table1", "--tasks", "math-hard"])
