@@ -27,7 +27,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from plotly.subplots import make_subplots
 
-from t2demo import cem, models, tasks
+from t2demo import cem, models, tasks, world
 from t2demo.dispatch import Dispatch, PipelineError
 from t2demo.experts import Expert, ExpertError, expert_dir, load_expert, load_expert_dir, mixture_expert, save_expert
 from t2demo.pipeline import Adapter
@@ -107,9 +107,21 @@ def load_runtime(model: str = "default", vlm: str | None = "default", experts: s
     return Runtime(text, vision, str(text_model.device), notes)
 
 
+def example_question(word: str) -> str:
+    """For a shipped example image: a reading question, or a knowledge one if it names a creature."""
+    if word in world.NAMES:
+        return "The sign names a creature. Where does it live?"
+    return "What word is written on the sign?"
+
+
 def new_session() -> dict:
-    """Per-browser-session state: mixtures fitted by CEM or uploaded, by name."""
-    return {"mixtures": {}}
+    """Per-browser-session state: mixtures fitted by CEM or uploaded, by model ("text" / "vision")
+    and name (a text model's mixture does not fit the vision model's matrices)."""
+    return {"mixtures": {"text": {}, "vision": {}}}
+
+
+def mixtures_of(session: dict, adapter: Adapter) -> dict[str, Expert]:
+    return session["mixtures"]["vision" if adapter.vision else "text"]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -124,6 +136,7 @@ def probabilities_figure(d: Dispatch | None) -> go.Figure:
         title = f"first pass ({d.strategy}): {d.category}"
     else:
         title = "first pass: no classification (manual or few-shot α)" if d is not None else "first pass"
+        fig.update_xaxes(visible=False)  # no bars: an empty numeric axis would only puzzle
     fig.update_layout(title=title, yaxis=dict(range=[0, 1], title="probability"), height=260,
                       margin=dict(l=50, r=10, t=40, b=40))
     return fig
@@ -142,7 +155,8 @@ def heatmap_figure(svf: SVF, z: dict | None, title: str) -> go.Figure:
 
 
 def detail_figure(svf: SVF, z: dict | None, name: str | None) -> go.Figure:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("z' along the singular-value index", "spectrum σ before / after"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("z' per singular value", "σ before / after (log)"),
+                        horizontal_spacing=0.14)
     if name in svf.ranks:
         sigma = svf.spectrum(name)
         zv = z[name].float() if z is not None and name in z else torch.ones_like(sigma)
@@ -151,7 +165,10 @@ def detail_figure(svf: SVF, z: dict | None, name: str | None) -> go.Figure:
         fig.add_scatter(x=index, y=sigma.tolist(), name="σ (base)", row=1, col=2)
         fig.add_scatter(x=index, y=(sigma * zv).tolist(), name="σ·z' (adapted)", row=1, col=2)
         fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_layout(title=name or "pick a matrix", height=300, margin=dict(l=50, r=10, t=60, b=40))
+    fig.update_annotations(font_size=12)  # the subplot titles: the default size overlaps in a narrow column
+    fig.update_xaxes(title=dict(text="singular-value index", font_size=11))
+    fig.update_layout(title=dict(text=name or "pick a matrix", font_size=13), height=320,
+                      legend=dict(orientation="h", x=0, y=-0.3), margin=dict(l=50, r=10, t=60, b=70))
     return fig
 
 
@@ -161,7 +178,9 @@ def layer_alpha_figure(alpha, labels: list[str]) -> go.Figure:
     a = a[:, None] if a.ndim == 1 else a
     fig = go.Figure(go.Heatmap(z=a.T.tolist(), x=labels, colorscale="Viridis", colorbar=dict(title="α"),
                                hovertemplate="layer %{y}<br>%{x}: α = %{z:.3f}<extra></extra>"))
-    fig.update_layout(title="α per expert and layer", yaxis_title="layer", height=260, margin=dict(l=50, r=10, t=40, b=40))
+    yaxis = (dict(title="layer", dtick=max(1, -(-a.shape[1] // 12))) if a.shape[1] > 1
+             else dict(tickvals=[0], ticktext=["all layers"]))  # a flat α: one row, not "layer -0.5 … 0.5"
+    fig.update_layout(title="α per expert and layer", yaxis=yaxis, height=260, margin=dict(l=70, r=10, t=40, b=40))
     return fig
 
 
@@ -170,7 +189,8 @@ def cem_figure(history: list[dict]) -> go.Figure:
     gens = [h["generation"] for h in history]
     fig.add_scatter(x=gens, y=[h["best"] for h in history], name="best", mode="lines+markers")
     fig.add_scatter(x=gens, y=[h["mean"] for h in history], name="mean", mode="lines+markers")
-    fig.update_layout(title="CEM fitness per generation", xaxis_title="generation", yaxis_title="fitness", height=280,
+    fig.update_layout(title="CEM fitness per generation", yaxis_title="fitness", height=280,
+                      xaxis=dict(title="generation", dtick=max(1, -(-len(gens) // 10))),  # whole generations
                       margin=dict(l=50, r=10, t=40, b=40))
     return fig
 
@@ -271,10 +291,10 @@ def run_dispatch(adapter: Adapter, session: dict, message: str, strategy: str, m
     code = STRATEGY_NAMES.get(strategy, strategy)
     mixture = None
     if code == "fewshot":
-        if not mixture_name or mixture_name not in session["mixtures"]:
+        if not mixture_name or mixture_name not in mixtures_of(session, adapter):
             raise gr.Error("Few-shot needs a mixture: fit one in the CEM panel (or upload an expert) and pick it.",
                            print_exception=False)
-        mixture = session["mixtures"][mixture_name]
+        mixture = mixtures_of(session, adapter)[mixture_name]
     try:
         return adapter.first_pass(message, image, code, mode, alpha_of(adapter, alphas) if code == "manual" else None,
                                   mixture_name, mixture)
@@ -393,8 +413,8 @@ def save_mixture(adapter: Adapter, session: dict, name: str, alpha) -> tuple[lis
         raise gr.Error("Give the mixture a name.", print_exception=False)
     if alpha is None:
         raise gr.Error("Run CEM first: there is no fitted α to save.", print_exception=False)
-    session["mixtures"][name] = mixture_expert(adapter.svf, adapter.experts, alpha)
-    return sorted(session["mixtures"]), f"saved mixture {name!r}: pick it with the few-shot strategy"
+    mixtures_of(session, adapter)[name] = mixture_expert(adapter.svf, adapter.experts, alpha)
+    return sorted(mixtures_of(session, adapter)), f"saved mixture {name!r}: pick it with the few-shot strategy"
 
 
 def upload_expert(adapter: Adapter, session: dict, path: str | None) -> tuple[list[str], str]:
@@ -406,8 +426,8 @@ def upload_expert(adapter: Adapter, session: dict, path: str | None) -> tuple[li
     except ExpertError as e:
         raise _user_error(e) from e
     name = f"uploaded:{expert.label}"
-    session["mixtures"][name] = expert
-    return sorted(session["mixtures"]), f"loaded {expert.label!r} ({len(expert.z)} matrices) as mixture {name!r}"
+    mixtures_of(session, adapter)[name] = expert
+    return sorted(mixtures_of(session, adapter)), f"loaded {expert.label!r} ({len(expert.z)} matrices) as mixture {name!r}"
 
 
 def mixture_file(adapter: Adapter, alphas) -> str:
@@ -442,7 +462,7 @@ def export_model(adapter: Adapter, alphas, name: str, root: Path = EXPORTS) -> s
 def experts_table(adapter: Adapter, session: dict) -> list[list]:
     rows = []
     for source, experts in (("loaded", adapter.experts + ([adapter.cls_expert] if adapter.cls_expert else [])),
-                            ("session", list(session["mixtures"].values()))):
+                            ("session", list(mixtures_of(session, adapter).values()))):
         for e in experts:
             notes = e.notes
             change = torch.cat([v.float() - 1 for v in e.z.values()])
@@ -562,7 +582,7 @@ def build_app(rt: Runtime) -> gr.Blocks:
                     with gr.Row():
                         send = gr.Button("Send", variant="primary")
                         clear = gr.Button("Clear chat")
-                    base = gr.Textbox(label="Base model's answer to the same message", lines=4, interactive=False)
+                    base = gr.Textbox(label="Base model's answer to the same message", lines=4, max_lines=8, interactive=False)
                 with gr.Column(scale=2):
                     strategy, mode, mixture, first, probs, sliders, reset = _panel(text, "text model")
             heat, matrix, detail = _scaling_plots(text)
@@ -605,11 +625,11 @@ def build_app(rt: Runtime) -> gr.Blocks:
                                               max_length=MAX_MESSAGE_CHARS)
                         examples = sorted(EXAMPLE_IMAGES.glob("*.png"))
                         if examples:
-                            gr.Examples([[str(p), "What word is written on the sign?"] for p in examples],
+                            gr.Examples([[str(p), example_question(p.stem)] for p in examples],
                                         [image, question], label="example images")
                         ask = gr.Button("Ask", variant="primary")
-                        v_answer = gr.Textbox(label="Adapted answer (second pass)", interactive=False)
-                        v_base = gr.Textbox(label="Base model's answer", interactive=False)
+                        v_answer = gr.Textbox(label="Adapted answer (second pass)", max_lines=6, interactive=False)
+                        v_base = gr.Textbox(label="Base model's answer", max_lines=6, interactive=False)
                     with gr.Column(scale=2):
                         v_strategy, v_mode, v_mixture, v_first, v_probs, v_sliders, v_reset = _panel(vision, "vision model")
                 v_heat, v_matrix, v_detail = _scaling_plots(vision)
@@ -649,19 +669,21 @@ def build_app(rt: Runtime) -> gr.Blocks:
         clear.click(lambda: ([], ""), None, [chatbot, base], api_visibility="private")
 
         # --- CEM
-        def cem_fn(sess, task_name, tbl, n, pop, gens, per_layer, fast, progress=gr.Progress()):
+        def cem_fn(sess, task_name, tbl, n, pop, gens, per_layer, fast, mat, progress=gr.Progress()):
             sess["cancel"] = threading.Event()
             for history, alpha, status in run_cem(text, task_name, tbl, n, pop, gens, per_layer, fast, sess["cancel"]):
                 progress(len(history) / max(int(gens), 1), desc="CEM")
                 if alpha is None:
-                    yield cem_figure(history), status, *([gr.update()] * len(sliders)), gr.update()
+                    yield cem_figure(history), status, *([gr.update()] * (len(sliders) + 3))
                 else:
                     sess["fitted"] = alpha
                     flat = (alpha.mean(1) if alpha.ndim == 2 else alpha).tolist()
-                    yield cem_figure(history), status, *flat, layer_alpha_figure(alpha, text.labels)
+                    # the sliders now hold the fitted α: redraw the heatmap for it, as moving a slider does
+                    yield (cem_figure(history), status, *flat, layer_alpha_figure(alpha, text.labels),
+                           *scaling_view(text, flat, mat))
 
-        cem_run.click(cem_fn, [session, cem_task, cem_table, cem_n, cem_pop, cem_gens, cem_layer, cem_fast],
-                      [cem_plot, cem_status, *sliders, cem_alpha_plot], api_visibility="private")
+        cem_run.click(cem_fn, [session, cem_task, cem_table, cem_n, cem_pop, cem_gens, cem_layer, cem_fast, matrix],
+                      [cem_plot, cem_status, *sliders, cem_alpha_plot, heat, detail], api_visibility="private")
         cem_cancel.click(lambda sess: sess.get("cancel", threading.Event()).set(), session, None,
                          api_visibility="private")
 
@@ -691,12 +713,16 @@ def build_app(rt: Runtime) -> gr.Blocks:
         pick.change(lambda m, lab: norms_figure(adapters[m].svf, next((e for e in adapters[m].experts if e.label == lab), None)),
                     [which, pick], norms, api_visibility="private")
 
+        mixture_menus = {text: mixture} | ({vision: v_mixture} if vision else {})
+
         def upload_fn(sess, model_name, path):
             a = adapters[model_name]
             names, status = upload_expert(a, sess, path)
-            return status, experts_table(a, sess), gr.update(choices=names) if a is text else gr.update()
+            return status, experts_table(a, sess), *(gr.update(choices=names) if m is a else gr.update()
+                                                     for m in mixture_menus)
 
-        upload.upload(upload_fn, [session, which, upload], [upload_status, table, mixture], api_visibility="private")
+        upload.upload(upload_fn, [session, which, upload], [upload_status, table, *mixture_menus.values()],
+                      api_visibility="private")
         download.click(lambda *alphas: mixture_file(text, alphas), sliders, download, api_visibility="private")
         export.click(lambda name, *alphas: f"saved to `{export_model(text, alphas, name)}`",
                      [export_name, *sliders], export_status, api_visibility="private")

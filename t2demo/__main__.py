@@ -15,7 +15,7 @@ def _bench(args: argparse.Namespace) -> None:
         return
     from t2demo import bench
 
-    bench.main(args)
+    bench.app_main(args) if args.what == "app" else bench.main(args)
 
 
 def _train_base(args: argparse.Namespace) -> None:
@@ -95,10 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("bench", help="speed and memory benchmarks")
-    p.add_argument("what", choices=["compose", "cem"], help="which benchmark")
+    p.add_argument("what", choices=["compose", "cem", "app"], help="which benchmark")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--device", default=None, help="cpu or cuda (default: fastest present)")
     p.add_argument("--model", default="default", help="cem: text model, 'default', a folder or a hub id")
+    p.add_argument("--port", type=int, default=7861, help="app: port for the started app")
     p.add_argument("--naive-generations", type=int, default=2,
                    help="cem: generations of the naive per-example loop (its rate sets the speedup)")
     p.set_defaults(func=_bench)

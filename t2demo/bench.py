@@ -169,3 +169,70 @@ def main(args: argparse.Namespace) -> None:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     res = run(device)
     print(json.dumps(res, indent=2) if args.json else format_table(res))
+
+
+def app_startup(port: int, timeout: float = 300.0) -> float:
+    """Seconds from launching `python app.py` (a fresh process) until its page answers."""
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(root / "app.py"), "--port", str(port)], cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - start < timeout:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with code {proc.returncode} before it was ready")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - start
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"app.py was not ready after {timeout:.0f} s")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def first_token(repeats: int = 5) -> dict[str, float]:
+    """Median seconds from sending a chat message to the first adapted token (first pass included),
+    on the default models and experts, as the app's chat callback does it."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import app
+
+    rt = app.load_runtime(vlm=None, log=lambda *_: None)
+    alphas = [0.0] * len(rt.text.experts)
+    times, first_pass = [], []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        for kind, value, _ in app.turn(rt.text, app.new_session(), f"Tom has {3 + i} apples and buys 4 more. "
+                                       "How many apples does he have now?", [], "prompt-based", "hard", alphas):
+            if kind == "first":
+                seconds = value.seconds
+            elif kind == "answer" and value:
+                break
+        if i:  # the first call warms up
+            times.append(time.perf_counter() - start)
+            first_pass.append(seconds)
+    return {"first_token_s": statistics.median(times), "first_pass_s": statistics.median(first_pass),
+            "repeats": repeats, "experts": len(rt.text.experts)}
+
+
+def app_main(args: argparse.Namespace) -> dict:
+    """`bench app`: start-to-ready of `python app.py` and time to the first adapted token."""
+    res = {"device": "cpu" if not torch.cuda.is_available() else "cuda", "startup_s": app_startup(args.port),
+           **first_token()}
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"python app.py ready in {res['startup_s']:.1f} s (target 20 s); first adapted token "
+              f"{res['first_token_s']:.2f} s (target 1 s; first pass {res['first_pass_s']:.2f} s; "
+              f"median of {res['repeats']}; {res['experts']} experts)")
+    return res

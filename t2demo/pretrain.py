@@ -293,7 +293,7 @@ def vision_processor(tokenizer: PreTrainedTokenizerFast, tile: int, patch: int, 
     )
 
 
-def build_vision_model(text_dir: Path, tile: int = 64, patch: int = 8):
+def build_vision_model(text_dir: Path, tile: int = 64, patch: int = 16):
     """A LLaVA-Next whose language model is a copy of the text model at `text_dir`."""
     tokenizer = PreTrainedTokenizerFast.from_pretrained(text_dir)
     text_model = LlamaForCausalLM.from_pretrained(text_dir, dtype=torch.float32)

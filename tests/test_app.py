@@ -189,7 +189,7 @@ def test_expert_upload_download_and_refusals(runtime, session, tmp_path):
     bad.write_bytes(b"\x80\x04not a safetensors file")
     with pytest.raises(gr.Error):
         app.upload_expert(runtime.text, session, str(bad))
-    assert session["mixtures"] == {}  # a refusal changes nothing
+    assert app.mixtures_of(session, runtime.text) == {}  # a refusal changes nothing
     path = app.mixture_file(runtime.text, [0.5, 0, 0.5])
     expert = load_expert(path, runtime.text.svf)
     assert expert.notes["alpha"] == [0.5, 0, 0.5]

@@ -1,0 +1,201 @@
+"""The app in a real browser: Debian's Chromium, driven by Playwright, on the app launched in-process
+with tiny random models and strong random experts. A chat turn, an α slider, a tiny CEM run and a
+VQA question, each waited for on what the page shows, with a full-page screenshot after each step
+(into $T2DEMO_SCREENSHOTS, or the test's tmp_path).
+
+Needs /usr/bin/chromium (apt-get install chromium) and the playwright package; skipped without them.
+Playwright's own browser download is not used: it launches Debian's Chromium by its path."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+import app
+from t2demo import models
+from t2demo.experts import Expert, save_expert
+from t2demo.svf import SVF
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("no /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+# Chromium as root on a machine without a network (or a display) needs these; without the
+# background-networking flags it keeps trying to reach Google's hosts.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LABELS = ("code", "math", "reasoning")
+WAIT_MS = 60_000  # upper bound of one wait; on an idle machine each takes a second or two
+
+
+def _random_experts(svf: SVF, folder: Path, labels, seed: int) -> None:
+    """Strong random experts (as in test_app): large z, so that moving α visibly changes z'."""
+    g = torch.Generator().manual_seed(seed)
+    folder.mkdir()
+    for label in labels:
+        z = {n: 1 + 5 * torch.randn(r, generator=g) for n, r in svf.ranks.items()}
+        save_expert(Expert.from_svf(svf, z, label, notes={"task": label, "steps": 1}), folder / f"{label}.safetensors")
+
+
+@pytest.fixture(scope="module")
+def url(model_dirs, tmp_path_factory):
+    """The app on both tiny models, served on a free loopback port for the module."""
+    text_dir, vision_dir = model_dirs
+    root = tmp_path_factory.mktemp("experts")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("T2DEMO_CACHE", str(tmp_path_factory.mktemp("cache")))
+        _random_experts(SVF(models.load_text_model(text_dir, "cpu")[0]), root / text_dir.name, LABELS + ("cls",), 0)
+        _random_experts(SVF(models.load_vision_model(vision_dir, "cpu")[0]), root / vision_dir.name, ("vqa",), 1)
+        runtime = app.load_runtime(text_dir, vision_dir, root, "cpu", log=lambda *_: None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = app.build_app(runtime).queue()
+    _, local_url, _ = demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                                  css=app.CSS)
+    yield local_url
+    demo.close()
+
+
+@pytest.fixture
+def page(url, tmp_path):
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900})
+        browser.set_default_timeout(WAIT_MS)
+        try:
+            page = browser.pages[0] if browser.pages else browser.new_page()
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    folder = Path(os.environ.get("T2DEMO_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def plot(page, label: str):
+    """The plotly element of the visible gr.Plot whose block label is `label`."""
+    block_label = page.get_by_test_id("block-label").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return block_label.locator("visible=true").locator("xpath=..").locator(".js-plotly-plot")
+
+
+def figure(page, label: str) -> dict:
+    """What plotly drew: the title and each trace's type, x, y and z, read from the element."""
+    return plot(page, label).evaluate(
+        "e => ({title: (e.layout.title || {}).text || '',"
+        "       data: e.data.map(t => ({type: t.type, x: t.x, y: t.y, z: t.z}))})")
+
+
+def wait_for_figure(page, label: str, predicate: str, prev=None) -> dict:
+    """Wait until the plot's figure `f` ({title, data}) satisfies the JavaScript expression `predicate`
+    (which may compare with `prev`, a value passed from Python)."""
+    handle = plot(page, label).element_handle()
+    page.wait_for_function(
+        f"([e, prev]) => {{ if (!e.data || !e.layout) return false;"
+        f"  const f = {{title: (e.layout.title || {{}}).text || '', data: e.data}}; return {predicate}; }}",
+        arg=[handle, prev])
+    return figure(page, label)
+
+
+def wait_until_idle(page) -> None:
+    """Wait until no output shows Gradio's pending/streaming tracker (the event has finished)."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=status-tracker]')].every(e => e.classList.contains('hide'))")
+
+
+def number_input(page, label: str):
+    return page.get_by_role("spinbutton", name=f"number input for {label}", exact=True)
+
+
+def set_slider(page, label: str, value) -> None:
+    """Type into the slider's number box and leave it: Gradio fires the slider's `release` on blur."""
+    box = number_input(page, label)
+    box.fill(str(value))
+    box.blur()
+
+
+def test_chat_slider_cem_and_vqa_in_a_real_browser(page, shots, tmp_path):
+    page.get_by_role("button", name="Send", exact=True).wait_for()
+    for label in ("category probabilities", "z' heatmap", "z' detail"):
+        plot(page, label).wait_for()  # plotly.js is loaded and has drawn the initial figures
+    page.screenshot(path=shots / "0-loaded.png", full_page=True)
+
+    # 1. a chat turn: first pass (bar chart and summary), adapted answer in the chat, base answer below
+    page.get_by_role("textbox", name="Message", exact=True).fill("What is 3 + 4?")
+    page.get_by_role("button", name="Send", exact=True).click()
+    probs = wait_for_figure(page, "category probabilities", "f.data.length > 0 && f.data[0].type === 'bar'")
+    assert probs["title"].startswith("first pass (prompt)")
+    assert sum(probs["data"][0]["y"]) == pytest.approx(1, abs=1e-3) and set(LABELS) <= set(probs["data"][0]["x"])
+    first = page.get_by_text(re.compile(r"^First pass \(prompt, \d+ ms\): category"))
+    first.wait_for()
+    base = page.get_by_role("textbox", name="Base model's answer to the same message", exact=True)
+    sync_api.expect(base).not_to_have_value("", timeout=WAIT_MS)
+    wait_until_idle(page)
+    bot = page.get_by_test_id("bot").last
+    assert page.get_by_test_id("user").last.inner_text().strip() == "What is 3 + 4?"
+    assert bot.is_visible() and bot.inner_text().strip()
+    assert page.get_by_role("textbox", name="Message", exact=True).input_value() == ""  # cleared for the next one
+    heat = figure(page, "z' heatmap")
+    assert heat["title"] == "z' of this answer" and heat["data"][0]["type"] == "heatmap"
+    page.screenshot(path=shots / "1-chat.png", full_page=True)
+
+    # 2. moving an α slider recomposes z' and redraws the heatmap (no generation)
+    before = heat["data"][0]["z"]
+    code = float(number_input(page, "code").input_value())
+    set_slider(page, "code", 0.37 if code != 0.37 else 0.73)
+    moved = wait_for_figure(page, "z' heatmap", "f.title === \"z' of the sliders' α\"")
+    assert moved["data"][0]["z"] != before
+    assert any(abs(v) > 1e-3 for row in moved["data"][0]["z"] for v in row)
+    sync_api.expect(page.get_by_role("radio", name="manual", exact=True)).to_be_checked()  # switched to manual
+    wait_until_idle(page)
+    page.screenshot(path=shots / "2-slider.png", full_page=True)
+
+    # 3. a tiny few-shot CEM run on two built-in examples
+    page.get_by_role("button", name=re.compile(r"^Few-shot adaptation: fit α by CEM")).click()
+    run = page.get_by_role("button", name="Run CEM", exact=True)
+    run.wait_for()
+    for label, value in (("built-in: number of examples", 2), ("population", 4), ("generations", 2)):
+        set_slider(page, label, value)
+    page.get_by_role("checkbox", name="fast: log-likelihood of the answers only (no generation)", exact=True).check()
+    run.click()
+    page.get_by_text(re.compile(r"^done: best fitness .* on 2 examples$")).wait_for()
+    fitness = wait_for_figure(page, "fitness", "f.data.length === 2 && f.data[0].x.length === 2")
+    assert list(fitness["data"][0]["x"]) == [1, 2]
+    fitted = [float(number_input(page, label).input_value()) for label in LABELS]
+    assert fitted != [0.37 if code != 0.37 else 0.73, 0, 0] and all(0 <= a <= 1 for a in fitted)  # the fitted α
+    wait_for_figure(page, "z' heatmap", "JSON.stringify(f.data[0].z) !== JSON.stringify(prev)",
+                    moved["data"][0]["z"])  # and the heatmap is redrawn for it
+    wait_until_idle(page)
+    page.get_by_role("button", name="Run CEM", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=shots / "3-cem.png", full_page=True)
+
+    # 4. VQA: upload an image, ask, see the adapted answer
+    page.get_by_role("tab", name="VQA", exact=True).click()
+    picture = tmp_path / "sign.png"
+    sign = Image.new("RGB", (192, 96), "#2a6f3e")
+    ImageDraw.Draw(sign).text((60, 40), "TAXI", fill="white")
+    sign.save(picture)
+    page.get_by_role("tabpanel").locator("input[type=file]").first.set_input_files(picture)
+    page.locator("img[src$='/sign.png']").wait_for()  # the upload reached the server and shows as a preview
+    page.get_by_role("textbox", name="Question", exact=True).fill("What word is written on the sign?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    answer = page.get_by_role("textbox", name="Adapted answer (second pass)", exact=True)
+    sync_api.expect(answer).not_to_have_value("", timeout=WAIT_MS)
+    sync_api.expect(page.get_by_role("textbox", name="Base model's answer", exact=True)).not_to_have_value(
+        "", timeout=WAIT_MS)
+    wait_until_idle(page)
+    assert figure(page, "category probabilities")["data"][0]["type"] == "bar"
+    page.screenshot(path=shots / "4-vqa.png", full_page=True)
