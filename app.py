@@ -98,6 +98,10 @@ def load_runtime(model: str = "default", vlm: str | None = "default", experts: s
     log(f"      {len(text.experts)} experts {text.labels}, classifier: {'yes' if text.cls_expert else 'no'} "
         f"({time.perf_counter() - start:.1f} s)")
     vision = None
+    if vlm == "default" and not (models.DEFAULT_VISION_MODEL / "config.json").exists():
+        notes.append(f"the default vision model is missing at {models.DEFAULT_VISION_MODEL} (no VQA tab); "
+                     "train it with `python -m t2demo train-base vision`")
+        vlm = None
     if vlm:
         log(f"[2/2] loading vision model {vlm!r} ...")
         vision_model, processor = models.load_vision_model(vlm, device, dtype)
@@ -737,6 +741,7 @@ def _api_endpoints(rt: Runtime, session) -> None:
         message, strategy, mode = gr.Textbox(), gr.Textbox(value="prompt-based"), gr.Textbox(value="hard")
         history, alpha, examples, out = gr.JSON(), gr.JSON(), gr.JSON(), gr.JSON()
         image, task_name, save_as = gr.Image(type="filepath"), gr.Textbox(value="math-hard"), gr.Textbox()
+        mixture = gr.Textbox(value="")  # the name of a mixture this client saved with /cem
         n, population, generations = gr.Number(value=10), gr.Number(value=16), gr.Number(value=8)
         per_layer, fast = gr.Checkbox(), gr.Checkbox()
         trigger = gr.Button()
@@ -751,8 +756,8 @@ def _api_endpoints(rt: Runtime, session) -> None:
         return api_answer(rt.vision, sess, q, None, strat, md, a, None, open_image(path))
 
     trigger.click(dispatch_api, [session, message, strategy, mode], out, api_name="dispatch")
-    trigger.click(lambda sess, msg, h, strat, md, a: api_answer(rt.text, sess, msg, h, strat, md, a),
-                  [session, message, history, strategy, mode, alpha], out, api_name="chat")
+    trigger.click(lambda sess, msg, h, strat, md, a, mix: api_answer(rt.text, sess, msg, h, strat, md, a, mix or None),
+                  [session, message, history, strategy, mode, alpha, mixture], out, api_name="chat")
     trigger.click(vqa_api, [session, image, message, strategy, mode, alpha], out, api_name="vqa")
     trigger.click(lambda sess, t, ex, k, p, g, pl, f, s: cem_api(rt.text, sess, t, ex, int(k), int(p), int(g), pl, f, s),
                   [session, task_name, examples, n, population, generations, per_layer, fast, save_as], out,

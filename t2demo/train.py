@@ -477,7 +477,7 @@ def train_expert(model: nn.Module, tok_or_proc, task: TrainingTask, cfg: ExpertC
             accuracy = validate(policy, tok_or_proc, task, val, cfg.eval_batch_size)
             progress["evals"].append({"step": done, "val_accuracy": accuracy})
             progress["step"] = done
-            if accuracy > progress["best_val_accuracy"]:
+            if accuracy >= progress["best_val_accuracy"]:  # ties: the later, more trained state
                 best = policy.state()
                 progress |= {"best_step": done, "best_val_accuracy": accuracy}
                 policy.save(best, out, task.name, notes(progress))
