@@ -256,6 +256,8 @@ def test_api_vqa_and_cem(client, tmp_path):
     fit = client.predict("custom", [["What is 1 + 1?", "2"], ["What is 2 + 2?", "4"]], 2, 4, 2, False, True, "m",
                          api_name="/cem")
     assert len(fit["alpha"]) == 3 and len(fit["history"]) == 2 and fit["saved_as"] == "m"
+    used = client.predict("What is 3 + 3?", [], "few-shot", "hard", None, "m", api_name="/chat")["first_pass"]
+    assert used["strategy"] == "fewshot" and used["alpha"] == pytest.approx(fit["alpha"])
 
 
 def test_parallel_sessions_get_their_own_weights(client, runtime):
