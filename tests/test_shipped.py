@@ -1,0 +1,64 @@
+"""The shipped default models and experts: they load offline, generate, fit the size budget, and
+every expert loads against its model and changes its answers."""
+
+import pytest
+import torch
+
+from t2demo import generation, models, tasks
+from t2demo.dispatch import category_probabilities
+from t2demo.experts import expert_dir, load_expert_dir
+from t2demo.svf import SVF
+
+ASSET_BUDGET_BYTES = 40 * 2**20
+
+
+def test_assets_fit_the_budget():
+    total = sum(p.stat().st_size for p in models.ASSETS.rglob("*") if p.is_file())
+    assert total <= ASSET_BUDGET_BYTES, f"assets/ holds {total / 2**20:.1f} MB"
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("T2DEMO_CACHE", str(tmp_path_factory.mktemp("cache")))
+        model, tokenizer = models.load_text_model("default", "cpu")
+        yield model, tokenizer, SVF(model)
+
+
+def test_default_text_model_answers_offline(text):
+    model, tokenizer, _ = text
+    assert type(model).__name__ == "LlamaForCausalLM" and tokenizer.chat_template
+    examples = tasks.TASKS["math"].examples("test", 8)
+    answers = generation.generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=64)
+    assert sum(tasks.TASKS["math"].check_many(examples, answers)) >= 1  # a trained model, not a random one
+
+
+def test_shipped_text_experts_load_and_change_the_answers(text):
+    model, tokenizer, svf = text
+    experts, cls = load_expert_dir(expert_dir(models.DEFAULT_TEXT_MODEL), svf)
+    assert [e.label for e in experts] == ["code", "math", "reasoning"] and cls is not None
+    prompts = [e.prompt for name in ("math", "code", "reasoning") for e in tasks.TASKS[name].examples("test", 4)]
+    base = generation.generate(model, tokenizer, prompts, max_new_tokens=48)
+    for expert in experts:
+        assert all(bool(torch.isfinite(v).all()) for v in expert.z.values())
+        with svf.adapted(expert.z) as m:
+            assert generation.generate(m, tokenizer, prompts, max_new_tokens=48) != base, expert.label
+    # the classification expert's job is the first pass: it moves the category probabilities
+    before = [category_probabilities(model, tokenizer, p) for p in prompts[:3]]
+    after = [category_probabilities(model, tokenizer, p, svf=svf, cls_z=cls.z) for p in prompts[:3]]
+    assert before != after
+
+
+def test_default_vision_model_and_its_expert(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, processor = models.load_vision_model("default", "cpu")
+    assert type(model).__name__ == "LlavaNextForConditionalGeneration"
+    svf = SVF(model)
+    experts, _ = load_expert_dir(expert_dir(models.DEFAULT_VISION_MODEL), svf)
+    assert [e.label for e in experts] == ["vqa"]
+    examples = tasks.TASKS["vqa"].examples("test", 8)
+    prompts, images = [e.prompt for e in examples], [e.image for e in examples]
+    base = generation.generate(model, processor, prompts, images, max_new_tokens=8)
+    with svf.adapted(experts[0].z) as m:
+        assert generation.generate(m, processor, prompts, images, max_new_tokens=8) != base
