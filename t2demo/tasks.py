@@ -758,7 +758,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("code", "code", 0.0, 160, _code_sample, check_code, check_code_many),
     Task("code-hard", "code", 0.0, 160, _code_hard_sample, check_code, check_code_many),
     Task("reasoning", "reasoning", 0.25, 64, _reasoning_sample, check_letter),
-    Task("reasoning-hard", "reasoning", 0.25, 80, _reasoning_hard_sample, check_letter),
+    Task("reasoning-hard", "reasoning", 0.25, 96, _reasoning_hard_sample, check_letter),
     Task("vqa", "vqa", 1 / len(SIGN_WORDS + NAMES), 16, _vqa_sample, check_exact),
     Task("vqa-knowledge", "vqa", (1 / len(HABITATS) + 1 / len(FOODS) + 1 / len(COLORS)) / 3, 16,
          _vqa_knowledge_sample, check_exact),

@@ -156,7 +156,7 @@ def _one_hop_true(question, option, facts):
     if question.startswith("Which creature is"):
         return f"The {option} is {words[-1]}." in facts
     if question.startswith("Which creature eats"):
-        return f"The {option} eats {words[-1]}." in facts
+        return f"The {option} eats {' '.join(words[3:])}." in facts
     if question.startswith("What color is the"):
         return f"The {words[-1]} is {option}." in facts
     if question.startswith("Where does the"):
@@ -175,9 +175,9 @@ def test_reasoning_hard_needs_two_facts_and_has_one_true_answer():
         if question.startswith("Which creature lives somewhere"):
             truth = [o for o in options if climate[WORLD.by_name(o).habitat] == words[-1]]
         elif question.startswith("What color is the creature that eats"):
-            truth = [by_food[words[-1]].color]
+            truth = [by_food[" ".join(words[7:])].color]
         elif question.startswith("Where does the creature that eats"):
-            truth = [by_food[words[-2]].habitat]
+            truth = [by_food[" ".join(words[6:-1])].habitat]
         else:
             truth = [climate[WORLD.by_name(words[-2]).habitat]]
         assert [o for o in options if o in truth] == [options["ABCD".index(e.reference)]], e.prompt
