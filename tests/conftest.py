@@ -93,3 +93,34 @@ def model_dirs(tmp_path_factory):
     vision.save_pretrained(root / "vision")
     processor.save_pretrained(root / "vision")
     return root / "text", root / "vision"
+
+
+APP_LABELS = ("code", "math", "reasoning")
+
+
+def _random_experts(svf, folder, labels, seed: int) -> None:
+    """Strong random experts: the random tiny model only changes its greedy answer under large z."""
+    from t2demo.experts import Expert, save_expert
+
+    g = torch.Generator().manual_seed(seed)
+    folder.mkdir()
+    for label in labels:
+        z = {n: 1 + 5 * torch.randn(r, generator=g) for n, r in svf.ranks.items()}
+        save_expert(Expert.from_svf(svf, z, label, notes={"task": label, "steps": 1}), folder / f"{label}.safetensors")
+
+
+@pytest.fixture(scope="session")
+def app_runtime(model_dirs, tmp_path_factory):
+    """Both tiny models with random text experts (APP_LABELS), a cls expert and a vqa expert, loaded
+    the way app.py loads them (with a private SVF cache)."""
+    import app
+    from t2demo import models
+    from t2demo.svf import SVF
+
+    text_dir, vision_dir = model_dirs
+    root = tmp_path_factory.mktemp("experts")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("T2DEMO_CACHE", str(tmp_path_factory.mktemp("cache")))
+        _random_experts(SVF(models.load_text_model(text_dir, "cpu")[0]), root / text_dir.name, APP_LABELS + ("cls",), 0)
+        _random_experts(SVF(models.load_vision_model(vision_dir, "cpu")[0]), root / vision_dir.name, ("vqa",), 1)
+        yield app.load_runtime(text_dir, vision_dir, root, "cpu", log=lambda *_: None)

@@ -12,37 +12,16 @@ from PIL import Image
 from transformers import AutoModelForCausalLM
 
 import app
+from conftest import APP_LABELS
 from t2demo import generation
-from t2demo.experts import Expert, load_expert, save_expert
-from t2demo.svf import SVF
+from t2demo.experts import load_expert
 
-LABELS = ("code", "math", "reasoning")
-
-
-def _random_experts(svf: SVF, folder, labels, seed: int) -> None:
-    """Strong random experts: the random tiny model only changes its greedy answer under large z."""
-    g = torch.Generator().manual_seed(seed)
-    for label in labels:
-        z = {n: 1 + 5 * torch.randn(r, generator=g) for n, r in svf.ranks.items()}
-        save_expert(Expert.from_svf(svf, z, label, notes={"task": label, "steps": 1}), folder / f"{label}.safetensors")
+LABELS = APP_LABELS
 
 
 @pytest.fixture(scope="module")
-def runtime(model_dirs, tmp_path_factory):
-    """Both tiny models with random text experts, a cls expert and a vqa expert, loaded like the app does."""
-    text_dir, vision_dir = model_dirs
-    root = tmp_path_factory.mktemp("experts")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("T2DEMO_CACHE", str(tmp_path_factory.mktemp("cache")))
-        from t2demo import models
-
-        model, _ = models.load_text_model(text_dir, "cpu")
-        (root / text_dir.name).mkdir()
-        _random_experts(SVF(model), root / text_dir.name, LABELS + ("cls",), 0)
-        vmodel, _ = models.load_vision_model(vision_dir, "cpu")
-        (root / vision_dir.name).mkdir()
-        _random_experts(SVF(vmodel), root / vision_dir.name, ("vqa",), 1)
-        yield app.load_runtime(text_dir, vision_dir, root, "cpu", log=lambda *_: None)
+def runtime(app_runtime):
+    return app_runtime
 
 
 @pytest.fixture

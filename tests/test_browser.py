@@ -14,13 +14,10 @@ import socket
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
 import app
-from t2demo import models
-from t2demo.experts import Expert, save_expert
-from t2demo.svf import SVF
+from conftest import APP_LABELS
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -31,33 +28,17 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 # background-networking flags it keeps trying to reach Google's hosts.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-LABELS = ("code", "math", "reasoning")
+LABELS = APP_LABELS
 WAIT_MS = 60_000  # upper bound of one wait; on an idle machine each takes a second or two
 
 
-def _random_experts(svf: SVF, folder: Path, labels, seed: int) -> None:
-    """Strong random experts (as in test_app): large z, so that moving α visibly changes z'."""
-    g = torch.Generator().manual_seed(seed)
-    folder.mkdir()
-    for label in labels:
-        z = {n: 1 + 5 * torch.randn(r, generator=g) for n, r in svf.ranks.items()}
-        save_expert(Expert.from_svf(svf, z, label, notes={"task": label, "steps": 1}), folder / f"{label}.safetensors")
-
-
 @pytest.fixture(scope="module")
-def url(model_dirs, tmp_path_factory):
-    """The app on both tiny models, served on a free loopback port for the module."""
-    text_dir, vision_dir = model_dirs
-    root = tmp_path_factory.mktemp("experts")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("T2DEMO_CACHE", str(tmp_path_factory.mktemp("cache")))
-        _random_experts(SVF(models.load_text_model(text_dir, "cpu")[0]), root / text_dir.name, LABELS + ("cls",), 0)
-        _random_experts(SVF(models.load_vision_model(vision_dir, "cpu")[0]), root / vision_dir.name, ("vqa",), 1)
-        runtime = app.load_runtime(text_dir, vision_dir, root, "cpu", log=lambda *_: None)
+def url(app_runtime):
+    """The app on both tiny models (conftest's app_runtime), served on a free loopback port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = app.build_app(runtime).queue()
+    demo = app.build_app(app_runtime).queue()
     _, local_url, _ = demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                                   css=app.CSS)
     yield local_url
