@@ -277,16 +277,24 @@ def alpha_of(adapter: Adapter, values) -> list[float]:
     return [float(v) for v in values][: len(adapter.experts)]
 
 
+def expert_alpha(d: Dispatch) -> list[float]:
+    """α per expert of a first-pass result (per-layer α: the mean over layers); empty when the
+    weights are not a mix of the loaded experts (e.g. an uploaded expert used as the mixture)."""
+    return torch.as_tensor(d.alpha, dtype=torch.float32).reshape(len(d.labels), -1).mean(1).tolist() if d.labels else []
+
+
 def first_pass_summary(d: Dispatch) -> str:
-    alpha = torch.as_tensor(d.alpha, dtype=torch.float32)
-    if alpha.ndim == 2:
-        shown = ", ".join(f"{lab} {a:.2f}" for lab, a in zip(d.labels, alpha.mean(1).tolist())) + " (mean over layers)"
+    per_expert = expert_alpha(d)
+    if d.labels:
+        layered = " (mean over layers)" if torch.as_tensor(d.alpha).ndim == 2 else ""
+        shown = ", ".join(f"{lab} {a:.2f}" for lab, a in zip(d.labels, per_expert)) + layered
+        chosen = ", ".join(lab for lab, a in zip(d.labels, per_expert) if a > 0) or "none (base weights)"
     else:
-        shown = ", ".join(f"{lab} {a:.2f}" for lab, a in zip(d.labels, alpha.tolist())) or "none"
-    chosen = [lab for lab, a in zip(d.labels, alpha.reshape(len(d.labels), -1).mean(1).tolist()) if a > 0]
+        shown = "none"
+        chosen = f"the z' of {d.category}" if d.strategy == "fewshot" else "none (base weights)"
     base = f"; base share {d.base_weight:.2f}" if d.base_weight else ""
     return (f"**First pass** ({d.strategy}, {d.seconds * 1000:.0f} ms): category **{d.category}** → "
-            f"experts {', '.join(chosen) or 'none (base weights)'}; α = {shown}{base}")
+            f"experts {chosen}; α = {shown}{base}")
 
 
 def run_dispatch(adapter: Adapter, session: dict, message: str, strategy: str, mode: str, alphas,
@@ -307,11 +315,9 @@ def run_dispatch(adapter: Adapter, session: dict, message: str, strategy: str, m
 
 
 def slider_values(adapter: Adapter, d: Dispatch) -> list[float]:
-    """Per-expert slider positions for a first-pass α (per-layer α: the mean over layers)."""
-    alpha = torch.as_tensor(d.alpha, dtype=torch.float32)
-    if alpha.numel() == 0 or d.labels != adapter.labels:  # e.g. an uploaded expert used as the mixture
-        return [0.0] * len(adapter.experts)
-    return (alpha.mean(1) if alpha.ndim == 2 else alpha).tolist()
+    """Per-expert slider positions for a first-pass α; zeros when its weights are not a mix of the
+    loaded experts."""
+    return expert_alpha(d) if d.labels == adapter.labels else [0.0] * len(adapter.experts)
 
 
 def turn(adapter: Adapter, session: dict, message: str, pairs: list[tuple[str, str]], strategy: str, mode: str,

@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 import app
 from conftest import APP_LABELS
 from t2demo import generation
-from t2demo.experts import load_expert
+from t2demo.experts import load_expert, save_expert
 
 LABELS = APP_LABELS
 
@@ -176,6 +176,18 @@ def test_expert_upload_download_and_refusals(runtime, session, tmp_path):
     assert names == ["uploaded:mixture:code+math+reasoning"] and "loaded" in status
     rows = app.experts_table(runtime.text, session)
     assert [r[0] for r in rows] == [*LABELS, "cls", "mixture:code+math+reasoning"]
+
+
+def test_an_uploaded_expert_answers_as_the_fewshot_mixture(runtime, session, tmp_path):
+    path = tmp_path / "math.safetensors"
+    save_expert(runtime.text.experts[1], path)
+    names, _ = app.upload_expert(runtime.text, session, str(path))
+    history, _, _, first, sliders, _, _ = last(app.respond(runtime.text, session, "What is 5 + 5?", [], "few-shot",
+                                                           "hard", [0, 0, 0], names[0]))
+    assert "the z' of uploaded:math" in first and sliders == [0.0, 0.0, 0.0]
+    with runtime.text.svf.adapted(runtime.text.experts[1].z) as m:
+        expected = generation.generate(m, runtime.text.tok_or_proc, ["What is 5 + 5?"], max_new_tokens=app.MAX_NEW_TOKENS)
+    assert history[-1]["content"] == expected[0]
 
 
 def test_similarity_and_norms(runtime):
