@@ -78,7 +78,8 @@ def _adapter(model, tok_or_proc, folder: Path, targets: str, notes: list[str], t
         with warnings.catch_warnings():  # the transfer is intended: the language model started as the text model
             warnings.simplefilter("ignore", UserWarning)
             extra, _ = load_expert_dir(transfer_from, svf, allow_transfer=True)
-        experts += [e for e in extra if e.label not in {x.label for x in experts}]
+        own = {e.label for e in experts}
+        experts += [e for e in extra if e.label not in own]
     if not experts:
         notes.append(f"no experts in {folder}: train them with `python -m t2demo train-expert` (answers use the base model)")
     return Adapter(model, tok_or_proc, experts, cls, svf)
@@ -214,11 +215,7 @@ def similarity_figure(experts: list[Expert]) -> go.Figure:
 
 def norms_figure(svf: SVF, expert: Expert | None) -> go.Figure:
     """‖z − 1‖ per matrix of one expert (layers × matrices)."""
-    kinds, grid = svf.scaling_grid(None)
-    if expert is not None:
-        for name, v in expert.z.items():
-            if name in svf.ranks and svf.matrix_kind(name) in kinds:
-                grid[svf.layer_of(name), kinds.index(svf.matrix_kind(name))] = float((v.float() - 1).norm())
+    kinds, grid = svf.layer_grid({n: float((v.float() - 1).norm()) for n, v in (expert.z if expert else {}).items()})
     fig = go.Figure(go.Heatmap(z=grid.tolist(), x=kinds, colorscale="Viridis", colorbar=dict(title="‖z − 1‖"),
                                hovertemplate="layer %{y}<br>%{x}: ‖z − 1‖ = %{z:.4f}<extra></extra>"))
     fig.update_layout(title=f"per-matrix norms: {expert.label if expert else '-'}", yaxis_title="layer", height=320,
@@ -378,12 +375,6 @@ def run_cem(adapter: Adapter, task_name: str, table, n: int, population: int, ge
     """Fit α by CEM in a worker thread; yields (history, α or None, status) after each generation
     and once more with the final α. Closing the generator (the Cancel button) stops the search."""
     examples, task = cem_examples(task_name, table, n)
-    try:
-        cem.check_examples(examples)
-    except PipelineError as e:
-        raise _user_error(e) from e
-    if not adapter.experts:
-        raise gr.Error("There are no experts to mix: train some first.", print_exception=False)
     cancel = cancel or threading.Event()
     events: queue.Queue = queue.Queue()
     result: list = []
@@ -394,7 +385,7 @@ def run_cem(adapter: Adapter, task_name: str, table, n: int, population: int, ge
                                         task, per_layer=per_layer, population=int(population),
                                         generations=int(generations), fast=fast, cancel=cancel,
                                         callback=lambda entry: events.put(entry)))
-        except Exception as e:  # handed to the reader
+        except Exception as e:  # handed to the reader (e.g. fit_alpha's PipelineError: too few examples)
             result.append(e)
         events.put(None)
 
@@ -416,11 +407,18 @@ def run_cem(adapter: Adapter, task_name: str, table, n: int, population: int, ge
     yield history, outcome.alpha, status
 
 
+def clean_name(name: str | None, what: str) -> str:
+    """A user's name for a mixture or folder, reduced to letters, digits, '.', '_' and '-' (no path
+    parts, not '.' or '..')."""
+    name = re.sub(r"[^\w.-]+", "-", (name or "").strip()).strip("-.")
+    if not name:
+        raise gr.Error(f"Give the {what} a name.", print_exception=False)
+    return name
+
+
 def save_mixture(adapter: Adapter, session: dict, name: str, alpha) -> tuple[list[str], str]:
     """Keep a fitted α as a named few-shot mixture of this session."""
-    name = re.sub(r"[^\w.-]+", "-", (name or "").strip()).strip("-")
-    if not name:
-        raise gr.Error("Give the mixture a name.", print_exception=False)
+    name = clean_name(name, "mixture")
     if alpha is None:
         raise gr.Error("Run CEM first: there is no fitted α to save.", print_exception=False)
     mixtures_of(session, adapter)[name] = mixture_expert(adapter.svf, adapter.experts, alpha)
@@ -453,9 +451,7 @@ def mixture_file(adapter: Adapter, alphas) -> str:
 def export_model(adapter: Adapter, alphas, name: str, root: Path = EXPORTS) -> str:
     """Save the model with W'(z') for the sliders' α as a Hugging Face folder (from_pretrained loads it).
     Written to a temporary folder and renamed into place, so a failure leaves nothing half-written."""
-    name = re.sub(r"[^\w.-]+", "-", (name or "").strip()).strip("-.")
-    if not name:
-        raise gr.Error("Give the export folder a name.", print_exception=False)
+    name = clean_name(name, "export folder")
     target = (root / name).resolve()
     if target.exists():
         raise gr.Error(f"{target} already exists; choose another name.", print_exception=False)

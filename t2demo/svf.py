@@ -281,18 +281,21 @@ class SVF:
         """The base singular values σ of one target matrix (float32, CPU)."""
         return self._factors[name][1].float().cpu()
 
-    def scaling_grid(self, z: Mapping[str, Tensor] | None) -> tuple[list[str], Tensor]:
-        """Mean log|z'| per (decoder layer, matrix kind), 0 where z' = 1: the summary the app draws
-        as a heatmap. Returns the kinds (columns) and a (num_layers, kinds) tensor; cells without a
-        target are NaN. Matrices outside the decoder layers (vision tower) are left out."""
+    def layer_grid(self, values: Mapping[str, float]) -> tuple[list[str], Tensor]:
+        """Per-matrix numbers laid out as (decoder layer, matrix kind) for a heatmap: the kinds
+        (columns) and a (num_layers, kinds) tensor. Targets absent from `values` are 0, cells without
+        a target NaN; matrices outside the decoder layers (vision tower) are left out."""
         in_layers = [n for n in self.names if self._layers[n] is not None]
         kinds = list(dict.fromkeys(self.matrix_kind(n) for n in in_layers))
         grid = torch.full((self.num_layers, len(kinds)), float("nan"))
         for n in in_layers:
-            v = z.get(n) if z is not None else None
-            value = 0.0 if v is None else v.detach().float().abs().clamp_min(1e-6).log().mean().item()
-            grid[self._layers[n], kinds.index(self.matrix_kind(n))] = value
+            grid[self._layers[n], kinds.index(self.matrix_kind(n))] = values.get(n, 0.0)
         return kinds, grid
+
+    def scaling_grid(self, z: Mapping[str, Tensor] | None) -> tuple[list[str], Tensor]:
+        """Mean log|z'| per (decoder layer, matrix kind), 0 where z' = 1: the summary the app draws."""
+        return self.layer_grid({n: v.detach().float().abs().clamp_min(1e-6).log().mean().item()
+                                for n, v in (z or {}).items()})
 
     def identity(self) -> dict[str, Tensor]:
         """z = 1 for every target: the base model."""

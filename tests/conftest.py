@@ -78,6 +78,13 @@ def tiny_chat_model(tokenizer, init: float = 0.02, **sizes) -> torch.nn.Module:
     return LlamaForCausalLM(config).eval()
 
 
+def save_model_dir(model, tokenizer_or_processor, path):
+    """A model folder as from_pretrained reads it: weights plus tokenizer (or processor)."""
+    model.save_pretrained(path)
+    tokenizer_or_processor.save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def model_dirs(tmp_path_factory):
     """A tiny text model with a trained tokenizer, and a LLaVA-Next built on it, saved as folders."""
@@ -87,12 +94,8 @@ def model_dirs(tmp_path_factory):
     pairs = [(ex.prompt, ex.response) for name in ("math", "code", "reasoning", "vqa")
              for ex in tasks.TASKS[name].examples("train", 50)]
     tokenizer = pretrain.train_tokenizer([p + "\n" + r for p, r in pairs], vocab_size=400)
-    tiny_chat_model(tokenizer).save_pretrained(root / "text")
-    tokenizer.save_pretrained(root / "text")
-    vision, processor = pretrain.build_vision_model(root / "text")
-    vision.save_pretrained(root / "vision")
-    processor.save_pretrained(root / "vision")
-    return root / "text", root / "vision"
+    text = save_model_dir(tiny_chat_model(tokenizer), tokenizer, root / "text")
+    return text, save_model_dir(*pretrain.build_vision_model(text), root / "vision")
 
 
 APP_LABELS = ("code", "math", "reasoning")

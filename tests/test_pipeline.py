@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import torch
+from conftest import save_model_dir, tiny_chat_model
 from transformers import LlamaForCausalLM
 
 from t2demo import __main__ as cli
@@ -25,12 +26,8 @@ def tokenizer():
     return pretrain.train_tokenizer(texts, vocab_size=300)
 
 
-def text_model(tokenizer) -> LlamaForCausalLM:
-    config = pretrain.text_model_config(tokenizer)
-    config.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                   "num_key_value_heads": 2, "initializer_range": 0.3})
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config).eval()
+def text_model(tokenizer):
+    return tiny_chat_model(tokenizer, 0.3, num_hidden_layers=2, intermediate_size=64)
 
 
 def random_experts(svf: SVF, labels=("math", "code", "reasoning"), seed: int = 1) -> list[Expert]:
@@ -233,9 +230,7 @@ def test_fit_alpha_on_a_model_and_reuse_as_mixture(adapter, tmp_path):
 # ----------------------------------------------------------------------------- vision
 
 def test_vision_model_with_vqa_and_transferred_text_experts(tokenizer, tmp_path):
-    text_dir = tmp_path / "text"
-    text_model(tokenizer).save_pretrained(text_dir)
-    tokenizer.save_pretrained(text_dir)
+    text_dir = save_model_dir(text_model(tokenizer), tokenizer, tmp_path / "text")
     text_svf = SVF(LlamaForCausalLM.from_pretrained(text_dir).eval())
     paths = []
     for e in random_experts(text_svf, ("math", "code")):

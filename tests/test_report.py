@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from conftest import tiny_chat_model
+from conftest import save_model_dir, tiny_chat_model
 
 from t2demo import __main__ as cli
 from t2demo import evaluate, generation, pretrain, report, tasks, train
@@ -31,10 +31,7 @@ def text_model(tokenizer):
 
 @pytest.fixture(scope="module")
 def text_dir(tokenizer, tmp_path_factory):
-    path = tmp_path_factory.mktemp("models") / "text"
-    text_model(tokenizer).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_model_dir(text_model(tokenizer), tokenizer, tmp_path_factory.mktemp("models") / "text")
 
 
 def vision_model(text_dir):
