@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kl-coef", type=float, default=0.0, help="per-token KL penalty to the base model (rl)")
     p.add_argument("--normalize-rewards", action="store_true", help="subtract the batch mean, divide by the std (rl)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (rl)")
+    p.add_argument("--rollouts", type=int, default=1, help="answers sampled per prompt, each scored against "
+                   "the mean of the others (rl)")
     p.add_argument("--eval-every", type=int, default=10, help="steps between validations and checkpoints")
     p.add_argument("--val-n", type=int, default=64, help="validation examples")
     p.add_argument("--eval-batch-size", type=int, default=32)

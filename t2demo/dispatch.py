@@ -3,7 +3,7 @@ r"""The first pass of Transformer²: work out what a prompt needs and turn it in
 Prompt-based (strategy "prompt"): the base model reads tasks.classification_prompt(prompt) and its
 answer is read, not generated: after the chat template's assistant header and a teacher-forced
 "\boxed{", each category label (plus its closing "}") is scored by its full token sequence's
-log-probability in one batched forward over the K candidates, and a softmax over the K sums gives
+log-probability (the prompt is read once, its KV cache shared by the K candidates), and a softmax over the K sums gives
 the distribution over tasks.CATEGORIES. Classification expert (strategy "cls"): the same with the
 cls expert's z applied. Manual: α is given (the app's sliders).
 
@@ -80,30 +80,33 @@ def label_ids(tokenizer, prefix: str, label: str) -> list[int]:
 
 @torch.no_grad()
 def _label_scores(model, tok_or_proc, prompt: str, image, labels: Sequence[str]) -> Tensor:
-    """Σ log p(label tokens) after the classification prompt and "\\boxed{", one row per label."""
+    """Σ log p(label tokens) after the classification prompt and "\\boxed{", one row per label.
+
+    The prompt (and its image) goes through the model once; its KV cache is then repeated for the
+    K labels, whose short continuations are scored in one batched forward.
+    """
     tokenizer = tokenizer_of(tok_or_proc)
     prefix = format_chat(tok_or_proc, tasks.classification_prompt(prompt), image=image is not None) + "\\boxed{"
     if image is not None:
         enc = dict(tok_or_proc(images=[image], text=[prefix], return_tensors="pt"))
     else:
         enc = dict(tokenizer([prefix], return_tensors="pt", add_special_tokens=False))
-    head = enc.pop("input_ids")[0]
     enc.pop("attention_mask")
     conts = [label_ids(tokenizer, prefix, label) for label in labels]
     width = max(map(len, conts))
-    check_fits(model, len(head) + width, "the classification prompt")
-    K, P = len(labels), len(head)
-    ids = torch.full((K, P + width), tokenizer.pad_token_id, dtype=torch.long)
+    check_fits(model, enc["input_ids"].shape[1] + width, "the classification prompt")
+    out = model(**{k: v.to(model.device) for k, v in enc.items()}, use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(len(labels))
+    ids = torch.full((len(labels), width), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
-    ids[:, :P], mask[:, :P] = head, 1
     for k, c in enumerate(conts):  # right padding: causal attention keeps it out of the scored positions
-        ids[k, P:P + len(c)] = torch.tensor(c)
-        mask[k, P:P + len(c)] = 1
-    extra = {k: v.repeat(K, *[1] * (v.ndim - 1)).to(model.device) for k, v in enc.items()}
-    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                   logits_to_keep=width + 1, **extra).logits[:, :-1].float()
-    logp = logits.log_softmax(-1).gather(-1, ids[:, P:, None].to(logits.device)).squeeze(-1)
-    return (logp * mask[:, P:].to(logp.device)).sum(-1).cpu()
+        ids[k, :len(c)] = torch.tensor(c)
+        mask[k, :len(c)] = 1
+    rest = model(input_ids=ids.to(model.device), past_key_values=cache).logits[:, :-1]
+    logits = torch.cat([out.logits[:, -1:].expand(len(labels), -1, -1), rest], 1).float()
+    logp = logits.log_softmax(-1).gather(-1, ids[..., None].to(logits.device)).squeeze(-1)
+    return (logp * mask.to(logp.device)).sum(-1).cpu()
 
 
 def category_probabilities(model, tok_or_proc, prompt: str, image=None, svf: SVF | None = None,

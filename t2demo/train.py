@@ -5,6 +5,9 @@
 One loop for every combination (Transformer², section 3 and its ablations):
   objective  rl  : sample answers with the adapted model, reward +1 / -1 from the task's checker,
                    loss = -reward · log p(answer) (+ kl_coef · KL(adapted || base) per token);
+                   with rollouts K > 1, K answers per prompt and the reward minus the mean of
+                   the other K-1 (a leave-one-out baseline: no signal from prompts every answer
+                   gets right or every answer gets wrong);
              ntp : mean next-token loss on the reference answers (Example.response);
   method     svf : train one z per singular value of the target matrices (the SVD comes from the
                    engine's cache; nothing else is trained);
@@ -65,6 +68,7 @@ class ExpertConfig:
     grad_clip: float = 1e-3
     kl_coef: float = 0.0  # the paper describes the penalty; its released coefficient is 0
     normalize_rewards: bool = False  # advantages = (r - mean) / std over the batch
+    rollouts: int = 1  # answers sampled per prompt; > 1: each is scored against its group's others
     temperature: float = 1.0
     eval_every: int = 10
     val_n: int = 64
@@ -374,6 +378,18 @@ def validate(policy, tok_or_proc, task: TrainingTask, examples: list[tasks.Examp
         return summarise(score_task(model, tok_or_proc, task, examples, batch_size, progress=False))["accuracy"]
 
 
+def reward_advantages(rewards: Tensor, rollouts: int = 1, normalize: bool = False) -> Tensor:
+    """REINFORCE's weights: the rewards; with `rollouts` consecutive answers per prompt, each
+    reward minus the mean of its group's others; normalised: minus the mean, over the std."""
+    advantages = rewards
+    if rollouts > 1:
+        groups = rewards.view(-1, rollouts)
+        advantages = (groups - (groups.sum(1, keepdim=True) - groups) / (rollouts - 1)).flatten()
+    if normalize and len(rewards) > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-6)
+    return advantages
+
+
 def step_loss(policy, tok_or_proc, task: TrainingTask, examples: list[tasks.Example],
               cfg: ExpertConfig) -> tuple[Tensor, dict]:
     """The loss of one batch under cfg.objective, and what to log about it."""
@@ -381,12 +397,11 @@ def step_loss(policy, tok_or_proc, task: TrainingTask, examples: list[tasks.Exam
         rollout = reference_rollout(policy.model, tok_or_proc, examples)
         with policy.training() as m:
             return ntp_loss(answer_logprobs(m, rollout), rollout), {}
+    examples = [ex for ex in examples for _ in range(cfg.rollouts)]
     with policy.sampling() as m:
         rollout = sample_rollout(m, tok_or_proc, examples, task.max_new_tokens, cfg.temperature)
     rewards = torch.tensor([1.0 if ok else -1.0 for ok in task.check_many(examples, rollout.texts)])
-    advantages = rewards
-    if cfg.normalize_rewards and len(rewards) > 1:
-        advantages = (rewards - rewards.mean()) / (rewards.std() + 1e-6)
+    advantages = reward_advantages(rewards, cfg.rollouts, cfg.normalize_rewards)
     base_logp = None
     if cfg.kl_coef > 0:
         with torch.no_grad(), policy.base() as m:
@@ -415,6 +430,8 @@ def train_expert(model: nn.Module, tok_or_proc, task: TrainingTask, cfg: ExpertC
     ckpt = checkpoint_path(out)
     if cfg.objective not in ("rl", "ntp") or cfg.method not in ("svf", "lora"):
         raise ValueError(f"objective must be rl or ntp and method svf or lora, got {cfg.objective!r}, {cfg.method!r}")
+    if cfg.rollouts < 1:
+        raise ValueError(f"rollouts must be at least 1, got {cfg.rollouts}")
     model.eval()
     model.requires_grad_(False)
     counts = parameter_counts(model, cfg.targets, cfg.lora_rank)
@@ -423,7 +440,7 @@ def train_expert(model: nn.Module, tok_or_proc, task: TrainingTask, cfg: ExpertC
     opt = torch.optim.Adam(params, lr=cfg.lr)
     identity = {"task": task.name, "objective": cfg.objective, "method": cfg.method, "targets": cfg.targets,
                 "lora_rank": cfg.lora_rank if cfg.method == "lora" else None, "seed": cfg.seed,
-                "train_n": cfg.train_n, "batch_size": cfg.batch_size, "base_fingerprint": policy.fingerprint}
+                "train_n": cfg.train_n, "batch_size": cfg.batch_size, "rollouts": cfg.rollouts, "base_fingerprint": policy.fingerprint}
     if progress_bar:
         print(f"trainable parameters: {counts['svf'] if cfg.method == 'svf' else sum(p.numel() for p in params):,} "
               f"({cfg.method}, {counts['matrices']} matrices; svf would train {counts['svf']:,}, "

@@ -63,21 +63,33 @@ def joined(stream) -> str:
 
 # ----------------------------------------------------------------------------- first pass
 
+def probabilities_one_label_at_a_time(model, tok_or_proc, prompt: str, image=None) -> torch.Tensor:
+    """The reference first pass: each label's whole sequence (prompt, image, label) in its own forward."""
+    tokenizer = generation.tokenizer_of(tok_or_proc)
+    prefix = generation.format_chat(tok_or_proc, tasks.classification_prompt(prompt), image=image is not None) + "\\boxed{"
+    scores = []
+    for label in tasks.CATEGORIES:
+        ids = dispatch.label_ids(tokenizer, prefix, label)
+        if image is None:
+            enc = {"input_ids": torch.tensor([tokenizer(prefix, add_special_tokens=False)["input_ids"] + ids])}
+        else:
+            enc = dict(tok_or_proc(images=[image], text=[prefix], return_tensors="pt"))
+            enc["input_ids"] = torch.cat([enc["input_ids"], torch.tensor([ids])], 1)
+            enc.pop("attention_mask")
+        with torch.no_grad():
+            logp = model(**enc).logits[0, -len(ids) - 1:-1].log_softmax(-1)
+        scores.append(logp.gather(-1, torch.tensor(ids)[:, None]).sum())
+    return torch.stack(scores).softmax(0)
+
+
 def test_category_probabilities_match_one_label_at_a_time(adapter, tokenizer):
     model = adapter.model
     probs = dispatch.category_probabilities(model, tokenizer, "Tom has 3 apples. How many now?")
     assert list(probs) == list(tasks.CATEGORIES) and math.isclose(sum(probs.values()), 1.0, rel_tol=1e-5)
-    # the batched, right-padded scoring equals scoring each label's tokens alone
-    prefix = generation.format_chat(tokenizer, tasks.classification_prompt("Tom has 3 apples. How many now?")) + "\\boxed{"
-    head = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-    scores = []
-    for label in tasks.CATEGORIES:
-        ids = dispatch.label_ids(tokenizer, prefix, label)
-        with torch.no_grad():
-            logp = model(torch.tensor([head + ids])).logits[0, len(head) - 1:-1].log_softmax(-1)
-        scores.append(logp.gather(-1, torch.tensor(ids)[:, None]).sum())
-    expected = torch.stack(scores).softmax(0)
+    # one prompt pass with its KV cache shared by the labels equals scoring each label's sequence alone
+    expected = probabilities_one_label_at_a_time(model, tokenizer, "Tom has 3 apples. How many now?")
     assert torch.allclose(torch.tensor(list(probs.values())), expected, atol=1e-5)
+    prefix = generation.format_chat(tokenizer, tasks.classification_prompt("Tom has 3 apples. How many now?")) + "\\boxed{"
     assert any(len(dispatch.label_ids(tokenizer, prefix, c)) > 1 for c in tasks.CATEGORIES)  # multi-token labels
 
 
@@ -251,6 +263,8 @@ def test_vision_model_with_vqa_and_transferred_text_experts(tokenizer, tmp_path)
     example = tasks.TASKS["vqa"].examples("validation", 2)
     d, stream = adapter.answer(example[0].prompt, example[0].image, max_new_tokens=5)
     assert list(d.probabilities) == list(tasks.CATEGORIES) and math.isclose(sum(d.probabilities.values()), 1, rel_tol=1e-5)
+    expected = probabilities_one_label_at_a_time(model, processor, example[0].prompt, example[0].image)
+    assert torch.allclose(torch.tensor(list(d.probabilities.values())), expected, atol=1e-5)
     text = joined(stream)
     with svf.adapted(adapter.z_for(d)) as m:
         assert text == generation.generate(m, processor, [example[0].prompt], [example[0].image], max_new_tokens=5)[0]

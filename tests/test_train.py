@@ -98,6 +98,28 @@ def test_rl_moves_z_towards_the_reward(tokenizer, tmp_path):
     assert (summary["best_step"] == 0) == bool((best == 1).all())  # the best-validation state, not the last
 
 
+def test_group_advantages_compare_answers_to_the_same_prompt():
+    rewards = torch.tensor([1.0, -1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0])  # two prompts, four answers each
+    adv = train.reward_advantages(rewards, rollouts=4)
+    assert torch.allclose(adv[:4], torch.tensor([2.0, -2 / 3, -2 / 3, -2 / 3]))  # r minus the mean of the other three
+    assert (adv[4:] == 0).all()  # every answer right: nothing to learn from that prompt
+    assert torch.equal(train.reward_advantages(rewards), rewards)
+    normalised = train.reward_advantages(rewards, rollouts=4, normalize=True)
+    assert abs(normalised.mean().item()) < 1e-6 and abs(normalised.std().item() - 1) < 1e-4
+
+
+def test_rl_with_group_rollouts_learns_the_toy_task(tokenizer, tmp_path):
+    model = text_model(tokenizer, init=0.3)
+    svf = SVF(model)
+    out = tmp_path / "toy.safetensors"
+    summary = train.train_expert(model, tokenizer, ToyTask(), cfg(steps=10, batch_size=8, rollouts=4, eval_every=5,
+                                                                  train_n=64), out, progress_bar=False)
+    z, _ = checkpoint_params(out)
+    before, after = p_rewarded(model, tokenizer, svf, None), p_rewarded(model, tokenizer, svf, z)
+    assert after > before + 0.1, (before, after)
+    assert len(summary["log"]) == 10
+
+
 def test_ntp_lowers_the_loss(tokenizer, tmp_path):
     model = text_model(tokenizer, init=0.3)
     summary = train.train_expert(model, tokenizer, tasks.TASKS["math"], cfg(objective="ntp", steps=6, eval_every=6, val_n=2,
@@ -170,13 +192,14 @@ def test_vision_model_trains_on_vqa(text_dir, tmp_path):
 def test_cli_trains_the_classification_expert(text_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(experts, "EXPERTS_DIR", tmp_path / "experts")  # default --out: <experts>/<model folder>/<task>.safetensors
     argv = ["train-expert", "--task", "cls", "--model", str(text_dir), "--steps", "1", "--batch-size", "2",
-            "--val-n", "2", "--train-n", "2", "--eval-every", "1", "--device", "cpu"]
+            "--val-n", "2", "--train-n", "2", "--eval-every", "1", "--rollouts", "2", "--device", "cpu"]
     monkeypatch.setattr(sys, "argv", ["t2demo", *argv])
     cli.main(argv)
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 1 and summary["out"] == str(tmp_path / "experts" / "text" / "cls.safetensors")
     notes = load_expert(summary["out"]).notes
     assert notes["task"] == "cls" and notes["command"] == "python -m t2demo " + shlex.join(argv)
+    assert notes["rollouts"] == 2
 
 
 def test_classification_reward_reads_the_boxed_category():
