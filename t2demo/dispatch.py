@@ -3,9 +3,9 @@ r"""The first pass of Transformer²: work out what a prompt needs and turn it in
 Prompt-based (strategy "prompt"): the base model reads tasks.classification_prompt(prompt) and its
 answer is read, not generated: after the chat template's assistant header and a teacher-forced
 "\boxed{", each category label (plus its closing "}") is scored by its full token sequence's
-log-probability (the prompt is read once, its KV cache shared by the K candidates), and a softmax over the K sums gives
-the distribution over tasks.CATEGORIES. Classification expert (strategy "cls"): the same with the
-cls expert's z applied. Manual: α is given (the app's sliders).
+log-probability (the prompt is read once and its KV cache shared by the K candidates), and a
+softmax over the K sums gives the distribution over tasks.CATEGORIES. Classification expert
+(strategy "cls"): the same with the cls expert's z applied. Manual: α is given (the app's sliders).
 
 From the distribution, mode "hard" (the paper) takes the argmax category: its expert gets α = 1,
 and a category without an expert ("other", or "vqa" on the text model) means the base weights.

@@ -440,7 +440,9 @@ def train_expert(model: nn.Module, tok_or_proc, task: TrainingTask, cfg: ExpertC
     opt = torch.optim.Adam(params, lr=cfg.lr)
     identity = {"task": task.name, "objective": cfg.objective, "method": cfg.method, "targets": cfg.targets,
                 "lora_rank": cfg.lora_rank if cfg.method == "lora" else None, "seed": cfg.seed,
-                "train_n": cfg.train_n, "batch_size": cfg.batch_size, "rollouts": cfg.rollouts, "base_fingerprint": policy.fingerprint}
+                "train_n": cfg.train_n, "batch_size": cfg.batch_size, "base_fingerprint": policy.fingerprint}
+    if cfg.rollouts != 1:  # absent at 1, so checkpoints written before the option existed still resume
+        identity["rollouts"] = cfg.rollouts
     if progress_bar:
         print(f"trainable parameters: {counts['svf'] if cfg.method == 'svf' else sum(p.numel() for p in params):,} "
               f"({cfg.method}, {counts['matrices']} matrices; svf would train {counts['svf']:,}, "
@@ -528,7 +530,7 @@ def main(args) -> dict:
     command = "python -m t2demo " + shlex.join(sys.argv[1:])
     try:
         summary = train_expert(model, tok_or_proc, task, cfg, out, command=command, fresh=args.fresh)
-    except (TrainingDiverged, CheckpointMismatch) as e:
+    except (TrainingDiverged, ValueError) as e:  # ValueError: a bad setting, or CheckpointMismatch
         raise SystemExit(f"train-expert: {e}") from e
     print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2))
     return summary

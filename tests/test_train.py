@@ -202,6 +202,12 @@ def test_cli_trains_the_classification_expert(text_dir, tmp_path, capsys, monkey
     assert notes["rollouts"] == 2
 
 
+def test_cli_refuses_a_bad_setting_with_a_message(text_dir, tmp_path):
+    argv = ["train-expert", "--task", "math", "--model", str(text_dir), "--rollouts", "0", "--out", str(tmp_path / "m.safetensors")]
+    with pytest.raises(SystemExit, match="rollouts must be at least 1"):
+        cli.main(argv)
+
+
 def test_classification_reward_reads_the_boxed_category():
     task = train.resolve_task("cls")
     examples = task.examples("train", 5)
