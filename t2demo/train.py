@@ -78,6 +78,13 @@ class ExpertConfig:
     lora_alpha: float = 8.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.objective not in ("rl", "ntp") or self.method not in ("svf", "lora"):
+            raise ValueError(f"objective must be rl or ntp and method svf or lora, "
+                             f"got {self.objective!r}, {self.method!r}")
+        if self.rollouts < 1:
+            raise ValueError(f"rollouts must be at least 1, got {self.rollouts}")
+
 
 class TrainingTask(Protocol):
     """What the trainer needs from a task: tasks.Task has it, and so does ClassificationTask."""
@@ -428,10 +435,6 @@ def train_expert(model: nn.Module, tok_or_proc, task: TrainingTask, cfg: ExpertC
     """
     out = Path(out)
     ckpt = checkpoint_path(out)
-    if cfg.objective not in ("rl", "ntp") or cfg.method not in ("svf", "lora"):
-        raise ValueError(f"objective must be rl or ntp and method svf or lora, got {cfg.objective!r}, {cfg.method!r}")
-    if cfg.rollouts < 1:
-        raise ValueError(f"rollouts must be at least 1, got {cfg.rollouts}")
     model.eval()
     model.requires_grad_(False)
     counts = parameter_counts(model, cfg.targets, cfg.lora_rank)
@@ -522,15 +525,18 @@ def main(args) -> dict:
     task = resolve_task(args.task)
     vision = getattr(task, "category", None) == "vqa"
     load = models.load_vision_model if vision else models.load_text_model
+    try:
+        cfg = ExpertConfig(**{k: getattr(args, k) for k in ExpertConfig.__dataclass_fields__})
+    except ValueError as e:
+        raise SystemExit(f"train-expert: {e}") from e
     model, tok_or_proc = load(args.model, args.device, args.dtype)
-    cfg = ExpertConfig(**{k: getattr(args, k) for k in ExpertConfig.__dataclass_fields__})
     name = task.name + ("" if cfg.objective == "rl" else f"-{cfg.objective}")
     folder = expert_dir(models.resolve_model(args.model, vision))
     out = args.out or (folder / (f"{name}.safetensors" if cfg.method == "svf" else f"{name}-lora"))
     command = "python -m t2demo " + shlex.join(sys.argv[1:])
     try:
         summary = train_expert(model, tok_or_proc, task, cfg, out, command=command, fresh=args.fresh)
-    except (TrainingDiverged, ValueError) as e:  # ValueError: a bad setting, or CheckpointMismatch
+    except (TrainingDiverged, CheckpointMismatch) as e:
         raise SystemExit(f"train-expert: {e}") from e
     print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2))
     return summary
