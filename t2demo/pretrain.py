@@ -53,11 +53,11 @@ CHAT_TEMPLATE = (
 
 TEXT_MIXTURE = {  # task -> training examples drawn (the same recipe for every task)
     "math": 24000, "math-hard": 12000, "code": 24000, "code-hard": 12000,
-    "reasoning": 6000, "reasoning-hard": 3000, "smalltalk": 6000,
+    "reasoning": 18000, "reasoning-hard": 9000, "smalltalk": 6000,
 }
 # Reasoning draws fewer examples because each repeats world facts (as do the fact documents and code's
 # fact tables): more repetitions and the model memorises the world and saturates the reasoning tasks.
-CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 24000, 1000  # also in the text mixture
+CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 24000, 3000  # also in the text mixture
 VISION_MIXTURE = {"vqa": 16000, "vqa-knowledge": 8000}
 
 
@@ -71,7 +71,7 @@ class TrainConfig:
     max_length: int = 320
 
 
-TEXT_TRAIN = TrainConfig(steps=2000, batch_size=64, lr=2e-3, warmup=100)
+TEXT_TRAIN = TrainConfig(steps=2500, batch_size=64, lr=2e-3, warmup=100)
 TOWER_TRAIN = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup=200)
 VISION_TRAIN = TrainConfig(steps=1200, batch_size=32, lr=1e-3, warmup=100)
 TOWER_IMAGES = 24000
@@ -320,10 +320,12 @@ def build_vision_model(text_dir: Path, tile: int = 64, patch: int = 16):
 
 
 class WordProbe(torch.nn.Module):
-    """The vision tower with a linear head that names the word in the image.
+    """The vision tower with a linear head that names the word in the image from every patch.
 
     This stands in for CLIP's own pretraining: a tower that already sees words makes the
-    LLaVA stage a matter of connecting it to the language model, as in the real recipe.
+    LLaVA stage a matter of connecting it to the language model, as in the real recipe. The
+    head reads each last-layer patch token, because those are what LLaVA-Next hands the
+    projector (the "default" feature strategy drops the class token).
     """
 
     def __init__(self, tower: torch.nn.Module, num_words: int):
@@ -332,8 +334,10 @@ class WordProbe(torch.nn.Module):
         self.head = torch.nn.Linear(tower.config.hidden_size, num_words)
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> SimpleNamespace:
-        logits = self.head(self.tower(pixel_values=pixel_values).pooler_output)
-        return SimpleNamespace(loss=torch.nn.functional.cross_entropy(logits, labels), logits=logits)
+        patch_logits = self.head(self.tower(pixel_values=pixel_values).last_hidden_state[:, 1:])
+        loss = torch.nn.functional.cross_entropy(
+            patch_logits.flatten(0, 1), labels.repeat_interleave(patch_logits.shape[1]))
+        return SimpleNamespace(loss=loss, logits=patch_logits.mean(1))
 
 
 def pretrain_vision_tower(model, processor, cfg: TrainConfig, device: torch.device) -> dict:
@@ -361,14 +365,18 @@ def train_vision_model(
     out: Path = DEFAULT_VISION_MODEL, text_dir: Path = DEFAULT_TEXT_MODEL,
     cfg: TrainConfig = VISION_TRAIN, device: str | None = None,
 ) -> dict:
-    """Pretrain the vision tower to read words, then train tower, projector and language model on
-    the image tasks, interleaved with text batches so the language model keeps its text skills."""
+    """Pretrain the vision tower to read words, then freeze it (as LLaVA does) and train the
+    projector and language model on the image tasks, interleaved with text batches so the
+    language model keeps its text skills. With the tower trainable in this stage the language
+    model never learned to read (vqa 2-3 % on validation after 1,200 steps); frozen, 14 % after
+    200 vision steps."""
     start = time.time()
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
     model, processor = build_vision_model(text_dir)
     model.to(dev)
     tower = pretrain_vision_tower(model, processor, TOWER_TRAIN, dev)
+    model.model.vision_tower.requires_grad_(False)
     images = []
     for name, n in VISION_MIXTURE.items():
         images += tasks.TASKS[name].examples("train", n, cfg.seed)
@@ -382,5 +390,5 @@ def train_vision_model(
         return encode_vision_batch(processor, rng.sample(images, cfg.batch_size), cfg.max_length)
 
     losses = run_training(model, next_batch, cfg, dev, "vision model")
-    mixture = VISION_MIXTURE | {"text batches": "every 4th step, the text mixture"}
+    mixture = VISION_MIXTURE | {"text batches": "every 4th step, the text mixture", "vision tower": "frozen"}
     return save_trained(out, model, processor, cfg, dev, start, losses, mixture=mixture, vision_tower_pretraining=tower)
