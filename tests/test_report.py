@@ -211,7 +211,7 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
         assert list(rows) == ["base", "prompt", "cls", "fewshot"] and entry["n"] == 2
         for method, r in rows.items():
             check_result(r, 2)
-            assert r["seconds"]["second_pass_per_prompt"] > 0
+            assert r["seconds"]["second_pass_per_prompt"] > 0 and r["seconds"]["second_pass_alone"] > 0
         for method in ("prompt", "cls"):
             assert rows[method]["seconds"]["first_pass_per_prompt"] > 0 and sum(rows[method]["chosen"].values()) == 2
         assert rows["fewshot"]["seconds"]["cem"] > 0
@@ -227,6 +227,9 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
     assert all(torch.equal(before[n], after[n]) for n in before)
     table = report.format_table2(result)
     assert "CEM" in table and "Dispatch cls" in table and "vqa-knowledge" in table
+    ratio = [line for line in table.splitlines() if line.split()[:2] == ["math-hard", "prompt"]][-1].split()[4]
+    seconds = result["tasks"]["math-hard"]["rows"]["prompt"]["seconds"]
+    assert ratio == f"{100 * seconds['first_pass_per_prompt'] / seconds['second_pass_alone']:.1f}%"
 
 
 def test_table2_missing_experts_give_train_commands(tokenizer, text_dir, tmp_path):
