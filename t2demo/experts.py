@@ -191,7 +191,7 @@ def expert_dir(model_path: str | Path, root: str | Path | None = None) -> Path:
 def load_expert_dir(folder: str | Path, svf: SVF, *, allow_transfer: bool = False) -> tuple[list[Expert], Expert | None]:
     """The task experts of a folder (sorted by label) and its classification expert, if any.
 
-    Only `<label>.safetensors` files whose label has no "-" are loaded: ablations (math-ntp) and
+    Only `<label>.safetensors` files whose label has no "-" are loaded: ablations (math-rl) and
     LoRA folders sit beside the experts but are not mixed. A missing folder gives no experts.
     """
     paths = sorted(p for p in Path(folder).glob("*.safetensors") if "-" not in p.stem)

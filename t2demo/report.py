@@ -12,11 +12,12 @@ Like any normal approximation it is rough with few discordant examples, and it c
 point when every difference is the same (e.g. both methods agree on every example).
 
 Where the files are looked up, per base model (experts.expert_dir: experts/<model folder>/):
-  <task>.safetensors           the SVF expert (RL, MLP): `train-expert --task <task>`'s default
-  <task>-lora/                 the LoRA baseline: `train-expert --method lora`'s default
-  math-ntp.safetensors         ablation, next-token objective: `--objective ntp`'s default
-  math-attn.safetensors        ablation, attention matrices: `--targets attn --out <that path>`
-  math-all.safetensors         ablation, all matrices: `--targets all --out <that path>`
+  <task>.safetensors           the SVF expert (MLP; the objective that validated better, see
+                               experts/README.md): `train-expert --task <task> --out <that path>`
+  <task>-lora/                 the LoRA baseline: `train-expert --method lora --out <that path>`
+  math-rl.safetensors          ablation, REINFORCE (the shipped math expert is next-token)
+  math-attn.safetensors        ablation, attention matrices (next-token, as the math expert)
+  math-all.safetensors         ablation, all matrices (next-token)
   cls.safetensors              the classification expert (text model; transferred to the vision model)
 The vision model uses its own vqa expert plus the text model's experts, transferred
 (experts.load_expert(..., allow_transfer=True)). Dash-named files are never mixed by
@@ -57,12 +58,13 @@ from t2demo.svf import SVF
 
 TEXT_EXPERTS = ("math", "code", "reasoning")
 # Table 1 ablations: row -> (file suffix after the task name, train-expert flags)
-ABLATIONS = {"math": (("svf-ntp", "-ntp", ("--objective", "ntp")), ("svf-attn", "-attn", ("--targets", "attn")),
-                      ("svf-all", "-all", ("--targets", "all")))}
+ABLATIONS = {"math": (("svf-rl", "-rl", ("--objective", "rl")),
+                      ("svf-attn", "-attn", ("--objective", "ntp", "--targets", "attn")),
+                      ("svf-all", "-all", ("--objective", "ntp", "--targets", "all")))}
 NOTE_KEYS = ("objective", "targets", "steps_done", "best_val_accuracy")  # training notes shown per row
 PAIRED = "paired difference, normal approximation on per-example differences (mean ± 1.96·sd/√n)"
 NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, RL, mlp), <task>-lora/ (LoRA), "
-          "math-ntp / math-attn / math-all.safetensors (ablations), cls.safetensors (classifier)")
+          "math-rl / math-attn / math-all.safetensors (ablations), cls.safetensors (classifier)")
 OnTask = Callable[[dict], None]
 LATENCY_N = 20  # test prompts answered one at a time for the time table
 
@@ -173,7 +175,7 @@ def _lora_row(owner: Side, task: tasks.Task, examples: list[tasks.Example], base
 def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size: int = 32,
            task_names: Sequence[str] = tasks.TRAINING_TASKS, progress: bool = True,
            on_task: OnTask | None = None) -> dict:
-    """Base, LoRA and SVF accuracy per training task (math also: ntp, attn, all ablations).
+    """Base, LoRA and SVF accuracy per training task (math also: rl, attn, all ablations).
     on_task(report) runs after each task, so a long run keeps what it has."""
     report = {"table": "table1", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
               "models": {"text": text and text.name, "vision": vision and vision.name}, "tasks": {}}

@@ -95,7 +95,7 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))  # the last write has everything
     assert list(result["tasks"]) == list(tasks.TRAINING_TASKS) and result["limit"] == 3
     rows = result["tasks"]["math"]["rows"]
-    assert list(rows) == ["base", "lora", "svf", "svf-ntp", "svf-attn", "svf-all"]
+    assert list(rows) == ["base", "lora", "svf", "svf-rl", "svf-attn", "svf-all"]
     for name, entry in result["tasks"].items():
         assert entry["n"] == 3 and "base" in entry["rows"]
         for r in entry["rows"].values():
@@ -115,9 +115,9 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     assert rows["svf"]["accuracy"] == evaluate.summarise(adapted)["accuracy"]
     assert rows["svf"]["vs_base"] == report.paired_difference(adapted, base)
     # missing files: a note with the exact command that writes them where they are looked up
-    ntp = text.experts / "math-ntp.safetensors"
-    assert rows["svf-ntp"] == {"missing": "missing (train with: python -m t2demo train-expert --task math "
-                                          f"--model tiny-text --objective ntp --out {ntp})"}
+    rl = text.experts / "math-rl.safetensors"
+    assert rows["svf-rl"] == {"missing": "missing (train with: python -m t2demo train-expert --task math "
+                                         f"--model tiny-text --objective rl --out {rl})"}
     code = result["tasks"]["code"]["rows"]
     assert code["svf"]["missing"].endswith(f"--task code --model tiny-text --out {text.experts / 'code.safetensors'})")
     assert code["lora"]["missing"].endswith(f"--method lora --out {text.experts / 'code-lora'})")
@@ -127,7 +127,7 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     after = snapshot(model)
     assert before.keys() == after.keys() and all(torch.equal(before[n], after[n]) for n in before)
     table = report.format_table1(result)
-    assert "svf-attn" in table and "missing (train with:" in table and "math-ntp" in table
+    assert "svf-attn" in table and "missing (train with:" in table and "math-rl" in table
 
 
 @dataclass(frozen=True)
