@@ -63,7 +63,7 @@ ABLATIONS = {"math": (("svf-rl", "-rl", ("--objective", "rl")),
                       ("svf-all", "-all", ("--objective", "ntp", "--targets", "all")))}
 NOTE_KEYS = ("objective", "targets", "steps_done", "best_val_accuracy")  # training notes shown per row
 PAIRED = "paired difference, normal approximation on per-example differences (mean ± 1.96·sd/√n)"
-NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, RL, mlp), <task>-lora/ (LoRA), "
+NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, mlp), <task>-lora/ (LoRA), "
           "math-rl / math-attn / math-all.safetensors (ablations), cls.safetensors (classifier)")
 OnTask = Callable[[dict], None]
 LATENCY_N = 20  # test prompts answered one at a time for the time table
