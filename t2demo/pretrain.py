@@ -73,7 +73,7 @@ class TrainConfig:
 
 TEXT_TRAIN = TrainConfig(steps=2500, batch_size=64, lr=2e-3, warmup=100)
 TOWER_TRAIN = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup=200)
-VISION_TRAIN = TrainConfig(steps=1200, batch_size=32, lr=1e-3, warmup=100)
+VISION_TRAIN = TrainConfig(steps=800, batch_size=32, lr=1e-3, warmup=100)
 TOWER_IMAGES = 24000
 
 
