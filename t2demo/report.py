@@ -51,8 +51,8 @@ from tqdm import tqdm
 from t2demo import tasks
 from t2demo.dispatch import Dispatch
 from t2demo.evaluate import score_task, summarise
-from t2demo.generation import generate, images_of
 from t2demo.experts import EXPERTS_DIR, Expert, ExpertError, expert_dir, load_expert
+from t2demo.generation import generate, images_of
 from t2demo.pipeline import Adapter
 from t2demo.svf import SVF
 
