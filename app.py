@@ -43,11 +43,12 @@ EXPORTS = Path("exports")
 EXPLAIN_SVD = """**SVD and z-vectors.** Every adapted weight matrix is factored once as W = U Σ Vᵀ. An expert is a
 vector z with one number per singular value; the adapted matrix is W' = U (Σ ⊙ z) Vᵀ. z = 1 is the base
 model; z > 1 amplifies a direction the model already has, z < 1 damps it. An expert for a whole model
-is a few thousand numbers — far fewer than a LoRA adapter — and experts can be mixed: z' = Σ αₖ zₖ."""
+is a few thousand numbers — far fewer than a LoRA adapter — and experts can be mixed: z' = Σ αₖ zₖ + (1 − Σα)·1
+(α = 0 is the base model, one α at 1 is that expert, in between is part of the way)."""
 EXPLAIN_PASSES = """**Two passes.** Transformer² answers in two passes. The *first pass* works out what the message
 needs: the base model (prompt-based) or the model with the classification expert reads a
 classification instruction and we read the probabilities of the category labels. That gives α — which
-experts to use and how much. The *second pass* answers with the weights W'(z'), z' = Σ αₖ zₖ. The base
+experts to use and how much. The *second pass* answers with the weights W'(z'), z' = Σ αₖ zₖ + (1 − Σα)·1. The base
 answer beside it shows what adaptation changed."""
 EXPLAIN_HEATMAP = """**The heatmap** shows z' for the current α: one row per decoder layer, one column per adapted
 matrix, colour = mean log|z'| over that matrix's singular values (0 = unchanged, red = amplified, blue =
@@ -274,14 +275,8 @@ def alpha_of(adapter: Adapter, values) -> list[float]:
     return [float(v) for v in values][: len(adapter.experts)]
 
 
-def expert_alpha(d: Dispatch) -> list[float]:
-    """α per expert of a first-pass result (per-layer α: the mean over layers); empty when the
-    weights are not a mix of the loaded experts (e.g. an uploaded expert used as the mixture)."""
-    return torch.as_tensor(d.alpha, dtype=torch.float32).reshape(len(d.labels), -1).mean(1).tolist() if d.labels else []
-
-
 def first_pass_summary(d: Dispatch) -> str:
-    per_expert = expert_alpha(d)
+    per_expert = d.expert_alpha
     if d.labels:
         layered = " (mean over layers)" if torch.as_tensor(d.alpha).ndim == 2 else ""
         shown = ", ".join(f"{lab} {a:.2f}" for lab, a in zip(d.labels, per_expert)) + layered
@@ -289,7 +284,7 @@ def first_pass_summary(d: Dispatch) -> str:
     else:
         shown = "none"
         chosen = f"the z' of {d.category}" if d.strategy == "fewshot" else "none (base weights)"
-    base = f"; base share {d.base_weight:.2f}" if d.base_weight else ""
+    base = f"; base share {d.base_share:.2f}" if abs(d.base_share) > 5e-3 else ""
     return (f"**First pass** ({d.strategy}, {d.seconds * 1000:.0f} ms): category **{d.category}** → "
             f"experts {chosen}; α = {shown}{base}")
 
@@ -314,7 +309,7 @@ def run_dispatch(adapter: Adapter, session: dict, message: str, strategy: str, m
 def slider_values(adapter: Adapter, d: Dispatch) -> list[float]:
     """Per-expert slider positions for a first-pass α; zeros when its weights are not a mix of the
     loaded experts."""
-    return expert_alpha(d) if d.labels == adapter.labels else [0.0] * len(adapter.experts)
+    return d.expert_alpha if d.labels == adapter.labels else [0.0] * len(adapter.experts)
 
 
 def turn(adapter: Adapter, session: dict, message: str, pairs: list[tuple[str, str]], strategy: str, mode: str,
@@ -486,7 +481,7 @@ EXPERT_COLUMNS = ["label", "source", "task", "objective", "targets", "steps", "b
 
 def dispatch_json(d: Dispatch) -> dict:
     return {"strategy": d.strategy, "category": d.category, "probabilities": d.probabilities,
-            "experts": d.labels, "alpha": d.alpha, "base_weight": d.base_weight, "seconds": d.seconds}
+            "experts": d.labels, "alpha": d.alpha, "base_share": d.base_share, "seconds": d.seconds}
 
 
 def api_answer(adapter: Adapter, session: dict, message: str, history: list | None, strategy: str, mode: str,

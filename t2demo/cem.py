@@ -1,10 +1,11 @@
 """Few-shot adaptation: the Cross-Entropy Method searches the expert weights α on a handful of examples.
 
-z' = Σₖ αₖ zₖ (per expert, or per expert and decoder layer), each α in [lo, hi], not normalised,
-as the paper's released setting. Each generation samples α ~ N(μ, σ²) clipped to the bounds, scores
-every member, and refits μ, σ to the elite fraction. Start: μ = 1/K clipped to the bounds (the
-experts' average, whose z stays near the base model's 1; μ = 0.5 would scale z' by K/2), σ = (hi −
-lo)/4 (the box is within two σ of μ); σ is floored at 1 % of the box so the search never freezes.
+z' = svf.mix(experts, α) = Σₖ αₖ zₖ + (1 − Σα)·1 (per expert, or per expert and decoder layer), each
+α in [lo, hi], not normalised, as the paper's released setting; every point of the box is a usable
+model (α = 0 is the base). Each generation samples α ~ N(μ, σ²) clipped to the bounds, scores every
+member, and refits μ, σ to the elite fraction. Start: μ = 1/K clipped to the bounds (the experts'
+average), σ = (hi − lo)/4 (the box is within two σ of μ); σ is floored at 1 % of the box so the
+search never freezes.
 The best member so far joins every generation's population and is re-evaluated (the paper).
 
 Fitness = accuracy on the examples (greedy answers, the task's checker) + 1e-3·sigmoid(mean
@@ -131,7 +132,7 @@ def fitness(accuracy: float, loglik: float) -> float:
 def fewshot_objective(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], examples: Sequence[tasks.Example],
                       task, *, fast: bool = False, batch_size: int = 16,
                       max_new_tokens: int | None = None) -> Objective:
-    """α -> fitness of the model adapted with z' = Σₖ αₖ zₖ: per member one greedy generation and
+    """α -> fitness of the model adapted with z' = svf.mix(experts, α): per member one greedy generation and
     one teacher-forced forward, each batched over the examples (members cannot share a batch:
     each needs its own weights, written under svf's lock, so other callers interleave)."""
     zs = [e.z for e in experts]

@@ -9,19 +9,21 @@ softmax over the K sums gives the distribution over tasks.CATEGORIES. Classifica
 
 From the distribution, mode "hard" (the paper) takes the argmax category: its expert gets α = 1,
 and a category without an expert ("other", or "vqa" on the text model) means the base weights.
-Mode "soft" gives each expert α = p(its category) and the rest of the mass, 1 − Σα, to the base
-model: z' = Σₖ αₖ zₖ + (1 − Σα)·1. Without that base share a soft α would shrink every singular
-value (z' ≈ Σα < 1), which breaks the model instead of hedging between experts.
+Mode "soft" gives each expert α = p(its category); svf.mix hands the rest of the mass, 1 − Σα, to
+the base model (z' = Σₖ αₖ zₖ + (1 − Σα)·1), so an unsure first pass hedges towards the base.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+from transformers import DynamicCache
 
 from t2demo import tasks
 from t2demo.generation import format_chat, is_processor, tokenizer_of
@@ -37,7 +39,7 @@ class PipelineError(ValueError):
 
 @dataclass
 class Dispatch:
-    """What the first pass decided. z' = Σₖ alpha[k]·z_k + base_weight·1, experts in label order."""
+    """What the first pass decided: z' = svf.mix(experts' z, alpha), experts in label order."""
 
     probabilities: dict[str, float]  # over tasks.CATEGORIES; empty for manual and fewshot
     category: str  # argmax category, or "manual" / the few-shot task's name
@@ -45,7 +47,19 @@ class Dispatch:
     seconds: float
     strategy: str
     labels: list[str] = field(default_factory=list)  # the experts α refers to, in order
-    base_weight: float = 0.0
+
+    @property
+    def expert_alpha(self) -> list[float]:
+        """α per expert (per-layer α: its mean over layers); empty when z' is not a mix of experts
+        (e.g. an uploaded expert used as the few-shot mixture)."""
+        if not self.labels:
+            return []
+        return torch.as_tensor(self.alpha, dtype=torch.float32).reshape(len(self.labels), -1).mean(1).tolist()
+
+    @property
+    def base_share(self) -> float:
+        """1 − Σα: how much of z' is left to the base weights (svf.mix); 0 for a z' that is not a mix."""
+        return 1.0 - sum(self.expert_alpha) if self.labels else 0.0
 
 
 def context_window(model) -> int:
@@ -78,12 +92,55 @@ def label_ids(tokenizer, prefix: str, label: str) -> list[int]:
     return tokenizer(label + "}", add_special_tokens=False)["input_ids"]
 
 
+class InstructionCache:
+    """Keys and values of the classification prompt's fixed opening, per weights (base or cls).
+
+    Every text first pass starts with the same tokens: the chat header and the instruction up to
+    the user's request. They are read once per weights and reused (prefix caching, as vLLM does),
+    so a first pass computes only the request and the closing line. The owner must keep the
+    model's weights fixed for a key (pipeline.Adapter does: its passes run under svf.adapted).
+    With an image the image tokens come first, so vision prompts are read whole.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[object, list[int], DynamicCache]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def head_ids(tok_or_proc) -> list[int]:
+        """The instruction's opening up to the last line break before the request (a token boundary
+        in any tokenizer that does not merge across lines)."""
+        text = format_chat(tok_or_proc, tasks.CLASSIFICATION_INSTRUCTION)
+        head = text[:text.index("{prompt}")]
+        head = head[:head.rindex("\n") + 1] if "\n" in head else head
+        return tokenizer_of(tok_or_proc)(head, add_special_tokens=False)["input_ids"]
+
+    def lookup(self, model, tok_or_proc, ids: list[int], weights: object) -> tuple[int, DynamicCache | None]:
+        """(n, a copy of the cache of the first n tokens of ids) for the model under `weights` (None:
+        the base weights), or (0, None) when ids does not start with the cached opening."""
+        with self._lock:
+            entry = self._entries.get(id(weights))
+            if entry is None or entry[0] is not weights:  # an id is only trusted with its object alive
+                if len(self._entries) >= 4:
+                    self._entries.clear()
+                head = self.head_ids(tok_or_proc)
+                kv = model(input_ids=torch.tensor([head], device=model.device), use_cache=True,
+                           logits_to_keep=1).past_key_values
+                entry = self._entries[id(weights)] = (weights, head, kv)
+            _, head, kv = entry
+            if len(ids) <= len(head) or ids[:len(head)] != head:
+                return 0, None
+            return len(head), copy.deepcopy(kv)
+
+
 @torch.no_grad()
-def _label_scores(model, tok_or_proc, prompt: str, image, labels: Sequence[str]) -> Tensor:
+def _label_scores(model, tok_or_proc, prompt: str, image, labels: Sequence[str],
+                  cache: InstructionCache | None = None, weights: object = None) -> Tensor:
     """Σ log p(label tokens) after the classification prompt and "\\boxed{", one row per label.
 
-    The prompt (and its image) goes through the model once; its KV cache is then repeated for the
-    K labels, whose short continuations are scored in one batched forward.
+    The prompt (and its image) goes through the model once, after the instruction's opening taken
+    from `cache` (the model running under `weights`) when given; its KV cache is then repeated for
+    the K labels, whose short continuations are scored in one batched forward.
     """
     tokenizer = tokenizer_of(tok_or_proc)
     prefix = format_chat(tok_or_proc, tasks.classification_prompt(prompt), image=image is not None) + "\\boxed{"
@@ -95,41 +152,49 @@ def _label_scores(model, tok_or_proc, prompt: str, image, labels: Sequence[str])
     conts = [label_ids(tokenizer, prefix, label) for label in labels]
     width = max(map(len, conts))
     check_fits(model, enc["input_ids"].shape[1] + width, "the classification prompt")
-    out = model(**{k: v.to(model.device) for k, v in enc.items()}, use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
-    cache.batch_repeat_interleave(len(labels))
+    cached, past = 0, None
+    if cache is not None and image is None:
+        cached, past = cache.lookup(model, tok_or_proc, enc["input_ids"][0].tolist(), weights)
+        enc["input_ids"] = enc["input_ids"][:, cached:]
+    out = model(**{k: v.to(model.device) for k, v in enc.items()}, past_key_values=past, use_cache=True,
+                logits_to_keep=1)
     ids = torch.full((len(labels), width), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for k, c in enumerate(conts):  # right padding: causal attention keeps it out of the scored positions
         ids[k, :len(c)] = torch.tensor(c)
         mask[k, :len(c)] = 1
-    rest = model(input_ids=ids.to(model.device), past_key_values=cache).logits[:, :-1]
-    logits = torch.cat([out.logits[:, -1:].expand(len(labels), -1, -1), rest], 1).float()
+    logits = out.logits[:, -1:].expand(len(labels), -1, -1)
+    if width > 1:  # a label's last token is scored, never read: feed all but the last column
+        kv = out.past_key_values
+        kv.batch_repeat_interleave(len(labels))
+        logits = torch.cat([logits, model(input_ids=ids[:, :-1].to(model.device), past_key_values=kv).logits], 1)
+    logits = logits.float()
     logp = logits.log_softmax(-1).gather(-1, ids[..., None].to(logits.device)).squeeze(-1)
     return (logp * mask.to(logp.device)).sum(-1).cpu()
 
 
 def category_probabilities(model, tok_or_proc, prompt: str, image=None, svf: SVF | None = None,
-                           cls_z: Mapping[str, Tensor] | None = None) -> dict[str, float]:
+                           cls_z: Mapping[str, Tensor] | None = None,
+                           cache: InstructionCache | None = None) -> dict[str, float]:
     """p(category) over tasks.CATEGORIES from one forward pass, with the base weights (or cls_z).
 
     With `svf` the pass runs under its lock (svf.adapted), so a concurrent second pass never lends
-    it adapted weights; cls_z needs svf.
+    it adapted weights; cls_z and cache need svf (the cache is keyed by the weights svf applies).
     """
     check_image(tok_or_proc, image)
-    if cls_z is not None and svf is None:
-        raise PipelineError("the classification expert needs the model's SVF engine (svf=...)")
+    if (cls_z is not None or cache is not None) and svf is None:
+        raise PipelineError("the classification expert and the instruction cache need the model's SVF engine (svf=...)")
     if svf is None:
         scores = _label_scores(model, tok_or_proc, prompt, image, tasks.CATEGORIES)
     else:
         with svf.adapted(cls_z) as m:
-            scores = _label_scores(m, tok_or_proc, prompt, image, tasks.CATEGORIES)
+            scores = _label_scores(m, tok_or_proc, prompt, image, tasks.CATEGORIES, cache, cls_z)
     return dict(zip(tasks.CATEGORIES, scores.softmax(0).tolist()))
 
 
 def alpha_from_probabilities(probabilities: Mapping[str, float], labels: Sequence[str],
-                             mode: str = "hard") -> tuple[list[float], float]:
-    """(α per expert label, base weight) for a category distribution; see the module docstring."""
+                             mode: str = "hard") -> list[float]:
+    """α per expert label for a category distribution; see the module docstring."""
     if mode not in MODES:
         raise PipelineError(f"unknown mode {mode!r}; choose from {MODES}")
     if mode == "hard":
@@ -137,7 +202,7 @@ def alpha_from_probabilities(probabilities: Mapping[str, float], labels: Sequenc
         alpha = [1.0 if label == best else 0.0 for label in labels]
     else:
         alpha = [float(probabilities.get(label, 0.0)) for label in labels]
-    return alpha, max(0.0, 1.0 - sum(alpha))
+    return alpha
 
 
 def check_alpha(alpha, n_experts: int, num_layers: int, bounds: tuple[float, float] = (0.0, 1.0)) -> Tensor:
@@ -159,7 +224,7 @@ def check_alpha(alpha, n_experts: int, num_layers: int, bounds: tuple[float, flo
 
 def dispatch(model, tok_or_proc, prompt: str, labels: Sequence[str], *, strategy: str = "prompt",
              mode: str = "hard", image=None, svf: SVF | None = None, cls_z: Mapping[str, Tensor] | None = None,
-             alpha=None, bounds: tuple[float, float] = (0.0, 1.0)) -> Dispatch:
+             alpha=None, bounds: tuple[float, float] = (0.0, 1.0), cache: InstructionCache | None = None) -> Dispatch:
     """The first pass for the experts `labels`: strategy "prompt" or "cls" classifies the prompt,
     "manual" takes α as given (checked against bounds). Few-shot α comes from cem.fit_alpha and
     is applied by pipeline.Adapter."""
@@ -177,6 +242,6 @@ def dispatch(model, tok_or_proc, prompt: str, labels: Sequence[str], *, strategy
     if strategy == "cls" and cls_z is None:
         raise PipelineError("the cls strategy needs a classification expert (train one with "
                             "`python -m t2demo train-expert --task cls`)")
-    probs = category_probabilities(model, tok_or_proc, prompt, image, svf, cls_z if strategy == "cls" else None)
-    a, base = alpha_from_probabilities(probs, labels, mode)
-    return Dispatch(probs, max(probs, key=probs.get), a, time.perf_counter() - start, strategy, list(labels), base)
+    probs = category_probabilities(model, tok_or_proc, prompt, image, svf, cls_z if strategy == "cls" else None, cache)
+    a = alpha_from_probabilities(probs, labels, mode)
+    return Dispatch(probs, max(probs, key=probs.get), a, time.perf_counter() - start, strategy, list(labels))

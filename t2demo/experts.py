@@ -174,7 +174,7 @@ def import_authors_expert(path: str | Path, svf: SVF, label: str) -> Expert:
 
 
 def mixture_expert(svf: SVF, experts: Sequence[Expert], alpha: Tensor | Sequence) -> Expert:
-    """z' = Σₖ αₖ zₖ as an ordinary expert, labelled "mixture:a+b", with α in its notes."""
+    """z' = svf.mix(experts, α) as an ordinary expert, labelled "mixture:a+b", with α in its notes."""
     alpha = torch.as_tensor(alpha, dtype=torch.float32)
     z = svf.mix([e.z for e in experts], alpha)
     labels = [e.label for e in experts]

@@ -27,7 +27,7 @@ from torch import Tensor
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from t2demo import cem
-from t2demo.dispatch import STRATEGIES, Dispatch, PipelineError, check_fits, check_image, dispatch
+from t2demo.dispatch import STRATEGIES, Dispatch, InstructionCache, PipelineError, check_fits, check_image, dispatch
 from t2demo.experts import Expert, load_expert, mixture_expert, save_expert
 from t2demo.generation import encode_prompts, is_processor, tokenizer_of
 from t2demo.svf import SVF
@@ -58,6 +58,7 @@ class Adapter:
         self.cls_expert = cls_expert
         self.alpha_bounds = alpha_bounds
         self.mixtures: dict[str, Expert] = {}  # task name -> z' fitted by few-shot CEM
+        self.instruction_cache = InstructionCache()  # the first pass's fixed opening, read once
 
     @property
     def vision(self) -> bool:
@@ -65,18 +66,14 @@ class Adapter:
 
     def z_for(self, d: Dispatch) -> dict[str, Tensor] | None:
         """z' for a first-pass result (None: the base weights)."""
-        return self.z_from_alpha(d.alpha, d.base_weight)
+        return self.z_from_alpha(d.alpha)
 
-    def z_from_alpha(self, alpha, base_weight: float = 0.0) -> dict[str, Tensor] | None:
-        """z' = Σₖ αₖ zₖ + base_weight·1, α of shape (K,) or (K, L); None when every α is 0."""
+    def z_from_alpha(self, alpha) -> dict[str, Tensor] | None:
+        """z' = svf.mix(experts, α), α of shape (K,) or (K, L); None (the base weights) when every α is 0."""
         alpha = torch.as_tensor(alpha, dtype=torch.float32)
         if not self.experts or not bool(alpha.any()):
             return None
-        if base_weight == 0:
-            return self.svf.mix([e.z for e in self.experts], alpha)
-        zs = [e.z for e in self.experts] + [self.svf.identity()]
-        extra = torch.full((1, *alpha.shape[1:]), float(base_weight))
-        return self.svf.mix(zs, torch.cat([alpha, extra]))
+        return self.svf.mix([e.z for e in self.experts], alpha)
 
     # --- few-shot --------------------------------------------------------------------------
 
@@ -119,7 +116,7 @@ class Adapter:
             raise PipelineError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
         cls_z = self.cls_expert.z if self.cls_expert is not None else None
         d = dispatch(self.model, self.tok_or_proc, prompt, self.labels, strategy=strategy, mode=mode, image=image,
-                     svf=self.svf, cls_z=cls_z, alpha=alpha, bounds=self.alpha_bounds)
+                     svf=self.svf, cls_z=cls_z, alpha=alpha, bounds=self.alpha_bounds, cache=self.instruction_cache)
         return d, self.z_for(d)
 
     def encode(self, prompt: str, image=None, history: Sequence[tuple[str, str]] = (),

@@ -205,7 +205,7 @@ def score_grouped(svf: SVF, tok_or_proc, task: tasks.Task, examples: Sequence[ta
     are scored together under svf.adapted(z'); outcomes come back in the examples' order."""
     groups: dict[str, tuple[dict | None, list[int]]] = {}
     for i, (d, z) in enumerate(passes):
-        groups.setdefault(json.dumps([d.alpha, d.base_weight, d.labels]), (z, []))[1].append(i)
+        groups.setdefault(json.dumps([d.alpha, d.labels]), (z, []))[1].append(i)
     outcomes = [False] * len(examples)
     for z, index in groups.values():
         with svf.adapted(z) as model:

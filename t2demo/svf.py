@@ -345,9 +345,16 @@ class SVF:
             self._dirty.clear()
 
     def mix(self, zs: Sequence[Mapping[str, Tensor]], alpha: Tensor | Sequence) -> dict[str, Tensor]:
-        """z' = Σₖ αₖ zₖ. alpha has shape (K,) or (K, L) with L = num_layers; with (K, L) a matrix
-        outside the decoder layers (vision tower, projector) uses each expert's mean α over
-        layers. All α = 0 means the base model and returns z = 1."""
+        """z' = 1 + Σₖ αₖ (zₖ − 1) = Σₖ αₖ zₖ + (1 − Σα)·1: each αₖ is how much of expert k's change
+        to apply, and whatever α leaves over goes to the base model (z = 1).
+
+        The paper writes z' = Σₖ αₖ zₖ; the authors' composition then rescales every matrix to keep
+        Σσ, so the overall size of α cancels. Without that rescale (the default here, so z = 1 is
+        exactly the base model) Σα < 1 would shrink every singular value and break the model; the
+        base share keeps every α in the box meaningful: α = 0 is the base model, a one-hot α is that
+        expert, and one α going 0 → 1 moves smoothly from base to expert. Where Σα = 1 the two
+        formulas agree. alpha has shape (K,) or (K, L) with L = num_layers; with (K, L) a matrix
+        outside the decoder layers (vision tower, projector) uses each expert's mean α over layers."""
         alpha = torch.as_tensor(alpha, dtype=torch.float32)
         K = len(zs)
         if alpha.shape not in ((K,), (K, self.num_layers)):
@@ -364,11 +371,11 @@ class SVF:
             else:
                 layer = self._layers[n]
                 a = alpha.mean(dim=1) if layer is None else alpha[:, layer]
-            out[n] = sum(a[k] * (z[n].float().cpu() if n in z else torch.ones(self.ranks[n])) for k, z in enumerate(zs))
+            out[n] = 1 + sum(a[k] * (z[n].float().cpu() - 1) for k, z in enumerate(zs) if n in z)
         return out
 
     def apply_mixture(self, zs: Sequence[Mapping[str, Tensor]], alpha: Tensor | Sequence) -> None:
-        """Write W'(Σₖ αₖ zₖ) into the model in one call; all α = 0 restores the base weights."""
+        """Write W'(mix(zs, α)) into the model in one call; all α = 0 restores the base weights."""
         with self._lock:
             self.apply(self.mix(zs, alpha))
 

@@ -163,7 +163,7 @@ def test_mixture_is_an_ordinary_expert(svf, tmp_path):
     save_expert(mixture, tmp_path / "mix.safetensors")
     back = load_expert(tmp_path / "mix.safetensors", svf)
     n = svf.names[0]
-    assert torch.allclose(back.z[n], 0.7 * math.z[n] + 0.4 * code.z[n])
+    assert torch.allclose(back.z[n], 1 + 0.7 * (math.z[n] - 1) + 0.4 * (code.z[n] - 1))
 
 
 def test_module_exports():

@@ -93,12 +93,32 @@ def test_category_probabilities_match_one_label_at_a_time(adapter, tokenizer):
     assert any(len(dispatch.label_ids(tokenizer, prefix, c)) > 1 for c in tasks.CATEGORIES)  # multi-token labels
 
 
+def test_instruction_cache_reads_the_opening_once_per_weights(adapter, tokenizer):
+    prompt = "Tom has 3 apples. How many now?"
+    ids = tokenizer(generation.format_chat(tokenizer, tasks.classification_prompt(prompt)) + "\\boxed{",
+                    add_special_tokens=False)["input_ids"]
+    head = dispatch.InstructionCache.head_ids(tokenizer)
+    assert 10 < len(head) < len(ids) and ids[:len(head)] == head  # the opening is a token prefix of the prompt
+    for strategy in ("prompt", "cls", "prompt"):  # cached, for the base weights and for the cls expert's
+        d, _ = adapter.first_pass(prompt, strategy=strategy)
+        cls_z = adapter.cls_expert.z if strategy == "cls" else None
+        with adapter.svf.adapted(cls_z) as m:
+            expected = probabilities_one_label_at_a_time(m, tokenizer, prompt)
+        assert torch.allclose(torch.tensor(list(d.probabilities.values())), expected, atol=1e-5)
+    assert sorted(map(len, adapter.instruction_cache._entries.values())) == [3, 3]
+    n, kv = adapter.instruction_cache.lookup(adapter.model, tokenizer, ids, None)
+    assert n == len(head) and kv.get_seq_length() == len(head)
+    assert adapter.instruction_cache.lookup(adapter.model, tokenizer, ids[5:], None) == (0, None)
+    with pytest.raises(PipelineError, match="need the model's SVF engine"):
+        dispatch.category_probabilities(adapter.model, tokenizer, prompt, cache=dispatch.InstructionCache())
+
+
 def test_a_favoured_label_wins_and_cls_expert_changes_the_pass(adapter, tokenizer):
     hook = favour(adapter.model, tokenizer, "reasoning")
     d, _ = adapter.first_pass("Which creature lives in the desert? Options: zib (A), mok (B).")
     hook.remove()
     assert d.category == "reasoning" and d.probabilities["reasoning"] > 0.9
-    assert d.alpha == [0.0, 0.0, 1.0] and d.base_weight == 0.0 and d.seconds > 0
+    assert d.alpha == [0.0, 0.0, 1.0] and d.base_share == 0.0 and d.seconds > 0
     prompt = "Hello there!"
     base = adapter.first_pass(prompt, strategy="prompt")[0].probabilities
     cls = adapter.first_pass(prompt, strategy="cls")[0].probabilities
@@ -112,7 +132,7 @@ def test_other_means_the_exact_base_weights(adapter, tokenizer):
     base_answer = generation.generate(adapter.model, tokenizer, ["Hi, how are you?"], max_new_tokens=8)[0]
     hook = favour(adapter.model, tokenizer, "other")
     d, stream = adapter.answer("Hi, how are you?", max_new_tokens=8)
-    assert d.category == "other" and d.alpha == [0.0, 0.0, 0.0] and d.base_weight == 1.0
+    assert d.category == "other" and d.alpha == [0.0, 0.0, 0.0] and d.base_share == 1.0
     assert adapter.z_for(d) is None
     hook.remove()  # the stream is lazy: the second pass runs when read
     assert joined(stream) == base_answer
@@ -123,14 +143,15 @@ def test_other_means_the_exact_base_weights(adapter, tokenizer):
 def test_soft_and_hard_alpha(adapter):
     probs = {"math": 0.5, "code": 0.2, "reasoning": 0.1, "vqa": 0.05, "other": 0.15}
     labels = adapter.labels
-    assert dispatch.alpha_from_probabilities(probs, labels, "hard") == ([1.0, 0.0, 0.0], 0.0)
-    soft, base = dispatch.alpha_from_probabilities(probs, labels, "soft")
-    assert soft == [0.5, 0.2, 0.1] and base == pytest.approx(0.2)
+    assert dispatch.alpha_from_probabilities(probs, labels, "hard") == [1.0, 0.0, 0.0]
+    soft = dispatch.alpha_from_probabilities(probs, labels, "soft")
+    assert soft == [0.5, 0.2, 0.1]
     # soft: z' = Σ p_k z_k + (1 − Σ p)·1; hard: the argmax expert's z
-    d = dispatch.Dispatch(probs, "math", soft, 0.0, "prompt", labels, base)
+    d = dispatch.Dispatch(probs, "math", soft, 0.0, "prompt", labels)
+    assert d.base_share == pytest.approx(0.2)
     z = adapter.z_for(d)
     name = adapter.svf.names[0]
-    want = sum(a * e.z[name] for a, e in zip(soft, adapter.experts)) + base
+    want = sum(a * e.z[name] for a, e in zip(soft, adapter.experts)) + 0.2
     assert torch.allclose(z[name], want, atol=1e-6)
     hard = adapter.z_for(dispatch.Dispatch(probs, "math", [1.0, 0.0, 0.0], 0.0, "prompt", labels))
     assert torch.equal(hard[name], adapter.experts[0].z[name])

@@ -78,7 +78,7 @@ def test_llava_vision_option():
     # per-layer alpha: matrices outside the decoder take the mean over layers
     z = svf.mix([random_z(svf)], torch.tensor([[0.0, 0.5, 1.0]]))
     vision = "model.multi_modal_projector.linear_2.weight"
-    assert torch.allclose(z[vision], 0.5 * random_z(svf)[vision])
+    assert torch.allclose(z[vision], 1 + 0.5 * (random_z(svf)[vision] - 1))
 
 
 # --- composition -----------------------------------------------------------------------------
@@ -153,16 +153,21 @@ def test_partial_z_leaves_other_matrices_at_base(llama, svf):
 # --- mixing ----------------------------------------------------------------------------------
 
 
-def test_mix_is_linear_in_alpha(svf):
+def test_mix_adds_the_experts_changes(svf):
     zs = [random_z(svf, k) for k in range(3)]
     a, b = torch.tensor([0.2, 0.5, 0.1]), torch.tensor([0.3, -0.1, 0.7])
     za, zb, zab = svf.mix(zs, a), svf.mix(zs, b), svf.mix(zs, a + b)
     for n in svf.names:
-        assert torch.allclose(zab[n], za[n] + zb[n], atol=1e-6)
-        assert torch.allclose(za[n], sum(a[k] * zs[k][n] for k in range(3)))
-    # without rescaling W' is linear in z, so mixing experts mixes their weight matrices
-    n = svf.names[0]
-    assert torch.allclose(svf.compose(n, zab[n]), svf.compose(n, za[n]) + svf.compose(n, zb[n]), atol=1e-5)
+        # z' − 1 is linear in α: the changes (z − 1) of the experts add up
+        assert torch.allclose(zab[n] - 1, (za[n] - 1) + (zb[n] - 1), atol=1e-6)
+        # z' = Σ αₖ zₖ + (1 − Σα)·1: what α leaves over goes to the base model
+        assert torch.allclose(za[n], sum(a[k] * zs[k][n] for k in range(3)) + (1 - a.sum()), atol=1e-6)
+    one_hot = svf.mix(zs, torch.tensor([0.0, 1.0, 0.0]))
+    assert all(torch.allclose(one_hot[n], zs[1][n]) for n in svf.names)
+    # without rescaling W' is linear in z, so mixing experts mixes their weight changes
+    n, W = svf.names[0], svf.compose(svf.names[0], torch.ones(svf.ranks[svf.names[0]]))
+    assert torch.allclose(svf.compose(n, zab[n]) - W, (svf.compose(n, za[n]) - W) + (svf.compose(n, zb[n]) - W),
+                          atol=1e-5)
 
 
 def test_mix_per_layer(svf):
@@ -171,7 +176,8 @@ def test_mix_per_layer(svf):
     z = svf.mix(zs, alpha)
     for n in svf.names:
         layer = svf.layer_of(n)
-        assert torch.allclose(z[n], alpha[0, layer] * zs[0][n] + alpha[1, layer] * zs[1][n])
+        a = alpha[:, layer]
+        assert torch.allclose(z[n], a[0] * zs[0][n] + a[1] * zs[1][n] + (1 - a.sum()), atol=1e-6)
     with pytest.raises(ValueError, match="expected"):
         svf.mix(zs, torch.ones(2, 5))
 
