@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training task; vqa trains on the vision model, cls is the first-pass classifier")
     p.add_argument("--model", default="default", help="'default', a folder or a hub id (vqa: a LLaVA-Next model)")
     p.add_argument("--out", default=None, help="expert file (svf) or adapter folder (lora); "
-                   "default experts/<model folder>/<task>[-ntp].safetensors (lora: a <task>[-ntp]-lora folder); "
+                   "default experts/<model folder>/<task>[-<objective>][-<targets>].safetensors, a suffix only where "
+                   "the run differs from the shipped expert (ntp, cls: rl; mlp), as report reads them (lora: a -lora folder); "
                    "the checkpoint goes to <out>.ckpt/")
     p.add_argument("--objective", default="rl", choices=["rl", "ntp"], help="REINFORCE, or next-token prediction on the references")
     p.add_argument("--method", default="svf", choices=["svf", "lora"])

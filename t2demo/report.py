@@ -216,11 +216,11 @@ def score_grouped(svf: SVF, tok_or_proc, task: tasks.Task, examples: Sequence[ta
 
 
 def second_pass_alone(svf: SVF, tok_or_proc, task: tasks.Task, examples: Sequence[tasks.Example],
-                      passes: Sequence[tuple[Dispatch, dict | None]]) -> float:
-    """Mean seconds to answer one prompt on its own: apply its z', generate the whole greedy
-    answer (a batch of one), restore. The first LATENCY_N examples."""
+                      zs: Sequence[dict | None]) -> float:
+    """Mean seconds to answer one prompt on its own: apply its z' (None: the base weights), generate
+    the whole greedy answer (a batch of one), restore. The first LATENCY_N examples."""
     seconds = []
-    for ex, (_, z) in zip(examples[:LATENCY_N], passes):
+    for ex, z in zip(examples[:LATENCY_N], zs):
         start = time.perf_counter()
         with svf.adapted(z) as model:
             generate(model, tok_or_proc, [ex.prompt], images_of([ex]), task.max_new_tokens)
@@ -267,7 +267,8 @@ def _strategy_row(adapter: Adapter, task: tasks.Task, examples: list[tasks.Examp
     start = time.perf_counter()
     outcomes = score_grouped(adapter.svf, adapter.tok_or_proc, task, examples, passes, batch_size, progress)
     extra["seconds"]["second_pass_per_prompt"] = (time.perf_counter() - start) / len(examples)
-    extra["seconds"]["second_pass_alone"] = second_pass_alone(adapter.svf, adapter.tok_or_proc, task, examples, passes)
+    extra["seconds"]["second_pass_alone"] = second_pass_alone(adapter.svf, adapter.tok_or_proc, task, examples,
+                                                          [z for _, z in passes])
     return _row(outcomes, base, **extra)
 
 
@@ -308,7 +309,7 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
         base = score_task(adapter.model, adapter.tok_or_proc, task, examples, batch_size, progress)
         seconds = {"second_pass_per_prompt": (time.perf_counter() - start) / len(examples),
                    "second_pass_alone": second_pass_alone(adapter.svf, adapter.tok_or_proc, task, examples,
-                                                          [(None, None)] * len(examples))}
+                                                          [None] * len(examples))}
         rows = {"base": summarise(base) | {"seconds": seconds}}
         for strategy in ("prompt", "cls", "fewshot"):
             if notes or (strategy == "cls" and cls_note):

@@ -514,12 +514,25 @@ def train_expert(model: nn.Module, tok_or_proc, task: TrainingTask, cfg: ExpertC
             "evals": progress["evals"], "log": log}
 
 
-def main(args) -> dict:
-    """The `train-expert` command: load the model the task needs, train, print a summary.
+# The objective each shipped expert was trained with (experts/README.md): ntp, except the cls expert.
+SHIPPED_OBJECTIVE = {"cls": "rl"}
 
-    The default output follows experts/README.md: experts/<model folder name>/<task>.safetensors
-    (with -ntp for the ablation objective; a <task>-lora folder for LoRA).
-    """
+
+def default_out(folder: Path, task_name: str, cfg: ExpertConfig) -> Path:
+    """Where `report` looks for this run: <task>[-<objective>][-<targets>] in the model's expert
+    folder, each suffix only where the run differs from the shipped expert (math-rl, math-attn),
+    as .safetensors (SVF) or a -lora folder (LoRA)."""
+    parts = [task_name]
+    if cfg.objective != SHIPPED_OBJECTIVE.get(task_name, "ntp"):
+        parts.append(cfg.objective)
+    if cfg.targets != "mlp":
+        parts.append(cfg.targets)
+    name = "-".join(parts)
+    return folder / (f"{name}.safetensors" if cfg.method == "svf" else f"{name}-lora")
+
+
+def main(args) -> dict:
+    """The `train-expert` command: load the model the task needs, train, print a summary."""
     from t2demo import models
 
     task = resolve_task(args.task)
@@ -530,9 +543,7 @@ def main(args) -> dict:
     except ValueError as e:
         raise SystemExit(f"train-expert: {e}") from e
     model, tok_or_proc = load(args.model, args.device, args.dtype)
-    name = task.name + ("" if cfg.objective == "rl" else f"-{cfg.objective}")
-    folder = expert_dir(models.resolve_model(args.model, vision))
-    out = args.out or (folder / (f"{name}.safetensors" if cfg.method == "svf" else f"{name}-lora"))
+    out = args.out or default_out(expert_dir(models.resolve_model(args.model, vision)), task.name, cfg)
     command = "python -m t2demo " + shlex.join(sys.argv[1:])
     try:
         summary = train_expert(model, tok_or_proc, task, cfg, out, command=command, fresh=args.fresh)

@@ -214,3 +214,18 @@ def test_classification_reward_reads_the_boxed_category():
     right = [f"The category is \\boxed{{{ex.reference}}}." for ex in examples]
     assert task.check_many(examples, right) == [True] * 5
     assert task.check_many(examples[:2], ["math", "\\boxed{nonsense}"]) == [False, False]
+
+
+def test_default_output_names_are_the_ones_report_reads(tmp_path):
+    from t2demo.report import ABLATIONS
+    from t2demo.train import default_out
+
+    def name(task: str, **kw) -> str:
+        return default_out(tmp_path, task, train.ExpertConfig(**kw)).name
+
+    assert name("math", objective="ntp") == "math.safetensors"  # the shipped expert
+    assert name("cls", objective="rl") == "cls.safetensors"
+    assert name("math", objective="ntp", method="lora") == "math-lora"
+    for _, suffix, flags in ABLATIONS["math"]:  # each ablation row's command writes the file it is read from
+        kw = dict(zip((f.lstrip("-") for f in flags[::2]), flags[1::2]))
+        assert name("math", **kw) == f"math{suffix}.safetensors"
