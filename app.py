@@ -524,7 +524,8 @@ def _panel(adapter: Adapter, label: str):
     mixture = gr.Dropdown(choices=[], value=None, label="Few-shot mixture (fit one with CEM, or upload an expert)")
     first = gr.Markdown("*The first pass appears here after a message.*")
     probs = gr.Plot(value=probabilities_figure(None), label="category probabilities")
-    gr.Markdown(f"**α per expert** ({label}) — filled by the first pass; moving one switches to manual.")
+    gr.Markdown(f"**α per expert** ({label}) — filled by the first pass; moving one switches to manual. "
+                "0 = the base model, 1 = the whole expert; what the α leave over goes to the base.")
     sliders = [gr.Slider(0, 1, value=0, step=0.01, label=lab) for lab in adapter.labels]
     if not sliders:
         gr.Markdown("*No experts loaded: answers use the base model.*")

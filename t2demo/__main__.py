@@ -34,19 +34,46 @@ def _train_base(args: argparse.Namespace) -> None:
     print(json.dumps(card, indent=2))
 
 
+def parse_mix(spec: str | None) -> dict[str, float]:
+    """"math=0.5,code=0.25" -> {"math": 0.5, "code": 0.25}; a malformed item is a one-line exit."""
+    mix = {}
+    for item in filter(None, (part.strip() for part in (spec or "").split(","))):
+        label, _, value = item.partition("=")
+        try:
+            mix[label.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"--mix: expected LABEL=ALPHA items such as math=0.5, got {item!r}") from None
+    return mix
+
+
 def _eval(args: argparse.Namespace) -> None:
     from t2demo import evaluate, models
+    from t2demo.experts import ExpertError, expert_dir, mixture_from_labels
+    from t2demo.svf import SVF
+
+    mix = parse_mix(args.mix)
+    if args.card and mix:
+        raise SystemExit("eval: --card describes the base model; run it without --mix")
+
+    def load(name: str, vision: bool):
+        """The model, with W'(z') of --mix written into its weights (the experts of its own folder)."""
+        model, tok_or_proc = (models.load_vision_model if vision else models.load_text_model)(name, args.device, args.dtype)
+        if mix:
+            svf = SVF(model)
+            try:
+                svf.apply(mixture_from_labels(svf, expert_dir(models.resolve_model(name, vision)), mix))
+            except ExpertError as e:
+                raise SystemExit(f"eval --mix: {e}") from e
+        return model, tok_or_proc
 
     names = evaluate.parse_task_list(args.tasks)
-    results = evaluate.evaluate(
-        names, args.split, args.limit,
-        load_text=lambda: models.load_text_model(args.model, args.device, args.dtype),
-        load_vision=lambda: models.load_vision_model(args.vlm, args.device, args.dtype),
-        batch_size=args.batch_size,
-    )
-    print(evaluate.format_table(results, f"model={args.model} vlm={args.vlm} split={args.split}"))
+    results = evaluate.evaluate(names, args.split, args.limit, load_text=lambda: load(args.model, False),
+                                load_vision=lambda: load(args.vlm, True), batch_size=args.batch_size)
+    mixed = f" mix={args.mix}" if mix else ""
+    print(evaluate.format_table(results, f"model={args.model} vlm={args.vlm} split={args.split}{mixed}"))
     if args.json:
-        evaluate.write_json_atomic(args.json, {"model": args.model, "vlm": args.vlm, "split": args.split, "results": results})
+        evaluate.write_json_atomic(args.json, {"model": args.model, "vlm": args.vlm, "split": args.split,
+                                               "mix": mix, "results": results})
     if args.card:
         from pathlib import Path
 
@@ -123,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--card", action="store_true", help="write the results into the models' cards (README.md)")
+    p.add_argument("--mix", default=None, help="evaluate the model adapted with its experts mixed, e.g. math=0.5,code=0.25 "
+                   "(z' = Σ αₖ zₖ + (1 − Σα)·1; experts from experts/<model folder>/)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("train-expert", help="train an SVF expert (or a LoRA baseline) on a task")

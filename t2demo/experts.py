@@ -182,6 +182,17 @@ def mixture_expert(svf: SVF, experts: Sequence[Expert], alpha: Tensor | Sequence
                            notes={"alpha": alpha.tolist(), "experts": labels})
 
 
+def mixture_from_labels(svf: SVF, folder: str | Path, alpha_by_label: Mapping[str, float]) -> dict[str, Tensor]:
+    """z' = svf.mix of the experts in `folder` named by label, e.g. {"math": 0.5} (what `eval --mix`
+    evaluates); an unknown label is an ExpertError that lists the ones there."""
+    experts, _ = load_expert_dir(folder, svf)
+    by_label = {e.label: e for e in experts}
+    unknown = [label for label in alpha_by_label if label not in by_label]
+    if unknown:
+        raise ExpertError(f"no expert {unknown[0]!r} in {folder} (there: {sorted(by_label) or 'none'})")
+    return svf.mix([by_label[label].z for label in alpha_by_label], list(alpha_by_label.values()))
+
+
 def expert_dir(model_path: str | Path, root: str | Path | None = None) -> Path:
     """Where a model's experts live: <root>/<model folder name>, root defaulting to the project's
     experts/ folder (experts/README.md)."""

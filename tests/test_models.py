@@ -98,3 +98,34 @@ def test_model_card_lists_training_and_accuracy(tmp_path):
     card = (folder / "README.md").read_text()
     assert "1,234,567" in card and "10.0 minutes" in card
     assert "| math | 41.2 | [37.0, 45.5] | 500 |" in card
+
+
+def test_eval_mix_adapts_the_model_with_its_experts(model_dirs, tmp_path, monkeypatch):
+    from t2demo import experts
+    from t2demo.svf import SVF
+
+    monkeypatch.setattr(experts, "EXPERTS_DIR", tmp_path / "experts")
+    svf = SVF(models.load_text_model(model_dirs[0], "cpu")[0])
+    folder = experts.expert_dir(model_dirs[0])
+    folder.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for label in ("math", "code"):
+        z = {n: 1 + torch.randn(r, generator=g) for n, r in svf.ranks.items()}
+        experts.save_expert(experts.Expert.from_svf(svf, z, label), folder / f"{label}.safetensors")
+    z = experts.mixture_from_labels(svf, folder, {"math": 0.5, "code": 0.25})
+    math, code = (experts.load_expert(folder / f"{label}.safetensors", svf) for label in ("math", "code"))
+    n = svf.names[0]
+    assert torch.allclose(z[n], 1 + 0.5 * (math.z[n] - 1) + 0.25 * (code.z[n] - 1))
+    with pytest.raises(experts.ExpertError, match=r"no expert 'poetry' .*there: \['code', 'math'\]"):
+        experts.mixture_from_labels(svf, folder, {"poetry": 1.0})
+
+    out = tmp_path / "mixed.json"
+    cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--limit", "2", "--device", "cpu",
+              "--mix", "math=0.5,code=0.25", "--json", str(out)])
+    assert json.loads(out.read_text())["mix"] == {"math": 0.5, "code": 0.25}
+    with pytest.raises(SystemExit, match="eval --mix: no expert 'poetry'"):
+        cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--limit", "2", "--mix", "poetry=1"])
+    with pytest.raises(SystemExit, match="expected LABEL=ALPHA"):
+        cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--mix", "math"])
+    with pytest.raises(SystemExit, match="--card describes the base model"):
+        cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--mix", "math=1", "--card"])
