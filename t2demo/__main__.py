@@ -111,7 +111,7 @@ def _report(args: argparse.Namespace) -> None:
             result = report.table1(text, vision, args.limit, args.batch_size, names, on_task=save)
         else:
             result = report.table2(text, vision, args.limit, args.batch_size, names, args.cls_limit, args.fewshot_n,
-                                   args.population, args.generations, args.seed, on_task=save)
+                                   args.population, args.generations, args.seed, args.fast, on_task=save)
     except models.ModelLoadError as e:
         raise SystemExit(f"report: {e}") from e
     print(report.format_table1(result) if table1 else report.format_table2(result))
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--population", type=int, default=16, help="table2: CEM population")
     p.add_argument("--generations", type=int, default=10, help="table2: CEM generations")
     p.add_argument("--seed", type=int, default=0, help="table2: seed of the few-shot examples and of CEM")
+    p.add_argument("--fast", action="store_true", help="table2: CEM fitness = log-likelihood of the references "
+                   "(no generation) instead of accuracy with log-likelihood ties (the paper's)")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file (rewritten after each task)")

@@ -289,11 +289,11 @@ def dispatch_confusion(adapter: Adapter, examples: Sequence[tasks.Example], stra
 
 def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 32,
            task_names: Sequence[str] = tasks.UNSEEN_TASKS, cls_limit: int = 500, fewshot_n: int = 10,
-           population: int = 16, generations: int = 10, seed: int = 0, progress: bool = True,
+           population: int = 16, generations: int = 10, seed: int = 0, fast: bool = False, progress: bool = True,
            on_task: OnTask | None = None) -> dict:
     """Base, prompt dispatch, cls-expert dispatch and few-shot accuracy per unseen task, with
     timings, then the text model's dispatch confusion matrices on the classification test split."""
-    cem = {"population": population, "generations": generations, "seed": seed}
+    cem = {"population": population, "generations": generations, "seed": seed, "fast": fast}
     report = {"table": "table2", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
               "models": {"text": text.name, "vision": vision and vision.name},
               "fewshot": {"n": fewshot_n, "split": "validation"} | cem, "tasks": {}, "dispatch": {}}
@@ -372,7 +372,8 @@ def format_table2(report: dict) -> str:
     fs = report["fewshot"]
     lines += ["", f"Seconds per prompt, one prompt at a time (second pass: the first {LATENCY_N} test prompts), "
               "first pass as % of second, and the batched second pass; CEM once per task "
-              f"({fs['n']} {fs['split']} examples, population {fs['population']}, {fs['generations']} generations):",
+              f"({fs['n']} {fs['split']} examples, population {fs['population']}, {fs['generations']} generations"
+              f"{', fitness: log-likelihood' if fs.get('fast') else ''}):",
               f"  {'task':<16}{'method':<10}{'first':>8}{'second':>8}{'ratio':>8}{'batched':>9}"]
     for name, entry in report["tasks"].items():
         for method, r in entry["rows"].items():

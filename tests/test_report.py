@@ -195,15 +195,17 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
     for seed, label in enumerate(("math", "code", "reasoning", "cls")):
         write_expert(text.loaded[0], text.experts, label, seed=seed)
     write_expert(vision.loaded[0], vision.experts, "vqa", seed=9)
-    shots = []
+    shots, fits = [], []
     real_fit = Adapter.fit
     monkeypatch.setattr(Adapter, "fit", lambda self, name, examples, task, **kw: shots.append(examples) or
-                        real_fit(self, name, examples, task, **kw))
+                        fits.append(kw) or real_fit(self, name, examples, task, **kw))
     before = snapshot(text.loaded[0])
     result = report.table2(text, vision, limit=2, batch_size=2, task_names=("math-hard", "vqa-knowledge"), cls_limit=5,
-                           fewshot_n=3, population=2, generations=1, progress=False)
+                           fewshot_n=3, population=2, generations=1, fast=True, progress=False)
     json.dumps(result)  # JSON-ready
-    assert result["fewshot"] == {"n": 3, "split": "validation", "population": 2, "generations": 1, "seed": 0}
+    assert result["fewshot"] == {"n": 3, "split": "validation", "population": 2, "generations": 1, "seed": 0,
+                                 "fast": True}
+    assert all(kw["fast"] is True and kw["population"] == 2 for kw in fits)
     assert result["tasks"]["math-hard"]["experts"] == ["math", "code", "reasoning"]
     assert result["tasks"]["vqa-knowledge"]["experts"] == ["vqa", "math", "code", "reasoning"]  # text ones transferred
     for name, entry in result["tasks"].items():
@@ -226,7 +228,7 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
     after = snapshot(text.loaded[0])
     assert all(torch.equal(before[n], after[n]) for n in before)
     table = report.format_table2(result)
-    assert "CEM" in table and "Dispatch cls" in table and "vqa-knowledge" in table
+    assert "CEM" in table and "Dispatch cls" in table and "vqa-knowledge" in table and "fitness: log-likelihood" in table
     ratio = [line for line in table.splitlines() if line.split()[:2] == ["math-hard", "prompt"]][-1].split()[4]
     seconds = result["tasks"]["math-hard"]["rows"]["prompt"]["seconds"]
     assert ratio == f"{100 * seconds['first_pass_per_prompt'] / seconds['second_pass_alone']:.1f}%"
