@@ -183,6 +183,21 @@ class SVFPolicy(_TrainedParams):
         save_expert(Expert.from_svf(self.svf, state, label, notes), out)
 
 
+def lora_card(label: str, notes: dict) -> str:
+    """The model card of a LoRA baseline folder: what it is, how it was trained, how it validated."""
+    val = (f"Best validation accuracy {notes['best_val_accuracy']:.1f} % at step {notes['best_step']} (the base "
+           f"model: {notes['base_val_accuracy']:.1f} %; {notes['val_n']} validation examples).\n\n"
+           if "best_val_accuracy" in notes else "")
+    return (f"# LoRA baseline: {label}\n\n"
+            f"The LoRA baseline beside t2demo's SVF expert for the {notes['task']} task (`python -m t2demo report "
+            f"table1`), saved with PEFT's save_pretrained: rank {notes['lora_rank']}, alpha {notes['lora_alpha']} on "
+            f"the `{notes['targets']}` matrices, objective `{notes['objective']}`, {notes.get('steps_done', 0)} steps of "
+            f"batch {notes['batch_size']} at lr {notes['lr']}.\n\n{val}"
+            f"Trained by:\n\n    {notes.get('command', 'train.train_expert (no command line)')}\n\n"
+            "Load it with `peft.PeftModel.from_pretrained(base_model, this_folder)`; `t2demo_training.json` holds "
+            "every setting.\n")
+
+
 class LoRAPolicy(_TrainedParams):
     """A PEFT LoRA adapter on the SVF targets' matrices (B = 0 at start, so also exactly the base)."""
 
@@ -216,6 +231,7 @@ class LoRAPolicy(_TrainedParams):
             tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
             self.model.save_pretrained(tmp)
             write_json_atomic(tmp / "t2demo_training.json", {"label": label, "notes": notes})
+            (tmp / "README.md").write_text(lora_card(label, notes))  # instead of PEFT's empty template
             old = out.with_name(f".{out.name}.old")
             if out.exists():
                 shutil.rmtree(old, ignore_errors=True)

@@ -173,6 +173,8 @@ def test_lora_runs_and_saves_with_peft(tokenizer, tmp_path):
     assert summary["log"][-1]["kl"] > 0  # the adapter moved away from the base model
     assert {"adapter_config.json", "adapter_model.safetensors", "t2demo_training.json"} <= {p.name for p in out.iterdir()}
     assert json.loads((out / "t2demo_training.json").read_text())["notes"]["method"] == "lora"
+    card = (out / "README.md").read_text()
+    assert card.startswith("# LoRA baseline: toy") and "rank 4" in card and "More Information Needed" not in card
     assert not list(tmp_path.glob(".toy-lora*"))  # no temporary folders left
 
 
