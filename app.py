@@ -195,6 +195,9 @@ def cem_figure(history: list[dict]) -> go.Figure:
     gens = [h["generation"] for h in history]
     fig.add_scatter(x=gens, y=[h["best"] for h in history], name="best", mode="lines+markers")
     fig.add_scatter(x=gens, y=[h["mean"] for h in history], name="mean", mode="lines+markers")
+    if history and "base" in history[-1]:  # the bar a mixture has to beat
+        fig.add_scatter(x=gens, y=[h["base"] for h in history], name="base model (α = 0)", mode="lines",
+                        line=dict(dash="dash", color="grey"))
     fig.update_layout(title="CEM fitness per generation", yaxis_title="fitness", height=280,
                       xaxis=dict(title="generation", dtick=max(1, -(-len(gens) // 10))),  # whole generations
                       margin=dict(l=50, r=10, t=40, b=40))
@@ -390,15 +393,17 @@ def run_cem(adapter: Adapter, task_name: str, table, n: int, population: int, ge
     try:
         while (entry := events.get()) is not None:
             history.append(entry)
-            yield history, None, f"generation {entry['generation']}/{int(generations)}: best {entry['best']:.4f}, mean {entry['mean']:.4f}"
+            yield history, None, (f"generation {entry['generation']}/{int(generations)}: best {entry['best']:.4f}, "
+                                  f"mean {entry['mean']:.4f} (base model {entry['base']:.4f})")
     finally:  # also reached when the reader closes the generator: stop the search, free the lock
         cancel.set()
         worker.join()
     outcome = result[0]
     if isinstance(outcome, Exception):
         raise _user_error(outcome) from outcome
-    status = (f"{'cancelled' if outcome.cancelled else 'done'}: best fitness {outcome.fitness:.4f} after "
-              f"{outcome.evaluations} evaluations in {outcome.seconds:.1f} s on {len(examples)} examples")
+    status = (f"{'cancelled' if outcome.cancelled else 'done'}: best fitness {outcome.fitness:.4f} (base model "
+              f"{outcome.base_fitness:.4f}) after {outcome.evaluations} evaluations in {outcome.seconds:.1f} s on "
+              f"{len(examples)} examples")
     yield history, outcome.alpha, status
 
 

@@ -50,6 +50,7 @@ class CEMResult:
     evaluations: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    base_fitness: float | None = None  # fit_alpha: the base model's (α = 0) fitness, the bar to beat
 
 
 def cem(objective: Objective, shape: Sequence[int], *, bounds: tuple[float, float] = (0.0, 1.0),
@@ -179,7 +180,8 @@ def fit_alpha(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], examples:
               batch_size: int = 16, max_new_tokens: int | None = None, callback: Callback | None = None,
               cancel: threading.Event | None = None) -> CEMResult:
     """CEM over α for `experts` on the few-shot `examples` of `task` (anything with check_many
-    and max_new_tokens, e.g. tasks.TASKS[name]). Save the result with
+    and max_new_tokens, e.g. tasks.TASKS[name]), with the base model's fitness (α = 0) scored
+    first and reported beside every generation ("base") and in the result. Save the result with
     experts.mixture_expert(svf, experts, result.alpha) to reuse it for the task's later prompts."""
     check_examples(examples)
     if not experts:
@@ -187,8 +189,13 @@ def fit_alpha(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], examples:
     shape = (len(experts), svf.num_layers) if per_layer else (len(experts),)
     objective = fewshot_objective(svf, model, tok_or_proc, experts, examples, task, fast=fast,
                                   batch_size=batch_size, max_new_tokens=max_new_tokens)
-    return cem(objective, shape, bounds=bounds, population=population, elite_frac=elite_frac,
-               generations=generations, seed=seed, callback=callback, cancel=cancel)
+    base = objective(torch.zeros(shape))  # scored first, so every progress report can show the bar to beat
+    report = None if callback is None else (lambda entry: callback(entry | {"base": base}))
+    result = cem(objective, shape, bounds=bounds, population=population, elite_frac=elite_frac,
+                 generations=generations, seed=seed, callback=report, cancel=cancel)
+    result.history = [entry | {"base": base} for entry in result.history]
+    result.base_fitness = base
+    return result
 
 
 # ----------------------------------------------------------------------------- bench

@@ -257,7 +257,7 @@ def _strategy_row(adapter: Adapter, task: tasks.Task, examples: list[tasks.Examp
     if strategy == "fewshot":
         shots = task.examples("validation", fewshot_n, cem_kwargs["seed"])
         fit = adapter.fit(task.name, shots, task, batch_size=batch_size, **cem_kwargs)
-        extra |= {"alpha": fit.alpha.tolist(), "fitness": fit.fitness}
+        extra |= {"alpha": fit.alpha.tolist(), "fitness": fit.fitness, "base_fitness": fit.base_fitness}
         extra["seconds"]["cem"] = fit.seconds
     passes = [adapter.first_pass(ex.prompt, ex.image, strategy, task=task.name)
               for ex in tqdm(examples, desc=f"{task.name} {strategy} first pass", disable=not progress)]

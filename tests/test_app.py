@@ -141,6 +141,10 @@ def test_cem_fits_saves_and_serves_as_the_fewshot_mixture(runtime, session):
     history, alpha, status = steps[-1]
     assert [h["generation"] for h in history] == [1, 2] and alpha.shape == (3,) and "done" in status
     assert all(a is None for _, a, _ in steps[:-1])  # live updates come before the result
+    assert f"(base model {history[0]['base']:.4f})" in status
+    figure = app.cem_figure(history)
+    assert [t.name for t in figure.data] == ["best", "mean", "base model (α = 0)"]
+    assert list(figure.data[2].y) == [history[0]["base"]] * 2
     names, _ = app.save_mixture(runtime.text, session, "my mix", alpha)
     assert names == ["my-mix"]
     *_, first, sliders, _, _ = last(app.respond(runtime.text, session, "What is 5 + 5?", [], "few-shot", "hard",
