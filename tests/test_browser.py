@@ -74,10 +74,10 @@ def plot(page, label: str):
 
 
 def figure(page, label: str) -> dict:
-    """What plotly drew: the title and each trace's type, x, y and z, read from the element."""
+    """What plotly drew: the title and each trace's type, name, x, y and z, read from the element."""
     return plot(page, label).evaluate(
         "e => ({title: (e.layout.title || {}).text || '',"
-        "       data: e.data.map(t => ({type: t.type, x: t.x, y: t.y, z: t.z}))})")
+        "       data: e.data.map(t => ({type: t.type, name: t.name, x: t.x, y: t.y, z: t.z}))})")
 
 
 def wait_for_figure(page, label: str, predicate: str, prev=None) -> dict:
@@ -153,8 +153,8 @@ def test_chat_slider_cem_and_vqa_in_a_real_browser(page, shots, tmp_path):
     page.get_by_role("checkbox", name="fast: log-likelihood of the answers only (no generation)", exact=True).check()
     run.click()
     page.get_by_text(re.compile(r"^done: best fitness .* on 2 examples$")).wait_for()
-    fitness = wait_for_figure(page, "fitness", "f.data.length === 2 && f.data[0].x.length === 2")
-    assert list(fitness["data"][0]["x"]) == [1, 2]
+    fitness = wait_for_figure(page, "fitness", "f.data.length === 3 && f.data[0].x.length === 2")
+    assert list(fitness["data"][0]["x"]) == [1, 2] and fitness["data"][2]["name"] == "base model (α = 0)"
     fitted = [float(number_input(page, label).input_value()) for label in LABELS]
     assert fitted != [0.37 if code != 0.37 else 0.73, 0, 0] and all(0 <= a <= 1 for a in fitted)  # the fitted α
     wait_for_figure(page, "z' heatmap", "JSON.stringify(f.data[0].z) !== JSON.stringify(prev)",
