@@ -17,7 +17,6 @@ import re
 import tempfile
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from plotly.subplots import make_subplots
 
 from t2demo import cem, models, tasks, world
 from t2demo.dispatch import Dispatch, PipelineError
-from t2demo.experts import Expert, ExpertError, expert_dir, load_expert, load_expert_dir, mixture_expert, save_expert
+from t2demo.experts import Expert, ExpertError, expert_dir, load_expert, load_model_experts, mixture_expert, save_expert
 from t2demo.pipeline import Adapter
 from t2demo.svf import SVF
 
@@ -74,13 +73,7 @@ class Runtime:
 
 def _adapter(model, tok_or_proc, folder: Path, targets: str, notes: list[str], transfer_from: Path | None = None) -> Adapter:
     svf = SVF(model, targets)
-    experts, cls = load_expert_dir(folder, svf) if folder.is_dir() else ([], None)
-    if transfer_from is not None and transfer_from.is_dir():  # text experts onto the LLaVA language model
-        with warnings.catch_warnings():  # the transfer is intended: the language model started as the text model
-            warnings.simplefilter("ignore", UserWarning)
-            extra, _ = load_expert_dir(transfer_from, svf, allow_transfer=True)
-        own = {e.label for e in experts}
-        experts += [e for e in extra if e.label not in own]
+    experts, cls = load_model_experts(folder, svf, transfer_from)  # text experts onto the LLaVA language model
     if not experts:
         notes.append(f"no experts in {folder}: train them with `python -m t2demo train-expert` (answers use the base model)")
     return Adapter(model, tok_or_proc, experts, cls, svf)

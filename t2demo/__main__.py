@@ -48,7 +48,7 @@ def parse_mix(spec: str | None) -> dict[str, float]:
 
 def _eval(args: argparse.Namespace) -> None:
     from t2demo import evaluate, models
-    from t2demo.experts import ExpertError, expert_dir, mixture_from_labels
+    from t2demo.experts import ExpertError, expert_dir, load_model_experts, mixture_from_labels
     from t2demo.svf import SVF
 
     mix = parse_mix(args.mix)
@@ -56,14 +56,17 @@ def _eval(args: argparse.Namespace) -> None:
         raise SystemExit("eval: --card describes the base model; run it without --mix")
 
     def load(name: str, vision: bool):
-        """The model, with W'(z') of --mix written into its weights (the experts of its own folder)."""
+        """The model, with W'(z') of --mix written into its weights: its own experts and, on the vision
+        model, the text model's (transferred), as the app offers them."""
         model, tok_or_proc = (models.load_vision_model if vision else models.load_text_model)(name, args.device, args.dtype)
         if mix:
             svf = SVF(model)
+            folder = expert_dir(models.resolve_model(name, vision))
             try:
-                svf.apply(mixture_from_labels(svf, expert_dir(models.resolve_model(name, vision)), mix))
+                experts, _ = load_model_experts(folder, svf, expert_dir(models.resolve_model(args.model)) if vision else None)
+                svf.apply(mixture_from_labels(svf, experts, mix))
             except ExpertError as e:
-                raise SystemExit(f"eval --mix: {e}") from e
+                raise SystemExit(f"eval --mix: {e} for {name} (experts from {folder})") from e
         return model, tok_or_proc
 
     names = evaluate.parse_task_list(args.tasks)
@@ -151,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--card", action="store_true", help="write the results into the models' cards (README.md)")
     p.add_argument("--mix", default=None, help="evaluate the model adapted with its experts mixed, e.g. math=0.5,code=0.25 "
-                   "(z' = Σ αₖ zₖ + (1 − Σα)·1; experts from experts/<model folder>/)")
+                   "(z' = Σ αₖ zₖ + (1 − Σα)·1; experts from experts/<model folder>/, and the text model's on the vision model)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("train-expert", help="train an SVF expert (or a LoRA baseline) on a task")

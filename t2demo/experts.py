@@ -182,14 +182,13 @@ def mixture_expert(svf: SVF, experts: Sequence[Expert], alpha: Tensor | Sequence
                            notes={"alpha": alpha.tolist(), "experts": labels})
 
 
-def mixture_from_labels(svf: SVF, folder: str | Path, alpha_by_label: Mapping[str, float]) -> dict[str, Tensor]:
-    """z' = svf.mix of the experts in `folder` named by label, e.g. {"math": 0.5} (what `eval --mix`
-    evaluates); an unknown label is an ExpertError that lists the ones there."""
-    experts, _ = load_expert_dir(folder, svf)
+def mixture_from_labels(svf: SVF, experts: Sequence[Expert], alpha_by_label: Mapping[str, float]) -> dict[str, Tensor]:
+    """z' = svf.mix of `experts` picked by label, e.g. {"math": 0.5} (what `eval --mix` evaluates);
+    an unknown label is an ExpertError that lists the ones there."""
     by_label = {e.label: e for e in experts}
     unknown = [label for label in alpha_by_label if label not in by_label]
     if unknown:
-        raise ExpertError(f"no expert {unknown[0]!r} in {folder} (there: {sorted(by_label) or 'none'})")
+        raise ExpertError(f"no expert {unknown[0]!r} (there: {sorted(by_label) or 'none'})")
     return svf.mix([by_label[label].z for label in alpha_by_label], list(alpha_by_label.values()))
 
 
@@ -209,3 +208,17 @@ def load_expert_dir(folder: str | Path, svf: SVF, *, allow_transfer: bool = Fals
     loaded = [load_expert(p, svf, allow_transfer=allow_transfer) for p in paths]
     cls = next((e for e in loaded if e.label == CLASSIFIER_LABEL), None)
     return [e for e in loaded if e.label != CLASSIFIER_LABEL], cls
+
+
+def load_model_experts(folder: str | Path, svf: SVF, transfer_from: str | Path | None = None) -> tuple[list[Expert], Expert | None]:
+    """A model's task experts and classifier (load_expert_dir), plus, for a LLaVA-Next model, its text
+    model's task experts from `transfer_from` mapped onto its language model (the paper's transfer
+    of language experts), where it has none of the same label."""
+    experts, cls = load_expert_dir(folder, svf)
+    if transfer_from is not None:
+        with warnings.catch_warnings():  # the transfer is intended: the language model started as the text model
+            warnings.simplefilter("ignore", UserWarning)
+            extra, _ = load_expert_dir(transfer_from, svf, allow_transfer=True)
+        own = {e.label for e in experts}
+        experts += [e for e in extra if e.label not in own]
+    return experts, cls

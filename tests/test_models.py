@@ -112,12 +112,13 @@ def test_eval_mix_adapts_the_model_with_its_experts(model_dirs, tmp_path, monkey
     for label in ("math", "code"):
         z = {n: 1 + torch.randn(r, generator=g) for n, r in svf.ranks.items()}
         experts.save_expert(experts.Expert.from_svf(svf, z, label), folder / f"{label}.safetensors")
-    z = experts.mixture_from_labels(svf, folder, {"math": 0.5, "code": 0.25})
+    loaded, _ = experts.load_model_experts(folder, svf)
+    z = experts.mixture_from_labels(svf, loaded, {"math": 0.5, "code": 0.25})
     math, code = (experts.load_expert(folder / f"{label}.safetensors", svf) for label in ("math", "code"))
     n = svf.names[0]
     assert torch.allclose(z[n], 1 + 0.5 * (math.z[n] - 1) + 0.25 * (code.z[n] - 1))
-    with pytest.raises(experts.ExpertError, match=r"no expert 'poetry' .*there: \['code', 'math'\]"):
-        experts.mixture_from_labels(svf, folder, {"poetry": 1.0})
+    with pytest.raises(experts.ExpertError, match=r"no expert 'poetry' \(there: \['code', 'math'\]\)"):
+        experts.mixture_from_labels(svf, loaded, {"poetry": 1.0})
 
     out = tmp_path / "mixed.json"
     cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--limit", "2", "--device", "cpu",
@@ -125,6 +126,11 @@ def test_eval_mix_adapts_the_model_with_its_experts(model_dirs, tmp_path, monkey
     assert json.loads(out.read_text())["mix"] == {"math": 0.5, "code": 0.25}
     with pytest.raises(SystemExit, match="eval --mix: no expert 'poetry'"):
         cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--limit", "2", "--mix", "poetry=1"])
+    # the vision model mixes its own experts and the text model's, transferred (as in the app)
+    out = tmp_path / "vision.json"
+    cli.main(["eval", "--model", str(model_dirs[0]), "--vlm", str(model_dirs[1]), "--tasks", "vqa", "--limit", "2",
+              "--device", "cpu", "--mix", "math=1", "--json", str(out)])
+    assert json.loads(out.read_text())["results"]["vqa"]["n"] == 2
     with pytest.raises(SystemExit, match="expected LABEL=ALPHA"):
         cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--mix", "math"])
     with pytest.raises(SystemExit, match="--card describes the base model"):
