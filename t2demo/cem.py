@@ -190,10 +190,13 @@ def fit_alpha(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], examples:
     objective = fewshot_objective(svf, model, tok_or_proc, experts, examples, task, fast=fast,
                                   batch_size=batch_size, max_new_tokens=max_new_tokens)
     base = objective(torch.zeros(shape))  # scored first, so every progress report can show the bar to beat
-    report = None if callback is None else (lambda entry: callback(entry | {"base": base}))
+
+    def report(entry: dict) -> bool | None:  # the entry cem keeps in its history: annotated once, seen by both
+        entry["base"] = base
+        return None if callback is None else callback(entry)
+
     result = cem(objective, shape, bounds=bounds, population=population, elite_frac=elite_frac,
                  generations=generations, seed=seed, callback=report, cancel=cancel)
-    result.history = [entry | {"base": base} for entry in result.history]
     result.base_fitness = base
     return result
 
