@@ -145,7 +145,7 @@ def _match_name(key: str, svf: SVF) -> str:
     found = [n for n in svf.names if n == key or n.endswith("." + key) or key.endswith("." + n)]
     if len(found) != 1 and "layers." in key:  # e.g. "language_model.model.layers.0..." (older LLaVA naming)
         tail = key[key.index("layers."):]
-        found = [n for n in svf.names if n.endswith("." + tail) and svf._layers[n] is not None]
+        found = [n for n in svf.names if n.endswith("." + tail) and svf.layer_of(n) is not None]
     if len(found) != 1:
         raise ExpertError(f"cannot map {key!r} to one target of this model "
                           f"({'no match' if not found else f'{len(found)} matches'})")

@@ -255,12 +255,14 @@ class SVF:
 
     # --- introspection -----------------------------------------------------------------------
 
-    def layer_of(self, name: str) -> int:
-        """Decoder layer index of a target matrix (parsed from `...layers.<i>....`)."""
-        layer = self._layers[name]
-        if layer is None:
-            raise ValueError(f"{name} is not inside a decoder layer")
-        return layer
+    def layer_of(self, name: str) -> int | None:
+        """Decoder layer index of a target matrix, None outside the decoder layers (vision tower,
+        projector)."""
+        return self._layers[name]
+
+    def factors(self, name: str) -> tuple[Tensor, Tensor, Tensor]:
+        """The cached factors (U, σ, Vᵀ) of one target matrix, W = U diag(σ) Vᵀ (read-only)."""
+        return self._factors[name]
 
     def fingerprint_of(self, names: Sequence[str]) -> str:
         """Fingerprint of a subset of the targets (as `weight_fingerprint`, without rehashing)."""
