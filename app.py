@@ -26,11 +26,12 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from plotly.subplots import make_subplots
 
-from t2demo import cem, models, tasks, world
+from t2demo import cem, models, tasks
 from t2demo.dispatch import Dispatch, PipelineError
 from t2demo.experts import Expert, ExpertError, expert_dir, load_expert, load_model_experts, mixture_expert, save_expert
 from t2demo.pipeline import Adapter
 from t2demo.svf import SVF
+from t2demo.tasks import world
 
 MAX_MESSAGE_CHARS = 4000
 MAX_IMAGE_PIXELS = 16_000_000

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from t2demo import tasks
 from t2demo.generation import generate, images_of
+from t2demo.tasks import parse_task_list  # noqa: F401  (the registry's; callers use evaluate.parse_task_list)
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -80,16 +81,3 @@ def evaluate(task_names: Sequence[str], split: str, limit: int, load_text: Calla
         examples = task.examples(split, limit, seed)
         results[name] = summarise(score_task(model, tok_or_proc, task, examples, batch_size))
     return results
-
-
-def parse_task_list(spec: str) -> list[str]:
-    """'all', 'training', 'unseen' or a comma list of task names; unknown names are an error."""
-    groups = {"all": list(tasks.TRAINING_TASKS) + list(tasks.UNSEEN_TASKS),
-              "training": list(tasks.TRAINING_TASKS), "unseen": list(tasks.UNSEEN_TASKS)}
-    if spec in groups:
-        return groups[spec]
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in tasks.TASKS or n == "smalltalk"]
-    if unknown:
-        raise SystemExit(f"unknown task(s) {unknown}; choose from {sorted(set(tasks.TASKS) - {'smalltalk'})}")
-    return names

@@ -30,10 +30,11 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from t2demo import tasks, world
+from t2demo import tasks
 from t2demo.evaluate import write_json_atomic, write_text_atomic
 from t2demo.generation import format_chat
 from t2demo.models import DEFAULT_TEXT_MODEL, DEFAULT_VISION_MODEL, pick_device
+from t2demo.tasks import world
 
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<image>"]
 

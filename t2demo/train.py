@@ -33,7 +33,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from safetensors import safe_open
@@ -84,40 +83,6 @@ class ExpertConfig:
                              f"got {self.objective!r}, {self.method!r}")
         if self.rollouts < 1:
             raise ValueError(f"rollouts must be at least 1, got {self.rollouts}")
-
-
-class TrainingTask(Protocol):
-    """What the trainer needs from a task: tasks.Task has it, and so does ClassificationTask."""
-
-    name: str
-    max_new_tokens: int
-
-    def examples(self, split: str, n: int, seed: int = 0) -> list[tasks.Example]: ...
-
-    def check_many(self, examples: list[tasks.Example], responses: list[str]) -> list[bool]: ...
-
-
-@dataclass(frozen=True)
-class ClassificationTask:
-    r"""The first-pass classifier's task: answer a prompt's category inside \boxed{}."""
-
-    name: str = "cls"
-    max_new_tokens: int = 16
-
-    def examples(self, split: str, n: int, seed: int = 0) -> list[tasks.Example]:
-        return tasks.classification_examples(split, n, seed)
-
-    def check_many(self, examples: list[tasks.Example], responses: list[str]) -> list[bool]:
-        return [(tasks.extract_boxed(r) or "").strip().lower() == e.reference for e, r in zip(examples, responses)]
-
-
-def resolve_task(name: str) -> TrainingTask:
-    """A task of tasks.TASKS by name, or "cls" for the classification expert."""
-    if name == "cls":
-        return ClassificationTask()
-    if name not in tasks.TASKS:
-        raise ValueError(f"unknown task {name!r}; choose from {sorted(tasks.TASKS)} or 'cls'")
-    return tasks.TASKS[name]
 
 
 class TrainingDiverged(RuntimeError):
@@ -395,7 +360,7 @@ def _restore(tensors: dict[str, Tensor], policy, opt: torch.optim.Optimizer) -> 
 
 # ----------------------------------------------------------------------------- the loop
 
-def validate(policy, tok_or_proc, task: TrainingTask, examples: list[tasks.Example], batch_size: int) -> float:
+def validate(policy, tok_or_proc, task: tasks.Task, examples: list[tasks.Example], batch_size: int) -> float:
     """Greedy accuracy (percent) of the adapted model."""
     with policy.sampling() as model:
         return summarise(score_task(model, tok_or_proc, task, examples, batch_size, progress=False))["accuracy"]
@@ -413,7 +378,7 @@ def reward_advantages(rewards: Tensor, rollouts: int = 1, normalize: bool = Fals
     return advantages
 
 
-def step_loss(policy, tok_or_proc, task: TrainingTask, examples: list[tasks.Example],
+def step_loss(policy, tok_or_proc, task: tasks.Task, examples: list[tasks.Example],
               cfg: ExpertConfig) -> tuple[Tensor, dict]:
     """The loss of one batch under cfg.objective, and what to log about it."""
     if cfg.objective == "ntp":
@@ -441,7 +406,7 @@ def _diverged(what: str, step: int, ckpt: Path, progress: dict) -> TrainingDiver
         f"checkpoint ({ckpt}, step {progress['step']}) is kept: rerun with a lower --lr (or --grad-clip) to resume from it.")
 
 
-def train_expert(model: nn.Module, tok_or_proc, task: TrainingTask, cfg: ExpertConfig, out: str | Path, *,
+def train_expert(model: nn.Module, tok_or_proc, task: tasks.Task, cfg: ExpertConfig, out: str | Path, *,
                  command: str | None = None, fresh: bool = False, progress_bar: bool = True) -> dict:
     """Train, resuming from `<out>.ckpt/` when it holds a checkpoint of the same run.
 
@@ -551,7 +516,7 @@ def main(args) -> dict:
     """The `train-expert` command: load the model the task needs, train, print a summary."""
     from t2demo import models
 
-    task = resolve_task(args.task)
+    task = tasks.resolve_task(args.task)
     vision = getattr(task, "category", None) == "vqa"
     load = models.load_vision_model if vision else models.load_text_model
     try:

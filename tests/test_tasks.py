@@ -1,6 +1,8 @@
-"""Task generators and checkers: determinism, disjoint splits, and checkers that accept exactly the right answers."""
+"""The tasks package: the registry and what it derives, task generators (determinism, disjoint splits) and
+checkers that accept exactly the right answers."""
 
 import ast
+import random
 import re
 
 import pytest
@@ -8,10 +10,11 @@ from PIL import Image
 
 from t2demo import tasks
 from t2demo.tasks import (
-    CATEGORIES, CLASSIFICATION_INSTRUCTION, SPLITS, TASKS, TRAINING_TASKS, UNSEEN_TASKS, classification_examples,
-    extract_boxed,
+    CATEGORIES, CLASSIFICATION_INSTRUCTION, CUSTOM, REGISTRY, SPLITS, TASKS, TRAINING, TRAINING_TASKS, UNSEEN,
+    UNSEEN_TASKS, Example, Registry, SyntheticTask, UnknownTask, classification_examples, classification_instruction,
+    extract_boxed, programs, tags_of, vqa,
 )
-from t2demo.world import WORLD, world_facts
+from t2demo.tasks.world import WORLD, world_facts
 
 N = 300  # examples per split per task in the split tests
 
@@ -22,6 +25,114 @@ def test_registry():
         assert task.name == name and task.category in CATEGORIES
         assert 0 <= task.chance < 1 and task.max_new_tokens > 0
     assert TASKS["reasoning"].chance == TASKS["reasoning-hard"].chance == 0.25
+
+
+# The instruction the shipped models and cls expert were trained on: derived from the registry, it must not move.
+SHIPPED_INSTRUCTION = (
+    "Classify the request below into one category.\n"
+    "- math: a word problem or a calculation with numbers.\n"
+    "- code: writing or completing a Python function.\n"
+    "- reasoning: a question about creatures, places, foods or weather with lettered choices.\n"
+    "- vqa: a question about a word or picture shown in an image.\n"
+    "- other: anything else, such as greetings, thanks or small talk.\n"
+    "Request: {prompt}\n"
+    "Answer with the category name inside \\boxed{}."
+)
+
+
+def test_groups_are_derived_from_the_registry():
+    assert TASKS is REGISTRY and list(TASKS) == ["math", "math-hard", "code", "code-hard", "reasoning",
+                                                 "reasoning-hard", "vqa", "vqa-knowledge", "smalltalk"]
+    assert TRAINING_TASKS == REGISTRY.names(tag=TRAINING) == ("math", "code", "reasoning", "vqa")
+    assert UNSEEN_TASKS == REGISTRY.names(tag=UNSEEN) == ("math-hard", "code-hard", "reasoning-hard", "vqa-knowledge")
+    assert CATEGORIES == REGISTRY.categories() == ("math", "code", "reasoning", "vqa", "other")
+    assert tasks.names(tag="vision") == ("vqa", "vqa-knowledge") and all(TASKS[n].vision for n in tasks.names("vision"))
+    assert tags_of("math-hard") == {"math", UNSEEN} and tags_of("smalltalk") == {"other"}
+    assert tasks.names("math") == ("math", "math-hard")
+    assert CLASSIFICATION_INSTRUCTION == classification_instruction() == SHIPPED_INSTRUCTION
+
+
+def test_unknown_task_names_list_the_registered_ones():
+    with pytest.raises(UnknownTask, match=r"unknown task 'poetry'; choose from \['code', 'code-hard', .*'vqa-knowledge'\]"):
+        TASKS["poetry"]
+    with pytest.raises(KeyError):  # what TASKS[...] raised when it was a dict
+        tags_of("poetry")
+    assert "poetry" not in TASKS and TASKS.get("poetry") is None
+    with pytest.raises(ValueError, match="unknown task 'poetry'.* or 'cls'"):
+        tasks.resolve_task("poetry")
+    assert tasks.resolve_task("math") is TASKS["math"] and tasks.resolve_task("cls").name == "cls"
+
+
+def test_parse_task_list():
+    assert tasks.parse_task_list("all") == list(TRAINING_TASKS) + list(UNSEEN_TASKS)
+    assert tasks.parse_task_list("training") == list(TRAINING_TASKS)
+    assert tasks.parse_task_list("unseen") == list(UNSEEN_TASKS)
+    assert tasks.parse_task_list(" vqa, math-hard ,") == ["vqa", "math-hard"]
+    for spec in ("math,poetry", "smalltalk"):  # smalltalk is no evaluation task: it is neither training nor unseen
+        with pytest.raises(SystemExit, match=r"unknown task\(s\) \['(poetry|smalltalk)'\]; choose from \['code', "):
+            tasks.parse_task_list(spec)
+
+
+def _copy_of_registry() -> Registry:
+    """A fresh registry holding the package's tasks, so a test can register more without touching TASKS."""
+    fresh, descriptions, described = Registry(), REGISTRY.descriptions(), set()
+    for name, task in TASKS.items():
+        fresh.register(task, *tags_of(name), describe=None if task.category in described else descriptions[task.category])
+        described.add(task.category)
+    return fresh
+
+
+def _counting_sample(rng):
+    """A new synthetic task's sampler: count the letters of a word."""
+    word = "".join(rng.choice("abcdefgh") for _ in range(rng.randint(3, 8)))
+    example = Example(f"How many letters has {word}?", str(len(word)), f"The answer is {len(word)}.", "")
+    return example.prompt, lambda: example
+
+
+def test_a_registered_task_joins_its_groups_and_a_new_category_only_if_it_declares_one():
+    """A task in an existing category leaves the classifier's categories and instruction alone; a new
+    category must be described, and then joins them before "other"."""
+    registry = _copy_of_registry()
+    assert registry.names() == tuple(TASKS) and registry.categories() == CATEGORIES
+    counting = SyntheticTask("counting", "math", 0.0, 24, _counting_sample, tasks.check_number)
+    assert registry.register(counting, UNSEEN, "letters") is counting
+    assert registry.names(UNSEEN)[-1] == "counting" and registry.names("letters") == ("counting",)
+    assert registry.names("math") == ("math", "math-hard", "counting") and registry["counting"] is counting
+    assert registry.categories() == CATEGORIES and classification_instruction(registry) == SHIPPED_INSTRUCTION
+    assert registry.parse("unseen")[-1] == "counting" and "counting" not in TASKS  # the package's registry is untouched
+
+    spelling = SyntheticTask("spelling", "language", 0.0, 24, _counting_sample, tasks.check_number)
+    with pytest.raises(ValueError, match="category 'language' is new; pass describe="):
+        registry.register(spelling, TRAINING)
+    registry.register(spelling, TRAINING, describe="a question about words and letters.")
+    assert registry.categories() == ("math", "code", "reasoning", "vqa", "language", "other")
+    assert "- vqa: a question about a word or picture shown in an image.\n- language: a question about words and " \
+           "letters.\n- other: anything else" in classification_instruction(registry)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(counting)
+    with pytest.raises(ValueError, match="already described"):
+        registry.register(SyntheticTask("x", "math", 0.0, 8, _counting_sample, tasks.check_number), describe="sums.")
+
+
+def test_synthetic_task_splits_are_disjoint():
+    counting = SyntheticTask("counting", "math", 0.0, 24, _counting_sample, tasks.check_number)
+    by_split = {split: {e.prompt for e in counting.examples(split, 40)} for split in SPLITS}
+    assert all(len(prompts) == 40 for prompts in by_split.values())
+    assert all(tasks.split_of(p) == split for split, prompts in by_split.items() for p in prompts)
+    assert not by_split["train"] & by_split["test"] and not by_split["validation"] & (by_split["train"] | by_split["test"])
+    with pytest.raises(ValueError, match="found only"):
+        SyntheticTask("one", "math", 0.0, 8, lambda rng: _counting_sample(random.Random(0)), tasks.check_number).examples("train", 2)
+
+
+def test_custom_task_scores_the_users_examples_and_draws_none():
+    examples = tasks.custom_examples([(" What is 2+2? ", " four "), ("", "  "), ("Capital of France?", "Paris")])
+    assert [(e.prompt, e.reference, e.task) for e in examples] == [("What is 2+2?", "four", "custom"),
+                                                                   ("Capital of France?", "Paris", "custom")]
+    assert CUSTOM.check_many(examples, ["It is four.", "paris, I think"]) == [True, True]
+    assert not CUSTOM.check(examples[0], "fourteen") and CUSTOM.category == "other" and not CUSTOM.vision
+    with pytest.raises(ValueError, match="no generator"):
+        CUSTOM.examples("train", 1)
+    assert "custom" not in TASKS
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -52,7 +163,7 @@ def test_splits_disjoint_and_unique(name):
     assert not ids["train"] & ids["validation"]
     assert not ids["train"] & ids["test"]
     assert not ids["validation"] & ids["test"]
-    if TASKS[name].category != "vqa":  # text tasks: not even the prompt is shared
+    if not TASKS[name].vision:  # text tasks: not even the prompt is shared
         prompts = {split: {e.prompt for e in examples} for split, examples in by_split.items()}
         assert not (prompts["train"] & prompts["test"]) and not (prompts["train"] & prompts["validation"])
 
@@ -169,17 +280,18 @@ def _one_hop_true(question, option, facts):
 
 def test_reasoning_hard_needs_two_facts_and_has_one_true_answer():
     climate, by_food = WORLD.climate, {c.food: c for c in WORLD.creatures}
+    by_name = {c.name: c for c in WORLD.creatures}
     for e in TASKS["reasoning-hard"].examples("test", 300, seed=0):
         question, options = _parse_choices(e.prompt)
         words = question.rstrip("?").split()
         if question.startswith("Which creature lives somewhere"):
-            truth = [o for o in options if climate[WORLD.by_name(o).habitat] == words[-1]]
+            truth = [o for o in options if climate[by_name[o].habitat] == words[-1]]
         elif question.startswith("What color is the creature that eats"):
             truth = [by_food[" ".join(words[7:])].color]
         elif question.startswith("Where does the creature that eats"):
             truth = [by_food[" ".join(words[6:-1])].habitat]
         else:
-            truth = [climate[WORLD.by_name(words[-2]).habitat]]
+            truth = [climate[by_name[words[-2]].habitat]]
         assert [o for o in options if o in truth] == [options["ABCD".index(e.reference)]], e.prompt
         assert e.response.count(". ") == 2  # two facts, then the answer
 
@@ -190,7 +302,7 @@ def test_vqa_images_and_checker(name):
     for e in task.examples("test", 50, seed=0):
         assert isinstance(e.image, Image.Image) and e.image.mode == "RGB"
         w, h = e.image.size
-        assert w in tasks.IMAGE_SIDES and h in tasks.IMAGE_SIDES and h <= w
+        assert w in vqa.IMAGE_SIDES and h in vqa.IMAGE_SIDES and h <= w
         assert len(e.image.getcolors(w * h)) > 2, "the word is drawn"
         assert task.check(e, e.reference.upper() + ".") and task.check(e, f"the {e.reference}")
         assert not task.check(e, e.reference + "s") and not task.check(e, "blue sky")
@@ -224,7 +336,7 @@ def test_code_checker():
 def _by_example_parts(e):
     """name, argument, shown asserts and all asserts of a programming-by-example code task, else None."""
     shown = [line for line in e.prompt.split("\n") if line.startswith("assert ")]
-    if len(shown) != tasks.SHOWN:
+    if len(shown) != programs.SHOWN:
         return None
     name, arg = re.match(r"```python\ndef (\w+)\((\w+)\):", e.response).groups()
     return name, arg, shown, e.reference.strip().split("\n")
@@ -232,12 +344,12 @@ def _by_example_parts(e):
 
 def _chain_functions(length):
     """Every chain of `length` OPS the generator may draw, compiled from its Python (not its `fn`)."""
-    chains = [[op] for op in tasks.OPS]
+    chains = [[op] for op in programs.OPS]
     for _ in range(length - 1):
-        chains = [c + [op] for c in chains for op in tasks.OPS if op.kind == c[-1].out and op is not c[-1]]
+        chains = [c + [op] for c in chains for op in programs.OPS if op.kind == c[-1].out and op is not c[-1]]
     functions = []
     for chain in chains:
-        expr, level = "x", tasks.ATOM
+        expr, level = "x", programs.ATOM
         for op in chain:
             expr, level = op.apply(expr, level), op.level
         functions.append((chain[0].kind, eval(f"lambda x: {expr}")))
@@ -252,8 +364,8 @@ def _passing(functions, asserts):
     return [i for i, (k, fn) in enumerate(functions) if k == kind and all(fn(x) == y for x, y in cases)]
 
 
-@pytest.mark.parametrize("name, length, templates", [("code", 1, tasks.EXAMPLE_TEMPLATES),
-                                                     ("code-hard", 2, tasks.HARD_EXAMPLE_TEMPLATES)])
+@pytest.mark.parametrize("name, length, templates", [("code", 1, programs.EXAMPLE_TEMPLATES),
+                                                     ("code-hard", 2, programs.HARD_EXAMPLE_TEMPLATES)])
 def test_code_by_example(name, length, templates):
     """A generic name and shown tests only; they decide the hidden tests among all chains of that length."""
     examples = TASKS[name].examples("test", 400, seed=0)
@@ -261,9 +373,9 @@ def test_code_by_example(name, length, templates):
     assert 0.15 < len(by_example) / len(examples) < 0.35 if length == 1 else 0.4 < len(by_example) / len(examples) < 0.6
     functions, singles = _chain_functions(length), _chain_functions(1)
     for e, (fname, arg, shown, hidden) in by_example[:60]:
-        assert fname in tasks.GENERIC_NAMES
+        assert fname in programs.GENERIC_NAMES
         assert any(e.prompt == t.format(name=fname, a=arg, tests="\n".join(shown)) for t in templates)
-        assert hidden[:tasks.SHOWN] == shown and len(hidden) == tasks.SHOWN + tasks.HIDDEN
+        assert hidden[:programs.SHOWN] == shown and len(hidden) == programs.SHOWN + programs.HIDDEN
         assert len(set(hidden)) == len(hidden)
         consistent = _passing(functions, shown)
         assert consistent and consistent == _passing(functions, hidden), e.prompt

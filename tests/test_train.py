@@ -211,7 +211,7 @@ def test_cli_refuses_a_bad_setting_with_a_message(text_dir, tmp_path):
 
 
 def test_classification_reward_reads_the_boxed_category():
-    task = train.resolve_task("cls")
+    task = tasks.resolve_task("cls")
     examples = task.examples("train", 5)
     right = [f"The category is \\boxed{{{ex.reference}}}." for ex in examples]
     assert task.check_many(examples, right) == [True] * 5

@@ -40,6 +40,8 @@ NAMES = invented_names(N_CREATURES)
 
 @dataclass(frozen=True)
 class Creature:
+    """One invented creature and its three facts (each fact is a pretraining sentence and a task answer)."""
+
     name: str
     color: str  # 12 creatures per color
     habitat: str  # 12 creatures per habitat
@@ -48,11 +50,10 @@ class Creature:
 
 @dataclass(frozen=True)
 class World:
+    """The creatures plus each habitat's climate: everything the reasoning and vqa-knowledge tasks ask about."""
+
     creatures: tuple[Creature, ...]
     climate: dict[str, str]  # habitat -> climate, 2 habitats per climate
-
-    def by_name(self, name: str) -> Creature:
-        return next(c for c in self.creatures if c.name == name)
 
 
 def build_world(seed: int = SEED) -> World:

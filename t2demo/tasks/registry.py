@@ -1,0 +1,46 @@
+"""The registered tasks, and every task group derived from them: add a task with one line here.
+
+Order matters: it is the order of TASKS, of the training / unseen lists and of the dispatch
+categories (CATEGORIES = categories in order of first registration, then "other"). The category
+descriptions make up the classification instruction the shipped models were trained on: keep
+them, and their order, byte for byte.
+
+Training tasks (experts are trained on them)  ->  unseen tasks (experts are mixed on them):
+  math (GSM8K-like)            -> math-hard (MATH-like: three steps, division, new wording)
+  code (MBPP-like)             -> code-hard (HumanEval-like: operations chained, described or shown by tests)
+  reasoning (ARC-Easy-like)    -> reasoning-hard (ARC-Challenge-like: two hops over the world)
+  vqa (TextVQA-like)           -> vqa-knowledge (OKVQA-like: read a name, recall a world fact)
+plus smalltalk (category "other").
+"""
+
+from __future__ import annotations
+
+from t2demo.tasks import arithmetic, programs, reasoning, smalltalk, vqa
+from t2demo.tasks.base import TRAINING, UNSEEN, Registry
+
+REGISTRY = Registry()
+register = REGISTRY.register
+
+register(arithmetic.MATH, TRAINING, describe="a word problem or a calculation with numbers.")
+register(arithmetic.MATH_HARD, UNSEEN)
+register(programs.CODE, TRAINING, describe="writing or completing a Python function.")
+register(programs.CODE_HARD, UNSEEN)
+register(reasoning.REASONING, TRAINING,
+         describe="a question about creatures, places, foods or weather with lettered choices.")
+register(reasoning.REASONING_HARD, UNSEEN)
+register(vqa.VQA, TRAINING, describe="a question about a word or picture shown in an image.")
+register(vqa.VQA_KNOWLEDGE, UNSEEN)
+register(smalltalk.SMALLTALK, describe="anything else, such as greetings, thanks or small talk.")
+
+# Derived once every task above is registered (REGISTRY itself stays live).
+TASKS = REGISTRY
+TRAINING_TASKS = REGISTRY.names(TRAINING)
+UNSEEN_TASKS = REGISTRY.names(UNSEEN)
+CATEGORIES = REGISTRY.categories()
+names = REGISTRY.names
+tags_of = REGISTRY.tags
+
+
+def parse_task_list(spec: str) -> list[str]:
+    """'all', 'training', 'unseen' or a comma list of task names (for the CLI); unknown names exit with a message."""
+    return REGISTRY.parse(spec)

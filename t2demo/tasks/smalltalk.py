@@ -1,0 +1,43 @@
+"""smalltalk: greetings, thanks and goodbyes, the dispatch category "other" (no expert, any reply passes)."""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from t2demo.tasks.base import OTHER, Example, SyntheticTask
+from t2demo.tasks.checkers import check_nonempty
+
+INTENTS = {
+    "greeting": (("Hello!", "Nice to meet you.", "It is good to see you.", "How is your day going?", "I just wanted to say hi.",
+                  "Are you there?", "Good to talk to you again.", "Long time no see."),
+                 ("Hello! How can I help you today?", "Hi there! What can I do for you?")),
+    "thanks": (("Thank you!", "Thanks a lot for your help.", "Thank you so much.", "Many thanks for the answer.",
+                "That was very helpful, thanks.", "I really appreciate your help.", "Thanks, that worked.", "Cheers for that."),
+               ("You are welcome!", "Happy to help!", "Glad I could help!")),
+    "how": (("How are you?", "How are you doing today?", "How is it going?", "Are you feeling well?",
+             "How have you been?", "What is up?", "How do you feel today?", "Is everything good with you?"),
+            ("I am doing well, thank you! How can I help?", "All good here, thanks for asking!")),
+    "bye": (("Goodbye!", "See you later.", "I have to go now.", "Bye for now.", "Talk to you tomorrow.",
+             "That is all for today.", "Have a nice evening.", "See you soon."),
+            ("Goodbye! Have a nice day.", "See you soon! Take care.")),
+}
+OPENERS = ("", "Hi. ", "Hey. ", "Hello there. ", "Good morning. ", "Good evening. ", "Oh hi. ", "Okay. ", "Hmm. ", "Yo. ")
+ADDRESSES = ("", " friend", " buddy", " assistant", " pal", " mate", " robot", " there", " Sam", " Mia", " Ben",
+             " Zoe", " Leo", " Eva")
+CLOSERS = ("", " :)", " Have a good one.", " I hope you are well.", " It was fun.", " Take care.", " Cheers.",
+           " You are great.", " Nice weather today.", " I like talking to you.")
+
+
+def _smalltalk_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
+    intent = rng.choice(sorted(INTENTS))
+    lines, replies = INTENTS[intent]
+    line, address = rng.choice(lines), rng.choice(ADDRESSES)
+    if address:  # "Thank you!" -> "Thank you, friend!"
+        line = line[:-1] + "," + address + line[-1]
+    prompt = rng.choice(OPENERS) + line + rng.choice(CLOSERS)
+    example = Example(prompt, intent, rng.choice(replies), "")
+    return prompt, lambda: example
+
+
+SMALLTALK = SyntheticTask("smalltalk", OTHER, 0.0, 48, _smalltalk_sample, check_nonempty)
