@@ -5,7 +5,6 @@ plus the cost of decomposing, loading the cache, swapping weights and the no-swa
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -165,12 +164,6 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> None:
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    res = run(device)
-    print(json.dumps(res, indent=2) if args.json else format_table(res))
-
-
 def app_startup(port: int, timeout: float = 300.0) -> float:
     """Seconds from launching `python app.py` (a fresh process) until its page answers."""
     import subprocess
@@ -200,20 +193,17 @@ def app_startup(port: int, timeout: float = 300.0) -> float:
 
 def first_token(repeats: int = 5) -> dict[str, float]:
     """Median seconds from sending a chat message to the first adapted token (first pass included),
-    on the default models and experts, as the app's chat callback does it."""
-    import sys
-    from pathlib import Path
+    on the default models and experts, through the same turn the app's chat runs."""
+    from t2demo.runtime import load_runtime
+    from t2demo.session import Session, turn
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import app
-
-    rt = app.load_runtime(vlm=None, log=lambda *_: None)
+    rt = load_runtime(vlm=None, log=lambda *_: None)
     alphas = [0.0] * len(rt.text.experts)
     times, first_pass = [], []
     for i in range(repeats + 1):
         start = time.perf_counter()
-        for kind, value, _ in app.turn(rt.text, app.new_session(), f"Tom has {3 + i} apples and buys 4 more. "
-                                       "How many apples does he have now?", [], "prompt-based", "hard", alphas):
+        for kind, value, _ in turn(rt.text, Session(), f"Tom has {3 + i} apples and buys 4 more. "
+                                   "How many apples does he have now?", [], "prompt-based", "hard", alphas):
             if kind == "first":
                 seconds = value.seconds
             elif kind == "answer" and value:
@@ -225,14 +215,68 @@ def first_token(repeats: int = 5) -> dict[str, float]:
             "repeats": repeats, "experts": len(rt.text.experts)}
 
 
-def app_main(args: argparse.Namespace) -> dict:
+def app_bench(port: int) -> dict:
     """`bench app`: start-to-ready of `python app.py` and time to the first adapted token."""
-    res = {"device": "cpu" if not torch.cuda.is_available() else "cuda", "startup_s": app_startup(args.port),
-           **first_token()}
-    if args.json:
-        print(json.dumps(res, indent=2))
-    else:
-        print(f"python app.py ready in {res['startup_s']:.1f} s (target 20 s); first adapted token "
-              f"{res['first_token_s']:.2f} s (target 1 s; first pass {res['first_pass_s']:.2f} s; "
-              f"median of {res['repeats']}; {res['experts']} experts)")
-    return res
+    return {"device": "cpu" if not torch.cuda.is_available() else "cuda", "startup_s": app_startup(port),
+            **first_token()}
+
+
+def format_app(res: dict) -> str:
+    return (f"python app.py ready in {res['startup_s']:.1f} s (target 20 s); first adapted token "
+            f"{res['first_token_s']:.2f} s (target 1 s; first pass {res['first_pass_s']:.2f} s; "
+            f"median of {res['repeats']}; {res['experts']} experts)")
+
+
+# ----------------------------------------------------------------------------- CEM
+
+def _bench_adapter(model_name: str, device: str | None):
+    """The model with its trained text experts when present, else seeded random ones (speed is the same)."""
+    from t2demo.adapt.adapter import Adapter
+    from t2demo.experts import Expert
+    from t2demo.runtime import load_adapter
+
+    adapter = load_adapter(model_name, "text", device=device)
+    if [e.label for e in adapter.experts] == ["code", "math", "reasoning"]:
+        return adapter, "trained"
+    g = torch.Generator().manual_seed(0)
+    zs = [{n: 1 + 0.1 * torch.randn(r, generator=g) for n, r in adapter.svf.ranks.items()} for _ in range(3)]
+    experts = [Expert.from_svf(adapter.svf, z, label) for z, label in zip(zs, ("math", "code", "reasoning"))]
+    return Adapter(adapter.lm, experts, None, adapter.svf), "random (no trained experts found)"
+
+
+def cem_bench(model_name: str = "default", device: str | None = None, naive_generations: int = 2) -> dict:
+    """One CEM fit (10 examples, population 32, 20 generations), batched and fast, against the naive
+    per-example loop on the same members; the naive loop runs `naive_generations` generations
+    and its rate is what the speedup compares (a full naive fit would take hours on a CPU)."""
+    from t2demo import tasks
+    from t2demo.adapt.cem import cem, fewshot_objective, naive_objective
+
+    adapter, source = _bench_adapter(model_name, device)
+    task = tasks.TASKS["math-hard"]
+    examples = task.examples("validation", 10)
+    settings = dict(population=32, elite_frac=0.2, seed=0)
+    rows = {}
+    for name, gens, objective in (
+        ("batched", 20, fewshot_objective(adapter, examples, task)),
+        ("batched_fast", 20, fewshot_objective(adapter, examples, task, fast=True)),
+        ("naive", naive_generations, naive_objective(adapter, examples, task)),
+    ):
+        r = cem(objective, (len(adapter.experts),), generations=gens, **settings)
+        rows[name] = {"generations": gens, "evaluations": r.evaluations, "wall_s": r.seconds,
+                      "evaluations_per_s": r.evaluations / r.seconds, "best_fitness": r.fitness,
+                      "alpha": r.alpha.tolist()}
+    rate = rows["naive"]["evaluations_per_s"]
+    return {"model": model_name, "device": str(adapter.lm.device), "experts": source, "task": task.name,
+            "examples": len(examples), **settings, "runs": rows,
+            "speedup_batched": rows["batched"]["evaluations_per_s"] / rate,
+            "speedup_fast": rows["batched_fast"]["evaluations_per_s"] / rate,
+            "naive_full_fit_estimate_s": rows["batched"]["evaluations"] / rate}
+
+
+def format_cem(result: dict) -> str:
+    lines = [f"CEM on {result['task']}, {result['examples']} examples, population 32, {result['model']} on {result['device']}"]
+    for name, row in result["runs"].items():
+        lines.append(f"{name:<14}{row['generations']:>4} gen {row['wall_s']:>9.1f} s {row['evaluations_per_s']:>9.2f} eval/s")
+    lines.append(f"speedup over the naive loop: batched {result['speedup_batched']:.1f}x, fast {result['speedup_fast']:.1f}x "
+                 f"(a full naive fit: ~{result['naive_full_fit_estimate_s']:.0f} s)")
+    return "\n".join(lines)

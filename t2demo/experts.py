@@ -19,7 +19,8 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from t2demo.svf import SVF, save_file_atomic
+from t2demo.atomic import save_safetensors_atomic
+from t2demo.svf import SVF
 
 FORMAT_VERSION = 1
 EXPERTS_DIR = Path(__file__).resolve().parent.parent / "experts"
@@ -66,7 +67,7 @@ def save_expert(expert: Expert, path: str | Path) -> None:
         "parameterisation": expert.parameterisation,
         "notes": json.dumps(expert.notes),
     }
-    save_file_atomic(dict(expert.z), path, metadata)
+    save_safetensors_atomic(dict(expert.z), path, metadata)
 
 
 def _check_is_safetensors(path: Path) -> None:
@@ -182,6 +183,21 @@ def mixture_expert(svf: SVF, experts: Sequence[Expert], alpha: Tensor | Sequence
                            notes={"alpha": alpha.tolist(), "experts": labels})
 
 
+def parse_mix(spec: str) -> dict[str, float]:
+    """"math" -> {"math": 1.0}; "math=0.5,code=0.25" -> {"math": 0.5, "code": 0.25} (what `eval --mix`
+    and `export-lora` take); a malformed item is an ExpertError."""
+    mix = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        label, eq, value = item.partition("=")
+        try:
+            mix[label.strip()] = float(value) if eq else 1.0
+        except ValueError:
+            raise ExpertError(f"expected LABEL=ALPHA items such as math=0.5,code=0.5, got {item!r}") from None
+    if not mix:
+        raise ExpertError("no expert given")
+    return mix
+
+
 def mixture_from_labels(svf: SVF, experts: Sequence[Expert], alpha_by_label: Mapping[str, float]) -> dict[str, Tensor]:
     """z' = svf.mix of `experts` picked by label, e.g. {"math": 0.5} (what `eval --mix` evaluates);
     an unknown label is an ExpertError that lists the ones there."""
@@ -222,3 +238,32 @@ def load_model_experts(folder: str | Path, svf: SVF, transfer_from: str | Path |
         own = {e.label for e in experts}
         experts += [e for e in extra if e.label not in own]
     return experts, cls
+
+
+# ----------------------------------------------------------------------------- analytics
+
+def change_norms(expert: Expert) -> dict[str, float]:
+    """‖z − 1‖ per matrix: how far the expert moves each matrix from the base model."""
+    return {n: float((v.float() - 1).norm()) for n, v in expert.z.items()}
+
+
+def change_similarity(experts: Sequence[Expert]) -> list[list[float]]:
+    """Cosine similarity of the experts' changes z − 1 (z itself is ≈ 1 everywhere, so its cosine is
+    ≈ 1 and says nothing); NaN for experts over different matrices."""
+    vecs = [torch.cat([v.float() - 1 for _, v in sorted(e.z.items())]) for e in experts]
+    return [[float(torch.nn.functional.cosine_similarity(a, b, dim=0)) if a.shape == b.shape else float("nan")
+             for b in vecs] for a in vecs]
+
+
+EXPERT_COLUMNS = ["label", "source", "task", "objective", "targets", "steps", "best val acc %", "parameters",
+                  "mean |z−1|"]
+
+
+def expert_row(expert: Expert, source: str) -> list:
+    """One expert's training metadata and size, as a row under EXPERT_COLUMNS."""
+    notes = expert.notes
+    change = torch.cat([v.float() - 1 for v in expert.z.values()])
+    targets = expert.targets if isinstance(expert.targets, str) else ",".join(map(str, expert.targets))
+    return [expert.label, source, notes.get("task", ""), notes.get("objective", ""), targets, notes.get("steps", ""),
+            notes.get("best_val_accuracy", ""), sum(v.numel() for v in expert.z.values()),
+            round(float(change.abs().mean()), 5)]

@@ -14,7 +14,6 @@ full rank the adapter is exact. `lora_fidelity` measures what a smaller rank cos
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from t2demo.atomic import atomic_folder
-from t2demo.experts import Expert, expert_dir, load_expert, load_model_experts, mixture_from_labels
+from t2demo.experts import Expert, load_expert, load_model_experts, mixture_from_labels, parse_mix
 from t2demo.svf import SVF
 
 LoRA = dict[str, tuple[Tensor, Tensor]]  # target parameter name -> (A (k, in), B (out, k)), ΔW_k = B A
@@ -263,22 +262,7 @@ def format_fidelity(rows: Sequence[dict], title: str = "") -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- command line
-
-def _parse_mix(spec: str) -> dict[str, float]:
-    """"math" -> {"math": 1.0}; "math=0.5,code=0.5" -> {"math": 0.5, "code": 0.5}."""
-    mix = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        label, eq, value = item.partition("=")
-        try:
-            mix[label.strip()] = float(value) if eq else 1.0
-        except ValueError:
-            raise ExportError(f"expected an expert file, a label (math) or LABEL=ALPHA items "
-                              f"(math=0.5,code=0.5), got {item!r}") from None
-    if not mix:
-        raise ExportError("no expert given")
-    return mix
-
+# ----------------------------------------------------------------------------- sources and measurements
 
 def z_from_source(svf: SVF, source: str, folder: str | Path) -> tuple[dict[str, Tensor], str]:
     """z and a label for `source`: an expert file (*.safetensors), a label of the experts in
@@ -290,7 +274,7 @@ def z_from_source(svf: SVF, source: str, folder: str | Path) -> tuple[dict[str, 
             raise ExportError(f"no expert file {path}")
         expert = load_expert(path, svf)
         return expert.z, expert.label
-    mix = _parse_mix(source)
+    mix = parse_mix(source)
     experts, cls = load_model_experts(folder, svf)
     return mixture_from_labels(svf, experts + ([cls] if cls else []), mix), source
 
@@ -308,33 +292,7 @@ def parse_ranks(spec: str, full: int) -> list[int]:
     return ranks
 
 
-def add_export_lora_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """The `export-lora` command on the CLI's subparsers (runs export_lora_main)."""
-    p = sub.add_parser("export-lora", help="write an expert or a mixture as a PEFT LoRA adapter (vLLM multi-LoRA)")
-    p.add_argument("source", help="an expert file, a label of the model's experts (math, cls) or a mixture "
-                   "math=0.5,code=0.5")
-    p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
-    p.add_argument("--experts", default=None, help="root of the expert folders (default: the repository's experts/)")
-    p.add_argument("--rank", default="16", help="LoRA rank or 'full' (exact); vLLM's --max-lora-rank must be at "
-                   "least this (default there: 16)")
-    p.add_argument("--out", required=True, help="adapter folder to create (must not exist)")
-    p.add_argument("--fidelity", action="store_true", help="print the relative ‖ΔW‖ error and next-token KL "
-                   "against rank")
-    p.add_argument("--fidelity-ranks", default=FIDELITY_RANKS, help="ranks of the table (0 = base model)")
-    p.add_argument("--task", default="math", help="task whose validation texts the KL is measured on and "
-                   "whose test split --limit scores")
-    p.add_argument("--kl-n", type=int, default=32, help="validation texts for the KL")
-    p.add_argument("--limit", type=int, default=0, help="also greedy accuracy on this many test examples, "
-                   "at --accuracy-ranks and on the SVF path")
-    p.add_argument("--accuracy-ranks", default=ACCURACY_RANKS)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
-    p.set_defaults(func=export_lora_main)
-    return p
-
-
-def _kl_batch(lm, task_name: str, n: int) -> dict[str, Tensor]:
+def kl_batch(lm, task_name: str, n: int) -> dict[str, Tensor]:
     """n validation examples of the task, prompt and reference answer in the chat template."""
     from t2demo import tasks
     from t2demo.generation import format_chat
@@ -344,7 +302,7 @@ def _kl_batch(lm, task_name: str, n: int) -> dict[str, Tensor]:
     return dict(lm.tokenizer(texts, return_tensors="pt", padding=True, padding_side="right", add_special_tokens=False))
 
 
-def _task_score(lm, task_name: str, limit: int, batch_size: int) -> Callable[[nn.Module], dict]:
+def task_scorer(lm, task_name: str, limit: int, batch_size: int) -> Callable[[nn.Module], dict]:
     """Greedy accuracy on the task's first `limit` test examples with lm's model as it is now."""
     from t2demo import tasks
     from t2demo.evaluate import summarise
@@ -358,37 +316,3 @@ def _task_score(lm, task_name: str, limit: int, batch_size: int) -> Callable[[nn
                    for a in generate(lm, [ex.prompt for ex in examples[i:i + batch_size]], None, task.max_new_tokens)]
         return summarise(task.check_many(examples, answers))
     return score
-
-
-def export_lora_main(args: argparse.Namespace) -> None:
-    """`python -m t2demo export-lora SOURCE --rank R --out DIR [--fidelity] [--limit N]`. Every
-    input is checked (model, source, ranks, task) before the adapter is written."""
-    from t2demo import models
-
-    try:
-        lm = models.load_model(args.model, "text", args.device, args.dtype)
-        svf = SVF(lm.model)
-        z, label = z_from_source(svf, args.source, expert_dir(lm.path, args.experts))
-        full = max(svf.ranks[n] for n in z)
-        rank = parse_ranks(args.rank, full)
-        if len(rank) != 1 or rank[0] < 1:
-            raise ExportError(f"--rank takes one positive integer or 'full', got {args.rank!r}")
-        fidelity = accuracy = None
-        if args.fidelity:
-            fidelity = parse_ranks(args.fidelity_ranks, full), _kl_batch(lm, args.task, args.kl_n)
-        if args.limit:
-            accuracy = parse_ranks(args.accuracy_ranks, full), _task_score(lm, args.task, args.limit, args.batch_size)
-        out = export_lora(svf, Expert.from_svf(svf, z, label), rank[0], args.out, lm.path)
-    except (ValueError, KeyError, models.ModelLoadError) as e:  # ExportError, ExpertError; UnknownTask is a KeyError
-        raise SystemExit(f"export-lora: {e}") from e
-    print(f"wrote {out} (rank {min(rank[0], full)}, {label}, base {lm.path})")
-    rows = []
-    if fidelity:
-        ranks, batch = fidelity
-        rows += lora_fidelity(svf, z, ranks, batch["input_ids"], batch["attention_mask"])
-    if accuracy:
-        rows += lora_accuracy(svf, z, *accuracy)
-    if rows:
-        scored = f"; greedy accuracy on {args.task} test, n={args.limit}" if args.limit else ""
-        print(format_fidelity(rows, f"{label} on {args.model}: base + rank-r LoRA against the SVF path; "
-                                    f"KL on {args.kl_n} {args.task} validation texts{scored}"))

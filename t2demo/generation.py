@@ -10,15 +10,7 @@ from typing import Sequence
 
 import torch
 
-
-def is_processor(tok_or_proc) -> bool:
-    """True for a multimodal processor (it wraps a tokenizer)."""
-    return hasattr(tok_or_proc, "tokenizer") and hasattr(tok_or_proc, "image_processor")
-
-
-def tokenizer_of(tok_or_proc):
-    """The text tokenizer, whether given a tokenizer or a multimodal processor."""
-    return tok_or_proc.tokenizer if is_processor(tok_or_proc) else tok_or_proc
+from t2demo.models import LoadedModel
 
 
 def images_of(examples: Sequence) -> list | None:
@@ -26,10 +18,10 @@ def images_of(examples: Sequence) -> list | None:
     return [ex.image for ex in examples] if examples[0].image is not None else None
 
 
-def format_chat(tok_or_proc, prompt: str, response: str | None = None, image: bool = False,
+def format_chat(preprocessor, prompt: str, response: str | None = None, image: bool = False,
                 history: Sequence[tuple[str, str]] = ()) -> str:
-    """One user turn (with an image slot if asked) rendered by the chat template, after the earlier
-    (user, assistant) turns of `history`.
+    """One user turn (with an image slot if asked) rendered by the chat template of a tokenizer or
+    processor, after the earlier (user, assistant) turns of `history`.
 
     Without a response the text ends with the assistant's header, ready to generate.
     """
@@ -38,26 +30,28 @@ def format_chat(tok_or_proc, prompt: str, response: str | None = None, image: bo
     messages.append({"role": "user", "content": content})
     if response is not None:
         messages.append({"role": "assistant", "content": response})
-    return tok_or_proc.apply_chat_template(messages, tokenize=False, add_generation_prompt=response is None)
+    return preprocessor.apply_chat_template(messages, tokenize=False, add_generation_prompt=response is None)
 
 
-def encode_prompts(tok_or_proc, prompts: Sequence[str], images: Sequence | None = None,
+def encode_prompts(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
                    history: Sequence[tuple[str, str]] = ()) -> dict:
-    """Left-padded model inputs for a batch of user prompts (and images for a processor), each
+    """Left-padded model inputs for a batch of user prompts (and images for a vision model), each
     continuing the same conversation `history`."""
-    texts = [format_chat(tok_or_proc, p, image=images is not None, history=history) for p in prompts]
+    texts = [format_chat(lm.preprocessor, p, image=images is not None, history=history) for p in prompts]
     if images is not None:
-        return dict(tok_or_proc(images=list(images), text=texts, return_tensors="pt", padding=True, padding_side="left"))
-    return dict(tok_or_proc(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False))
+        return dict(lm.preprocessor(images=list(images), text=texts, return_tensors="pt", padding=True,
+                                    padding_side="left"))
+    return dict(lm.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False))
 
 
 @torch.inference_mode()
-def generate(model, tok_or_proc, prompts: Sequence[str], images: Sequence | None = None,
+def generate(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
              max_new_tokens: int = 64) -> list[str]:
-    """Greedy answers to a batch of prompts; decoding is deterministic so results are testable."""
-    batch = {k: v.to(model.device) for k, v in encode_prompts(tok_or_proc, prompts, images).items()}
-    tokenizer = tokenizer_of(tok_or_proc)
-    out = model.generate(
+    """Greedy answers to a batch of prompts with the model's current weights; decoding is
+    deterministic so results are testable."""
+    batch = {k: v.to(lm.device) for k, v in encode_prompts(lm, prompts, images).items()}
+    tokenizer = lm.tokenizer
+    out = lm.model.generate(
         **batch, max_new_tokens=max_new_tokens, do_sample=False,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
     )

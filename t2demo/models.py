@@ -1,36 +1,65 @@
 """Loading the base models: the shipped defaults under assets/, a local folder, or a hub id.
 
-Everything else in t2demo gets its models from here, so the default pair and a user's real
-checkpoint go through the same code.
+Everything else in t2demo gets its models from here, as a LoadedModel (model, tokenizer or
+processor, family), so the default pair and a user's real checkpoint go through the same code
+and nothing downstream asks "is this a vision model" any other way than `lm.vision`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoProcessor, AutoTokenizer, LlavaNextForConditionalGeneration
+from torch import nn
 
-from t2demo.generation import tokenizer_of
+from t2demo.families import TEXT_FAMILY, VISION_FAMILY, Family, family_of
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_TEXT_MODEL = ASSETS / "t2demo-llama-tiny"
-DEFAULT_VISION_MODEL = ASSETS / "t2demo-llava-tiny"
+DEFAULT_MODELS = {"text": ASSETS / "t2demo-llama-tiny", "vision": ASSETS / "t2demo-llava-tiny"}
+DEFAULT_TEXT_MODEL, DEFAULT_VISION_MODEL = DEFAULT_MODELS["text"], DEFAULT_MODELS["vision"]
+KIND_FAMILY = {"text": TEXT_FAMILY, "vision": VISION_FAMILY}
 
 
 class ModelLoadError(RuntimeError):
     """A model folder or hub id that cannot be used, with a message a person can act on."""
 
 
-def resolve_model(name: str | Path, vision: bool = False) -> str:
-    """Map "default" to the shipped model; pass folders and hub ids through."""
+@dataclass
+class LoadedModel:
+    """A model with the tokenizer or processor that prepares its inputs, and its family."""
+
+    model: nn.Module
+    preprocessor: object  # a tokenizer, or a multimodal processor (family.vision)
+    family: Family
+    path: str = ""  # the resolved folder or hub id it came from
+
+    @classmethod
+    def wrap(cls, model: nn.Module, preprocessor, path: str = "") -> LoadedModel:
+        """A model built or loaded elsewhere (tests, training), its family read from its config."""
+        return cls(model, preprocessor, family_of(model), path or getattr(model.config, "_name_or_path", ""))
+
+    @property
+    def vision(self) -> bool:
+        return self.family.vision
+
+    @property
+    def tokenizer(self):
+        """The text tokenizer (a processor's own, for a vision model)."""
+        return self.preprocessor.tokenizer if self.vision else self.preprocessor
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+
+def resolve_model(name: str | Path, kind: str = "text") -> str:
+    """Map "default" to the shipped model of this kind; pass folders and hub ids through."""
     if str(name) == "default":
-        path = DEFAULT_VISION_MODEL if vision else DEFAULT_TEXT_MODEL
+        path = DEFAULT_MODELS[kind]
         if not (path / "config.json").exists():
-            raise ModelLoadError(
-                f"the default {'vision' if vision else 'text'} model is missing at {path}; "
-                f"retrain it with `python -m t2demo train-base {'vision' if vision else 'text'}`"
-            )
+            raise ModelLoadError(f"the default {kind} model is missing at {path}; "
+                                 f"retrain it with `python -m t2demo train-base {kind}`")
         return str(path)
     path = Path(name).expanduser()
     if path.exists():
@@ -57,28 +86,19 @@ def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-def _load(name: str | Path, vision: bool, device: str | None, dtype: str | None):
-    path = resolve_model(name, vision)
+def load_model(name: str | Path = "default", kind: str = "text", device: str | None = None,
+               dtype: str | None = None) -> LoadedModel:
+    """A causal LM (kind "text") or a LLaVA-Next model (kind "vision"), in eval mode on the chosen
+    device; a pad token is set (the eos) where the tokenizer has none, for batched generation."""
+    path = resolve_model(name, kind)
+    family = KIND_FAMILY[kind]
     dev = pick_device(device)
-    preprocessor_class, model_class = (
-        (AutoProcessor, LlavaNextForConditionalGeneration) if vision else (AutoTokenizer, AutoModelForCausalLM)
-    )
     try:
-        preprocessor = preprocessor_class.from_pretrained(path)
-        model = model_class.from_pretrained(path, dtype=pick_dtype(dtype, dev))
+        preprocessor = family.preprocessor_class.from_pretrained(path)
+        model = family.model_class.from_pretrained(path, dtype=pick_dtype(dtype, dev))
     except (OSError, ValueError) as err:
-        raise ModelLoadError(f"cannot load {'vision' if vision else 'text'} model {name!r}: {err}") from err
-    tokenizer = tokenizer_of(preprocessor)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(dev).eval(), preprocessor
-
-
-def load_text_model(name: str | Path = "default", device: str | None = None, dtype: str | None = None):
-    """Return (model, tokenizer) for a causal LM, in eval mode on the chosen device."""
-    return _load(name, False, device, dtype)
-
-
-def load_vision_model(name: str | Path = "default", device: str | None = None, dtype: str | None = None):
-    """Return (model, processor) for a LLaVA-Next model, in eval mode on the chosen device."""
-    return _load(name, True, device, dtype)
+        raise ModelLoadError(f"cannot load {kind} model {str(name)!r}: {err}") from err
+    lm = LoadedModel(model.to(dev).eval(), preprocessor, family, path)
+    if lm.tokenizer.pad_token is None:
+        lm.tokenizer.pad_token = lm.tokenizer.eos_token
+    return lm

@@ -31,7 +31,7 @@ from transformers import (
 )
 
 from t2demo import tasks
-from t2demo.evaluate import write_json_atomic, write_text_atomic
+from t2demo.atomic import write_json_atomic, write_text_atomic
 from t2demo.generation import format_chat
 from t2demo.models import DEFAULT_TEXT_MODEL, DEFAULT_VISION_MODEL, pick_device
 from t2demo.tasks import world

@@ -40,20 +40,24 @@ from __future__ import annotations
 import json
 import shlex
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 from tqdm import tqdm
 
 from t2demo import tasks
-from t2demo.dispatch import Dispatch
+from t2demo.adapt.adapter import Adapter
+from t2demo.adapt.dispatch import Dispatch
+from t2demo.adapt.registry import STRATEGIES
+from t2demo.adapt.strategy import Strategy
 from t2demo.evaluate import score_task, summarise
-from t2demo.experts import EXPERTS_DIR, Expert, ExpertError, expert_dir, load_expert
+from t2demo.experts import EXPERTS_DIR, ExpertError, expert_dir, load_expert, load_model_experts
 from t2demo.generation import generate, images_of
-from t2demo.pipeline import Adapter
+from t2demo.models import LoadedModel
 from t2demo.svf import SVF
 
 TEXT_EXPERTS = ("math", "code", "reasoning")
@@ -67,6 +71,7 @@ NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, mlp), <task>-lora/ 
           "math-rl / math-attn / math-all.safetensors (ablations), cls.safetensors (classifier)")
 OnTask = Callable[[dict], None]
 LATENCY_N = 20  # test prompts answered one at a time for the time table
+TABLE2_STRATEGIES = [s for s in STRATEGIES.values() if s.in_table2]
 
 
 @dataclass
@@ -77,18 +82,18 @@ class Side:
     name: str
     vision: bool
     experts: Path
-    load: Callable[[], tuple]
+    load: Callable[[], LoadedModel]
     _engines: dict = field(default_factory=dict, repr=False)
 
     @cached_property
-    def loaded(self) -> tuple:
+    def loaded(self) -> LoadedModel:
         return self.load()
 
     def engine(self, targets: str | list[str] = "mlp") -> SVF:
         """The model's SVF engine for a target preset, built once (the SVD is cached on disk anyway)."""
         key = json.dumps(targets)
         if key not in self._engines:
-            self._engines[key] = SVF(self.loaded[0], targets)
+            self._engines[key] = SVF(self.loaded.model, targets)
         return self._engines[key]
 
     def command(self, task: str, out: Path, *flags: str) -> str:
@@ -102,9 +107,9 @@ def side(name: str, vision: bool, device: str | None = None, dtype: str | None =
     """A Side for a model given as on the command line ('default', a folder or a hub id)."""
     from t2demo import models
 
-    load = models.load_vision_model if vision else models.load_text_model
-    folder = expert_dir(models.resolve_model(name, vision), root)
-    return Side(name, vision, folder, lambda: load(name, device, dtype))
+    kind = "vision" if vision else "text"
+    folder = expert_dir(models.resolve_model(name, kind), root)
+    return Side(name, vision, folder, lambda: models.load_model(name, kind, device, dtype))
 
 
 def train_note(command: str, why: str = "missing") -> str:
@@ -145,8 +150,8 @@ def _svf_row(owner: Side, task: tasks.Task, path: Path, command: str, examples: 
         expert = load_expert(path, svf)
     except ExpertError as e:
         return {"missing": train_note(command, f"unusable: {e}")}
-    with svf.adapted(expert.z) as model:
-        outcomes = score_task(model, owner.loaded[1], task, examples, batch_size, progress)
+    with svf.adapted(expert.z):
+        outcomes = score_task(owner.loaded, task, examples, batch_size, progress)
     return _row(outcomes, base, trainable=sum(v.numel() for v in expert.z.values()), source=str(path),
                 trained=_trained(expert.notes))
 
@@ -160,10 +165,9 @@ def _lora_row(owner: Side, task: tasks.Task, examples: list[tasks.Example], base
         return {"missing": train_note(owner.command(task.name, path, "--method", "lora"))}
     from peft import PeftModel
 
-    model, tok_or_proc = owner.loaded
-    peft_model = PeftModel.from_pretrained(model, path).eval()
+    peft_model = PeftModel.from_pretrained(owner.loaded.model, path).eval()
     try:
-        outcomes = score_task(peft_model, tok_or_proc, task, examples, batch_size, progress)
+        outcomes = score_task(replace(owner.loaded, model=peft_model), task, examples, batch_size, progress)
         trainable = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
     finally:
         peft_model.unload()
@@ -182,9 +186,8 @@ def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size:
     for name in task_names:
         task = tasks.TASKS[name]
         owner = vision if task.vision else text
-        model, tok_or_proc = owner.loaded
         examples = task.examples("test", limit)
-        base = score_task(model, tok_or_proc, task, examples, batch_size, progress)
+        base = score_task(owner.loaded, task, examples, batch_size, progress)
         rows = {"base": summarise(base), "lora": _lora_row(owner, task, examples, base, batch_size, progress)}
         for row, suffix, flags in (("svf", "", ()), *ABLATIONS.get(name, ())):
             path = owner.experts / f"{name}{suffix}.safetensors"
@@ -198,7 +201,7 @@ def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size:
 
 # ----------------------------------------------------------------------------- Table 2
 
-def score_grouped(svf: SVF, tok_or_proc, task: tasks.Task, examples: Sequence[tasks.Example],
+def score_grouped(adapter: Adapter, task: tasks.Task, examples: Sequence[tasks.Example],
                   passes: Sequence[tuple[Dispatch, dict | None]], batch_size: int = 32,
                   progress: bool = False) -> list[bool]:
     """The second pass, batched: examples whose first pass gave the same α (hence the same z')
@@ -208,67 +211,77 @@ def score_grouped(svf: SVF, tok_or_proc, task: tasks.Task, examples: Sequence[ta
         groups.setdefault(json.dumps([d.alpha, d.labels]), (z, []))[1].append(i)
     outcomes = [False] * len(examples)
     for z, index in groups.values():
-        with svf.adapted(z) as model:
-            scored = score_task(model, tok_or_proc, task, [examples[i] for i in index], batch_size, progress)
+        with adapter.svf.adapted(z):
+            scored = score_task(adapter.lm, task, [examples[i] for i in index], batch_size, progress)
         for i, ok in zip(index, scored):
             outcomes[i] = ok
     return outcomes
 
 
-def second_pass_alone(svf: SVF, tok_or_proc, task: tasks.Task, examples: Sequence[tasks.Example],
+def second_pass_alone(adapter: Adapter, task: tasks.Task, examples: Sequence[tasks.Example],
                       zs: Sequence[dict | None]) -> float:
     """Mean seconds to answer one prompt on its own: apply its z' (None: the base weights), generate
     the whole greedy answer (a batch of one), restore. The first LATENCY_N examples."""
     seconds = []
     for ex, z in zip(examples[:LATENCY_N], zs):
         start = time.perf_counter()
-        with svf.adapted(z) as model:
-            generate(model, tok_or_proc, [ex.prompt], images_of([ex]), task.max_new_tokens)
+        with adapter.svf.adapted(z):
+            generate(adapter.lm, [ex.prompt], images_of([ex]), task.max_new_tokens)
         seconds.append(time.perf_counter() - start)
     return sum(seconds) / len(seconds)
 
 
-def _load_for(target: Side, owner: Side, label: str) -> tuple[Expert | None, str | None]:
-    """(expert, None), or (None, a note with the train command); owner's files, on target's model."""
-    path = owner.experts / f"{label}.safetensors"
-    command = owner.command(label, path)
-    if not path.exists():
-        return None, f"{label}: {train_note(command)}"
-    try:
-        return load_expert(path, target.engine(), allow_transfer=owner is not target), None
-    except ExpertError as e:
-        return None, f"{label}: {train_note(command, f'unusable: {e}')}"
-
-
 def build_adapter(target: Side, text: Side) -> tuple[Adapter, list[str], str | None]:
-    """(adapter, notes on missing task experts, note on a missing cls expert). The adapter holds
-    the experts only if all of them are there: rows built from a partial set would not be Table 2."""
+    """(adapter, notes on missing task experts, note on a missing cls expert). The experts come from
+    experts.load_model_experts, as in the app: target's own, plus the text model's transferred onto a
+    vision model; a vision model without its own cls expert gets the text model's, transferred. The
+    adapter holds them only if all are there: rows built from a partial set would not be Table 2."""
+    svf = target.engine()
+    try:
+        experts, cls = load_model_experts(target.experts, svf, text.experts if target is not text else None)
+    except ExpertError as e:
+        experts, cls, unusable = [], None, f"unusable: {e}"
+    else:
+        unusable = None
+    cls_path, cls_unusable = text.experts / "cls.safetensors", None
+    if cls is None and unusable is None and target is not text and cls_path.exists():
+        try:
+            with warnings.catch_warnings():  # intended, as in load_model_experts
+                warnings.simplefilter("ignore", UserWarning)
+                cls = load_expert(cls_path, svf, allow_transfer=True)
+        except ExpertError as e:
+            cls_unusable = f"unusable: {e}"
     owners = ([(target, "vqa")] if target.vision else []) + [(text, label) for label in TEXT_EXPERTS]
-    loaded = [_load_for(target, owner, label) for owner, label in owners]
-    cls, cls_note = _load_for(target, text, "cls")
-    notes = [note for _, note in loaded if note]
-    model, tok_or_proc = target.loaded
-    return Adapter(model, tok_or_proc, [] if notes else [e for e, _ in loaded], cls, target.engine()), notes, cls_note
+    have = {e.label for e in experts}
+
+    def note(owner: Side, label: str, why: str | None = None) -> str:
+        command = owner.command(label, owner.experts / f"{label}.safetensors")
+        return f"{label}: {train_note(command, why or unusable or 'missing')}"
+
+    notes = [note(owner, label) for owner, label in owners if label not in have]
+    cls_note = None if cls is not None else note(text, "cls", cls_unusable)
+    return Adapter(target.loaded, [] if notes else experts, cls, svf), notes, cls_note
 
 
 def _strategy_row(adapter: Adapter, task: tasks.Task, examples: list[tasks.Example], base: list[bool],
-                  strategy: str, batch_size: int, progress: bool, fewshot_n: int, cem_kwargs: dict) -> dict:
+                  strategy: Strategy, batch_size: int, progress: bool, fewshot_n: int, cem_kwargs: dict) -> dict:
     extra: dict = {"seconds": {}}
-    if strategy == "fewshot":
+    mixture = None
+    if strategy.fits:  # few-shot: α fitted by CEM on validation examples, never the test ones
         shots = task.examples("validation", fewshot_n, cem_kwargs["seed"])
-        fit = adapter.fit(task.name, shots, task, batch_size=batch_size, **cem_kwargs)
+        fit = adapter.fit(shots, task, batch_size=batch_size, **cem_kwargs)
+        mixture = adapter.mixture(fit.alpha)
         extra |= {"alpha": fit.alpha.tolist(), "fitness": fit.fitness, "base_fitness": fit.base_fitness}
         extra["seconds"]["cem"] = fit.seconds
-    passes = [adapter.first_pass(ex.prompt, ex.image, strategy, task=task.name)
-              for ex in tqdm(examples, desc=f"{task.name} {strategy} first pass", disable=not progress)]
-    if strategy != "fewshot":
+    passes = [adapter.first_pass(ex.prompt, ex.image, strategy.name, mixture=mixture)
+              for ex in tqdm(examples, desc=f"{task.name} {strategy.name} first pass", disable=not progress)]
+    if strategy.classifies:
         extra["chosen"] = dict(Counter(d.category for d, _ in passes))
         extra["seconds"]["first_pass_per_prompt"] = sum(d.seconds for d, _ in passes) / len(passes)
     start = time.perf_counter()
-    outcomes = score_grouped(adapter.svf, adapter.tok_or_proc, task, examples, passes, batch_size, progress)
+    outcomes = score_grouped(adapter, task, examples, passes, batch_size, progress)
     extra["seconds"]["second_pass_per_prompt"] = (time.perf_counter() - start) / len(examples)
-    extra["seconds"]["second_pass_alone"] = second_pass_alone(adapter.svf, adapter.tok_or_proc, task, examples,
-                                                          [z for _, z in passes])
+    extra["seconds"]["second_pass_alone"] = second_pass_alone(adapter, task, examples, [z for _, z in passes])
     return _row(outcomes, base, **extra)
 
 
@@ -306,24 +319,24 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
         adapter, notes, cls_note = adapters[task.vision]
         examples = task.examples("test", limit)
         start = time.perf_counter()
-        base = score_task(adapter.model, adapter.tok_or_proc, task, examples, batch_size, progress)
+        base = score_task(adapter.lm, task, examples, batch_size, progress)
         seconds = {"second_pass_per_prompt": (time.perf_counter() - start) / len(examples),
-                   "second_pass_alone": second_pass_alone(adapter.svf, adapter.tok_or_proc, task, examples,
-                                                          [None] * len(examples))}
+                   "second_pass_alone": second_pass_alone(adapter, task, examples, [None] * len(examples))}
         rows = {"base": summarise(base) | {"seconds": seconds}}
-        for strategy in ("prompt", "cls", "fewshot"):
-            if notes or (strategy == "cls" and cls_note):
-                rows[strategy] = {"missing": "; ".join(notes or [cls_note])}
+        for strategy in TABLE2_STRATEGIES:
+            if notes or (strategy.needs_classifier and cls_note):
+                rows[strategy.name] = {"missing": "; ".join(notes or [cls_note])}
             else:
-                rows[strategy] = _strategy_row(adapter, task, examples, base, strategy, batch_size, progress,
-                                                fewshot_n, cem)
+                rows[strategy.name] = _strategy_row(adapter, task, examples, base, strategy, batch_size, progress,
+                                                     fewshot_n, cem)
         report["tasks"][name] = {"n": len(examples), "experts": adapter.labels, "rows": rows}
         if on_task:
             on_task(report)
     adapter, _, cls_note = adapters.get(False) or build_adapter(text, text)
     examples = tasks.classification_examples("test", cls_limit)
-    report["dispatch"] = {"n": cls_limit, "prompt": dispatch_confusion(adapter, examples, "prompt", progress),
-                          "cls": {"missing": cls_note} if cls_note else dispatch_confusion(adapter, examples, "cls", progress)}
+    report["dispatch"] = {"n": cls_limit} | {
+        s.name: {"missing": cls_note} if s.needs_classifier and cls_note else dispatch_confusion(adapter, examples, s.name, progress)
+        for s in STRATEGIES.values() if s.classifies}
     if on_task:
         on_task(report)
     return report
@@ -368,7 +381,7 @@ def format_table1(report: dict) -> str:
 
 
 def format_table2(report: dict) -> str:
-    lines = [_title(report, "Table 2: base / prompt / cls / few-shot on the unseen tasks"), *_result_lines(report, False)]
+    lines = [_title(report, "Table 2: base / " + " / ".join(s.title for s in TABLE2_STRATEGIES) + " on the unseen tasks"), *_result_lines(report, False)]
     fs = report["fewshot"]
     lines += ["", f"Seconds per prompt, one prompt at a time (second pass: the first {LATENCY_N} test prompts), "
               "first pass as % of second, and the batched second pass; CEM once per task "
@@ -387,7 +400,7 @@ def format_table2(report: dict) -> str:
             line += f"{s['second_pass_per_prompt']:>9.3f}" + (f"   CEM {s['cem']:.1f} s" if "cem" in s else "")
             lines.append(line)
     dispatch = report["dispatch"]
-    for strategy in ("prompt", "cls"):
+    for strategy in (s.name for s in STRATEGIES.values() if s.classifies):
         r = dispatch.get(strategy)
         if not r:
             continue

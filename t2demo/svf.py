@@ -19,7 +19,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,20 +28,14 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from t2demo.atomic import save_safetensors_atomic
+from t2demo.families import LAYER_PATTERN, TARGET_PRESETS, VISION_PARTS
+
 log = logging.getLogger(__name__)
 
-# Regular expressions searched in a weight's parameter name. Only nn.Linear weights are ever
-# candidates, so embeddings and norms never match; the output head (lm_head) is excluded.
-TARGET_PRESETS: dict[str, tuple[str, ...]] = {
-    "mlp": (r"\.mlp\.", r"multi_modal_projector\."),  # as the authors released; the projector is an MLP
-    "attn": (r"\.self_attn\.",),
-    "all": (r".",),
-}
-VISION_PARTS = ("vision_tower", "vision_model", "visual", "multi_modal_projector")
 CACHE_FORMAT_VERSION = "1"
 
 
@@ -118,22 +111,6 @@ def weight_fingerprint(model: nn.Module, names: Sequence[str]) -> str:
     return _fingerprint(names, chosen, _digests(chosen))
 
 
-def save_file_atomic(tensors: dict[str, Tensor], path: str | Path, metadata: dict[str, str]) -> None:
-    """safetensors save that never leaves a half-written file: temp file, fsync, os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def compose(U: Tensor, S: Tensor, Vh: Tensor, z: Tensor, rescale: bool = False) -> Tensor:
     """U diag(σ ⊙ z) Vᵀ with one matrix product: the smaller factor is scaled, no r×r diagonal.
 
@@ -195,7 +172,7 @@ class SVF:
         self._digests = _digests(self._base)
         self.fingerprint = _fingerprint(self.names, self._params, self._digests)
         decoder = _decoder_prefix(model)
-        layer_re = re.compile(rf"^{re.escape(decoder + '.' if decoder else '')}layers\.(\d+)\.")
+        layer_re = re.compile(rf"^{re.escape(decoder + '.' if decoder else '')}{LAYER_PATTERN}")
         self._layers = {n: int(m.group(1)) if (m := layer_re.match(n)) else None for n in self.names}
         self.num_layers = len(model.get_submodule(decoder).layers)
 
@@ -225,7 +202,7 @@ class SVF:
         factors = (U.to(p.device, dtype).contiguous(), S.to(p.device), Vh.to(p.device, dtype).contiguous())
         meta = {"format_version": CACHE_FORMAT_VERSION, "fingerprint": self.fingerprint,
                 "name": name, "digest": self._digests[name]}
-        save_file_atomic(dict(zip(("U", "S", "Vh"), factors)), path, meta)
+        save_safetensors_atomic(dict(zip(("U", "S", "Vh"), factors)), path, meta)
         log.info("SVF: decomposed %s %s", name, tuple(p.shape))
         return factors
 
@@ -375,11 +352,6 @@ class SVF:
                 a = alpha.mean(dim=1) if layer is None else alpha[:, layer]
             out[n] = 1 + sum(a[k] * (z[n].float().cpu() - 1) for k, z in enumerate(zs) if n in z)
         return out
-
-    def apply_mixture(self, zs: Sequence[Mapping[str, Tensor]], alpha: Tensor | Sequence) -> None:
-        """Write W'(mix(zs, α)) into the model in one call; all α = 0 restores the base weights."""
-        with self._lock:
-            self.apply(self.mix(zs, alpha))
 
     @contextmanager
     def adapted(self, z: Mapping[str, Tensor] | None) -> Iterator[nn.Module]:

@@ -23,15 +23,13 @@ same steps an uninterrupted one would.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shlex
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -40,10 +38,12 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from t2demo import tasks
-from t2demo.evaluate import score_task, summarise, write_json_atomic
+from t2demo.atomic import atomic_folder, save_safetensors_atomic, write_json_atomic, write_text_atomic
+from t2demo.evaluate import score_task, summarise
 from t2demo.experts import Expert, expert_dir, save_expert
-from t2demo.generation import encode_prompts, images_of, tokenizer_of
-from t2demo.svf import SVF, save_file_atomic, select_targets, weight_fingerprint
+from t2demo.models import LoadedModel
+from t2demo.rollouts import Rollout, answer_logprobs, answer_token_logp, reference_rollout, sample_rollout
+from t2demo.svf import SVF, select_targets, weight_fingerprint
 
 CHECKPOINT_VERSION = "1"
 
@@ -58,24 +58,28 @@ class ExpertConfig:
     grad_clip <= 0 turns clipping off.
     """
 
-    objective: str = "rl"  # rl | ntp
-    method: str = "svf"  # svf | lora
-    targets: str = "mlp"  # mlp | attn | all (SVF presets; LoRA adapts the same matrices)
-    steps: int = 100
-    batch_size: int = 16
-    lr: float = 2e-3
-    grad_clip: float = 1e-3
-    kl_coef: float = 0.0  # the paper describes the penalty; its released coefficient is 0
-    normalize_rewards: bool = False  # advantages = (r - mean) / std over the batch
-    rollouts: int = 1  # answers sampled per prompt; > 1: each is scored against its group's others
-    temperature: float = 1.0
-    eval_every: int = 10
-    val_n: int = 64
-    eval_batch_size: int = 32
-    train_n: int = 2048  # training examples drawn from the task's train split (the data budget)
-    lora_rank: int = 4
-    lora_alpha: float = 8.0
-    seed: int = 0
+    objective: str = field(default="rl", metadata={"help": "rl: REINFORCE; ntp: next-token prediction on the references",
+                                                   "choices": ("rl", "ntp")})
+    method: str = field(default="svf", metadata={"help": "svf: z-vectors; lora: a LoRA baseline on the same matrices",
+                                                 "choices": ("svf", "lora")})
+    targets: str = field(default="mlp", metadata={"help": "which matrices are adapted", "choices": ("mlp", "attn", "all")})
+    steps: int = field(default=100, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=16, metadata={"help": "prompts per step"})
+    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate"})
+    grad_clip: float = field(default=1e-3, metadata={"help": "gradient-norm clip (<= 0: off)"})
+    kl_coef: float = field(default=0.0, metadata={"help": "per-token KL penalty to the base model (rl); the paper "
+                                                          "describes it, its released coefficient is 0"})
+    normalize_rewards: bool = field(default=False, metadata={"help": "subtract the batch mean, divide by the std (rl)"})
+    rollouts: int = field(default=1, metadata={"help": "answers sampled per prompt, each scored against the mean "
+                                                       "of the others (rl)"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (rl)"})
+    eval_every: int = field(default=10, metadata={"help": "steps between validations and checkpoints"})
+    val_n: int = field(default=64, metadata={"help": "validation examples"})
+    eval_batch_size: int = field(default=32, metadata={"help": "batch size of validation"})
+    train_n: int = field(default=2048, metadata={"help": "training examples drawn from the train split (the data budget)"})
+    lora_rank: int = field(default=4, metadata={"help": "LoRA rank (method lora)"})
+    lora_alpha: float = field(default=8.0, metadata={"help": "LoRA alpha (method lora)"})
+    seed: int = field(default=0, metadata={"help": "seed of the batches and the sampling"})
 
     def __post_init__(self) -> None:
         if self.objective not in ("rl", "ntp") or self.method not in ("svf", "lora"):
@@ -192,95 +196,15 @@ class LoRAPolicy(_TrainedParams):
         current = self.state()
         self.load_state(state)
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-            self.model.save_pretrained(tmp)
-            write_json_atomic(tmp / "t2demo_training.json", {"label": label, "notes": notes})
-            (tmp / "README.md").write_text(lora_card(label, notes))  # instead of PEFT's empty template
-            old = out.with_name(f".{out.name}.old")
-            if out.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
+            with atomic_folder(out, replace=True) as tmp:
+                self.model.save_pretrained(tmp)
+                write_json_atomic(tmp / "t2demo_training.json", {"label": label, "notes": notes})
+                write_text_atomic(tmp / "README.md", lora_card(label, notes))  # instead of PEFT's empty template
         finally:
             self.load_state(current)
 
 
-# ----------------------------------------------------------------------------- batches and losses
-
-@dataclass
-class Rollout:
-    """Prompts (left-padded) followed by answers (right-padded), ready for one forward pass."""
-
-    input_ids: Tensor  # (B, P + A)
-    attention_mask: Tensor  # (B, P + A)
-    answer_mask: Tensor  # (B, A): answer tokens up to and including the first eos
-    extra: dict  # pixel_values, image_sizes for a vision model
-    texts: list[str]  # decoded answers
-
-    @property
-    def answer_ids(self) -> Tensor:
-        return self.input_ids[:, -self.answer_mask.shape[1]:]
-
-
-def _prompt_batch(model: nn.Module, tok_or_proc, examples: Sequence[tasks.Example]) -> dict:
-    enc = encode_prompts(tok_or_proc, [ex.prompt for ex in examples], images_of(examples))
-    return {k: v.to(model.device) for k, v in enc.items()}
-
-
-def _rollout(enc: dict, answers: Tensor, eos_id: int, tokenizer) -> Rollout:
-    """Join prompts and answer tokens; mask everything after each answer's first eos."""
-    is_eos = answers == eos_id
-    answer_mask = (is_eos.long().cumsum(1) - is_eos.long()) == 0
-    texts = [tokenizer.decode(a[m], skip_special_tokens=True) for a, m in zip(answers, answer_mask)]
-    extra = {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask")}
-    return Rollout(torch.cat([enc["input_ids"], answers], 1),
-                   torch.cat([enc["attention_mask"], answer_mask.long()], 1), answer_mask, extra, texts)
-
-
-@torch.no_grad()
-def sample_rollout(model: nn.Module, tok_or_proc, examples: Sequence[tasks.Example],
-                   max_new_tokens: int, temperature: float = 1.0) -> Rollout:
-    """Sample one answer per example from the full distribution (no top-k, top-p 1)."""
-    tokenizer = tokenizer_of(tok_or_proc)
-    enc = _prompt_batch(model, tok_or_proc, examples)
-    out = model.generate(**enc, do_sample=True, temperature=temperature, top_p=1.0, top_k=0,
-                         max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    return _rollout(enc, out[:, enc["input_ids"].shape[1]:], tokenizer.eos_token_id, tokenizer)
-
-
-def reference_rollout(model: nn.Module, tok_or_proc, examples: Sequence[tasks.Example]) -> Rollout:
-    """The reference responses (+ eos) after the same prompts generation sees, for ntp."""
-    tokenizer = tokenizer_of(tok_or_proc)
-    enc = _prompt_batch(model, tok_or_proc, examples)
-    ids = [tokenizer(ex.response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for ex in examples]
-    width = max(map(len, ids))
-    answers = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
-    for row, seq in enumerate(ids):
-        answers[row, :len(seq)] = torch.tensor(seq)
-    return _rollout(enc, answers.to(model.device), tokenizer.eos_token_id, tokenizer)
-
-
-def answer_logprobs(model: nn.Module, rollout: Rollout) -> Tensor:
-    """log-softmax over the vocabulary at each answer position, (B, A, V), float32.
-
-    Position ids are counted from the first real token, as generate() counts them, so the
-    scored distribution is the sampled one.
-    """
-    mask = rollout.attention_mask
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
-    width = rollout.answer_mask.shape[1]
-    logits = model(input_ids=rollout.input_ids, attention_mask=mask, position_ids=positions,
-                   logits_to_keep=width + 1, **rollout.extra).logits[:, :-1]
-    return logits.float().log_softmax(-1)
-
-
-def answer_token_logp(logp: Tensor, rollout: Rollout) -> Tensor:
-    """log p of each answer token actually in the rollout, (B, A)."""
-    return logp.gather(-1, rollout.answer_ids[..., None]).squeeze(-1)
-
+# ----------------------------------------------------------------------------- losses
 
 def rl_loss(logp: Tensor, rollout: Rollout, advantages: Tensor, base_logp: Tensor | None = None,
             kl_coef: float = 0.0) -> tuple[Tensor, float]:
@@ -330,7 +254,7 @@ def save_checkpoint(path: Path, policy, opt: torch.optim.Optimizer, best: dict[s
         tensors |= {f"adam/{i}/{k}": torch.as_tensor(v) for k, v in state.items()}
     meta = {"format_version": CHECKPOINT_VERSION, "identity": json.dumps(identity, sort_keys=True),
             "progress": json.dumps(progress)}
-    save_file_atomic(tensors, path, meta)
+    save_safetensors_atomic(tensors, path, meta)
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict, dict]:
@@ -360,10 +284,10 @@ def _restore(tensors: dict[str, Tensor], policy, opt: torch.optim.Optimizer) -> 
 
 # ----------------------------------------------------------------------------- the loop
 
-def validate(policy, tok_or_proc, task: tasks.Task, examples: list[tasks.Example], batch_size: int) -> float:
+def validate(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Example], batch_size: int) -> float:
     """Greedy accuracy (percent) of the adapted model."""
     with policy.sampling() as model:
-        return summarise(score_task(model, tok_or_proc, task, examples, batch_size, progress=False))["accuracy"]
+        return summarise(score_task(replace(lm, model=model), task, examples, batch_size, progress=False))["accuracy"]
 
 
 def reward_advantages(rewards: Tensor, rollouts: int = 1, normalize: bool = False) -> Tensor:
@@ -378,16 +302,16 @@ def reward_advantages(rewards: Tensor, rollouts: int = 1, normalize: bool = Fals
     return advantages
 
 
-def step_loss(policy, tok_or_proc, task: tasks.Task, examples: list[tasks.Example],
+def step_loss(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Example],
               cfg: ExpertConfig) -> tuple[Tensor, dict]:
     """The loss of one batch under cfg.objective, and what to log about it."""
     if cfg.objective == "ntp":
-        rollout = reference_rollout(policy.model, tok_or_proc, examples)
+        rollout = reference_rollout(replace(lm, model=policy.model), examples)
         with policy.training() as m:
             return ntp_loss(answer_logprobs(m, rollout), rollout), {}
     examples = [ex for ex in examples for _ in range(cfg.rollouts)]
     with policy.sampling() as m:
-        rollout = sample_rollout(m, tok_or_proc, examples, task.max_new_tokens, cfg.temperature)
+        rollout = sample_rollout(replace(lm, model=m), examples, task.max_new_tokens, cfg.temperature)
     rewards = torch.tensor([1.0 if ok else -1.0 for ok in task.check_many(examples, rollout.texts)])
     advantages = reward_advantages(rewards, cfg.rollouts, cfg.normalize_rewards)
     base_logp = None
@@ -406,7 +330,53 @@ def _diverged(what: str, step: int, ckpt: Path, progress: dict) -> TrainingDiver
         f"checkpoint ({ckpt}, step {progress['step']}) is kept: rerun with a lower --lr (or --grad-clip) to resume from it.")
 
 
-def train_expert(model: nn.Module, tok_or_proc, task: tasks.Task, cfg: ExpertConfig, out: str | Path, *,
+def resume(ckpt: Path, identity: dict, policy, opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
+    """(best state, progress) of a checkpoint of this very run, loaded into policy and opt;
+    a checkpoint of another run is a CheckpointMismatch that names what differs."""
+    tensors, saved_identity, progress = load_checkpoint(ckpt)
+    if saved_identity != identity:
+        diff = {k: (saved_identity.get(k), v) for k, v in identity.items() if saved_identity.get(k) != v}
+        raise CheckpointMismatch(f"{ckpt} is a checkpoint of another run (saved vs now: {diff}); "
+                                 "pass --fresh to start over or choose another --out")
+    return _restore(tensors, policy, opt), progress
+
+
+def trainable_line(counts: dict[str, int], cfg: ExpertConfig, trained: int) -> str:
+    """What this run trains, beside what the other method would on the same matrices."""
+    return (f"trainable parameters: {counts['svf'] if cfg.method == 'svf' else trained:,} ({cfg.method}, "
+            f"{counts['matrices']} matrices; svf would train {counts['svf']:,}, lora rank {cfg.lora_rank} {counts['lora']:,})")
+
+
+def run_identity(task: tasks.Task, cfg: ExpertConfig, fingerprint: str) -> dict:
+    """What a checkpoint must match to be resumed: the same task, settings and base weights."""
+    identity = {"task": task.name, "objective": cfg.objective, "method": cfg.method, "targets": cfg.targets,
+                "lora_rank": cfg.lora_rank if cfg.method == "lora" else None, "seed": cfg.seed,
+                "train_n": cfg.train_n, "batch_size": cfg.batch_size, "base_fingerprint": fingerprint}
+    if cfg.rollouts != 1:  # absent at 1, so checkpoints written before the option existed still resume
+        identity["rollouts"] = cfg.rollouts
+    return identity
+
+
+def optimizer_step(policy, opt: torch.optim.Optimizer, lm: LoadedModel, task: tasks.Task,
+                   examples: list[tasks.Example], cfg: ExpertConfig, diverged) -> dict:
+    """One clipped Adam step on a batch; a non-finite loss, gradient or parameter raises
+    diverged(what) before anything is saved. Returns the step's log entry."""
+    params = list(policy.params.values())
+    loss, stats = step_loss(policy, lm, task, examples, cfg)
+    if not torch.isfinite(loss):
+        raise diverged("the loss")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+    if not torch.isfinite(grad_norm):
+        raise diverged("the gradient")
+    opt.step()
+    if not all(bool(torch.isfinite(p).all()) for p in params):
+        raise diverged("a trained parameter")
+    return {"loss": loss.item(), "grad_norm": grad_norm.item()} | stats
+
+
+def train_expert(lm: LoadedModel, task: tasks.Task, cfg: ExpertConfig, out: str | Path, *,
                  command: str | None = None, fresh: bool = False, progress_bar: bool = True) -> dict:
     """Train, resuming from `<out>.ckpt/` when it holds a checkpoint of the same run.
 
@@ -414,43 +384,27 @@ def train_expert(model: nn.Module, tok_or_proc, task: tasks.Task, cfg: ExpertCon
     lora) whenever validation improves, and once more at the end. Returns a summary: counts,
     best validation accuracy and step, and this call's per-step log.
     """
-    out = Path(out)
-    ckpt = checkpoint_path(out)
-    model.eval()
-    model.requires_grad_(False)
-    counts = parameter_counts(model, cfg.targets, cfg.lora_rank)
-    policy = SVFPolicy(model, cfg.targets) if cfg.method == "svf" else LoRAPolicy(model, cfg.targets, cfg.lora_rank, cfg.lora_alpha)
-    params = list(policy.params.values())
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    identity = {"task": task.name, "objective": cfg.objective, "method": cfg.method, "targets": cfg.targets,
-                "lora_rank": cfg.lora_rank if cfg.method == "lora" else None, "seed": cfg.seed,
-                "train_n": cfg.train_n, "batch_size": cfg.batch_size, "base_fingerprint": policy.fingerprint}
-    if cfg.rollouts != 1:  # absent at 1, so checkpoints written before the option existed still resume
-        identity["rollouts"] = cfg.rollouts
+    out, ckpt = Path(out), checkpoint_path(Path(out))
+    lm.model.eval().requires_grad_(False)
+    counts = parameter_counts(lm.model, cfg.targets, cfg.lora_rank)
+    policy = (SVFPolicy(lm.model, cfg.targets) if cfg.method == "svf"
+              else LoRAPolicy(lm.model, cfg.targets, cfg.lora_rank, cfg.lora_alpha))
+    opt = torch.optim.Adam(params := list(policy.params.values()), lr=cfg.lr)
+    identity = run_identity(task, cfg, policy.fingerprint)
     if progress_bar:
-        print(f"trainable parameters: {counts['svf'] if cfg.method == 'svf' else sum(p.numel() for p in params):,} "
-              f"({cfg.method}, {counts['matrices']} matrices; svf would train {counts['svf']:,}, "
-              f"lora rank {cfg.lora_rank} {counts['lora']:,})", file=sys.stderr)
-
-    train = task.examples("train", cfg.train_n, cfg.seed)
-    val = task.examples("validation", cfg.val_n, cfg.seed)
+        print(trainable_line(counts, cfg, sum(p.numel() for p in params)), file=sys.stderr)
+    train, val = task.examples("train", cfg.train_n, cfg.seed), task.examples("validation", cfg.val_n, cfg.seed)
     notes_base = {"task": task.name, **asdict(cfg), "command": command or shlex.join(sys.argv)}
-
-    def notes(p: dict) -> dict:
-        return notes_base | {"steps_done": p["step"], "best_step": p["best_step"],
-                             "best_val_accuracy": p["best_val_accuracy"], "base_val_accuracy": p["evals"][0]["val_accuracy"]}
+    notes = lambda p: notes_base | {  # noqa: E731  (what the expert file records about the run so far)
+        "steps_done": p["step"], "best_step": p["best_step"], "best_val_accuracy": p["best_val_accuracy"],
+        "base_val_accuracy": p["evals"][0]["val_accuracy"]}
 
     if fresh:
         shutil.rmtree(ckpt.parent, ignore_errors=True)
     if ckpt.exists():
-        tensors, saved_identity, progress = load_checkpoint(ckpt)
-        if saved_identity != identity:
-            diff = {k: (saved_identity.get(k), v) for k, v in identity.items() if saved_identity.get(k) != v}
-            raise CheckpointMismatch(f"{ckpt} is a checkpoint of another run (saved vs now: {diff}); "
-                                     "pass --fresh to start over or choose another --out")
-        best = _restore(tensors, policy, opt)
+        best, progress = resume(ckpt, identity, policy, opt)
     else:
-        accuracy = validate(policy, tok_or_proc, task, val, cfg.eval_batch_size)
+        accuracy = validate(policy, lm, task, val, cfg.eval_batch_size)
         best = policy.state()
         progress = {"step": 0, "best_step": 0, "best_val_accuracy": accuracy, "evals": [{"step": 0, "val_accuracy": accuracy}]}
         save_checkpoint(ckpt, policy, opt, best, identity, progress)
@@ -462,30 +416,19 @@ def train_expert(model: nn.Module, tok_or_proc, task: tasks.Task, cfg: ExpertCon
     for step in bar:
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         examples = [train[i] for i in batch_indices(step, cfg.batch_size, len(train), cfg.seed)]
-        loss, stats = step_loss(policy, tok_or_proc, task, examples, cfg)
-        if not torch.isfinite(loss):
-            raise _diverged("the loss", step, ckpt, progress)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-        if not torch.isfinite(grad_norm):
-            raise _diverged("the gradient", step, ckpt, progress)
-        opt.step()
-        if not all(bool(torch.isfinite(p).all()) for p in params):
-            raise _diverged("a trained parameter", step, ckpt, progress)
-        log.append({"step": step + 1, "loss": loss.item(), "grad_norm": grad_norm.item()} | stats)
+        stats = optimizer_step(policy, opt, lm, task, examples, cfg, lambda what: _diverged(what, step, ckpt, progress))
+        log.append({"step": step + 1} | stats)
 
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.steps:
-            accuracy = validate(policy, tok_or_proc, task, val, cfg.eval_batch_size)
-            progress["evals"].append({"step": done, "val_accuracy": accuracy})
+            progress["evals"].append({"step": done, "val_accuracy": validate(policy, lm, task, val, cfg.eval_batch_size)})
             progress["step"] = done
-            if accuracy >= progress["best_val_accuracy"]:  # ties: the later, more trained state
+            if progress["evals"][-1]["val_accuracy"] >= progress["best_val_accuracy"]:  # ties: the later state
                 best = policy.state()
-                progress |= {"best_step": done, "best_val_accuracy": accuracy}
+                progress |= {"best_step": done, "best_val_accuracy": progress["evals"][-1]["val_accuracy"]}
                 policy.save(best, out, task.name, notes(progress))
             save_checkpoint(ckpt, policy, opt, best, identity, progress)
-        shown = {"reward": f"{stats['reward']:+.2f}"} if "reward" in stats else {"loss": f"{loss.item():.3f}"}
+        shown = {"reward": f"{stats['reward']:+.2f}"} if "reward" in stats else {"loss": f"{stats['loss']:.3f}"}
         bar.set_postfix(shown | {"val": f"{progress['evals'][-1]['val_accuracy']:.1f}%"})
 
     policy.save(best, out, task.name, notes(progress))
@@ -512,23 +455,14 @@ def default_out(folder: Path, task_name: str, cfg: ExpertConfig) -> Path:
     return folder / (f"{name}.safetensors" if cfg.method == "svf" else f"{name}-lora")
 
 
-def main(args) -> dict:
-    """The `train-expert` command: load the model the task needs, train, print a summary."""
+def run(task_name: str, model: str, cfg: ExpertConfig, out: str | Path | None = None, *, device: str | None = None,
+        dtype: str | None = None, command: str | None = None, fresh: bool = False) -> dict:
+    """Load the model the task needs ("vision" for vqa) and train an expert into `out` (default: the
+    name report reads, beside the model's other experts)."""
     from t2demo import models
 
-    task = tasks.resolve_task(args.task)
-    vision = getattr(task, "category", None) == "vqa"
-    load = models.load_vision_model if vision else models.load_text_model
-    try:
-        cfg = ExpertConfig(**{k: getattr(args, k) for k in ExpertConfig.__dataclass_fields__})
-    except ValueError as e:
-        raise SystemExit(f"train-expert: {e}") from e
-    model, tok_or_proc = load(args.model, args.device, args.dtype)
-    out = args.out or default_out(expert_dir(models.resolve_model(args.model, vision)), task.name, cfg)
-    command = "python -m t2demo " + shlex.join(sys.argv[1:])
-    try:
-        summary = train_expert(model, tok_or_proc, task, cfg, out, command=command, fresh=args.fresh)
-    except (TrainingDiverged, CheckpointMismatch) as e:
-        raise SystemExit(f"train-expert: {e}") from e
-    print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2))
-    return summary
+    task = tasks.resolve_task(task_name)
+    kind = "vision" if task.vision else "text"
+    lm = models.load_model(model, kind, device, dtype)
+    out = out or default_out(expert_dir(lm.path), task.name, cfg)
+    return train_expert(lm, task, cfg, out, command=command, fresh=fresh)

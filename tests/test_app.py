@@ -14,7 +14,13 @@ from transformers import AutoModelForCausalLM
 import app
 from conftest import APP_LABELS
 from t2demo import generation
+from t2demo.adapt.dispatch import PipelineError
 from t2demo.experts import load_expert, save_expert
+from t2demo.session import MAX_MESSAGE_CHARS, MAX_NEW_TOKENS, Session, mixture_file, open_image
+from t2demo.ui import experts_tab, figures
+from t2demo.ui.cem_panel import run_cem, save_mixture
+from t2demo.ui.page import build_app
+from t2demo.ui.panel import history_pairs, respond, scaling_view, slider_values
 
 LABELS = APP_LABELS
 
@@ -26,7 +32,7 @@ def runtime(app_runtime):
 
 @pytest.fixture
 def session():
-    return app.new_session()
+    return Session()
 
 
 def last(gen):
@@ -42,40 +48,40 @@ def test_runtime_loads_experts_and_transfers_text_experts_to_the_vision_model(ru
 
 def test_chat_turn_streams_first_pass_then_both_answers(runtime, session):
     text = runtime.text
-    steps = list(app.respond(text, session, "What is 3 + 4?", [], "prompt-based", "hard", [0, 0, 0]))
+    steps = list(respond(text, session, "What is 3 + 4?", [], "prompt-based", "hard", [0, 0, 0]))
     history, base, probs, first, sliders, heat, detail = steps[-1]
     assert len(steps) >= 3 and history[0] == {"role": "user", "content": "What is 3 + 4?"}
     assert "First pass" in first and len(sliders) == 3 and isinstance(probs, gr.components.Plot.data_model) is False
     d, z = text.first_pass("What is 3 + 4?", strategy="prompt")
     with text.svf.adapted(z) as m:
-        adapted = generation.generate(m, text.tok_or_proc, ["What is 3 + 4?"], max_new_tokens=app.MAX_NEW_TOKENS)[0]
-    expected_base = generation.generate(text.model, text.tok_or_proc, ["What is 3 + 4?"], max_new_tokens=app.MAX_NEW_TOKENS)[0]
+        adapted = generation.generate(text.lm, ["What is 3 + 4?"], max_new_tokens=MAX_NEW_TOKENS)[0]
+    expected_base = generation.generate(text.lm, ["What is 3 + 4?"], max_new_tokens=MAX_NEW_TOKENS)[0]
     assert history[-1]["content"] == adapted and base == expected_base
-    assert sliders == app.slider_values(text, d)
+    assert sliders == slider_values(text, d)
     assert sum(probs.data[0].y) == pytest.approx(1, abs=1e-4)  # the bar chart holds the full distribution
 
 
 def test_multi_turn_history_reaches_the_model(runtime, session):
-    history, *_ = last(app.respond(runtime.text, session, "hello", [], "manual", "hard", [0, 0, 0]))
-    again, *_ = last(app.respond(runtime.text, session, "and again", history, "manual", "hard", [0, 0, 0]))
+    history, *_ = last(respond(runtime.text, session, "hello", [], "manual", "hard", [0, 0, 0]))
+    again, *_ = last(respond(runtime.text, session, "and again", history, "manual", "hard", [0, 0, 0]))
     assert [m["role"] for m in again] == ["user", "assistant"] * 2
-    pairs = app.history_pairs(history)
-    expected = generation.generate(runtime.text.model, runtime.text.tok_or_proc, ["and again"], max_new_tokens=1)
-    enc = generation.encode_prompts(runtime.text.tok_or_proc, ["and again"], history=pairs)
-    assert enc["input_ids"].shape[1] > generation.encode_prompts(runtime.text.tok_or_proc, ["and again"])["input_ids"].shape[1]
+    pairs = history_pairs(history)
+    expected = generation.generate(runtime.text.lm, ["and again"], max_new_tokens=1)
+    enc = generation.encode_prompts(runtime.text.lm, ["and again"], history=pairs)
+    assert enc["input_ids"].shape[1] > generation.encode_prompts(runtime.text.lm, ["and again"])["input_ids"].shape[1]
     assert isinstance(expected[0], str)
 
 
 def test_manual_alpha_zero_is_the_base_model(runtime, session):
-    history, base, *_ = last(app.respond(runtime.text, session, "Name a creature.", [], "manual", "hard", [0, 0, 0]))
+    history, base, *_ = last(respond(runtime.text, session, "Name a creature.", [], "manual", "hard", [0, 0, 0]))
     assert history[-1]["content"] == base
 
 
 def test_moving_a_slider_changes_the_heatmap(runtime):
     text = runtime.text
     name = text.svf.names[0]
-    base_heat, base_detail = app.scaling_view(text, [0, 0, 0], name)
-    math_heat, math_detail = app.scaling_view(text, [0, 1, 0], name)
+    base_heat, base_detail = scaling_view(text, [0, 0, 0], name)
+    math_heat, math_detail = scaling_view(text, [0, 1, 0], name)
     assert all(v == 0 for row in base_heat.data[0].z for v in row)
     assert any(abs(v) > 1e-3 for row in math_heat.data[0].z for v in row)
     kinds, grid = text.svf.scaling_grid(text.experts[1].z)
@@ -84,77 +90,78 @@ def test_moving_a_slider_changes_the_heatmap(runtime):
 
 
 def test_soft_mode_fills_sliders_with_probabilities(runtime, session):
-    *_, first, sliders, _, _ = last(app.respond(runtime.text, session, "What is 3 + 4?", [], "prompt-based", "soft", [0, 0, 0]))
+    *_, first, sliders, _, _ = last(respond(runtime.text, session, "What is 3 + 4?", [], "prompt-based", "soft", [0, 0, 0]))
     d, _ = runtime.text.first_pass("What is 3 + 4?", strategy="prompt", mode="soft")
     assert sliders == pytest.approx([d.probabilities[lab] for lab in LABELS], abs=1e-6)
     assert "base share" in first
 
 
 @pytest.mark.parametrize("message, needle", [("", "Type a message"), ("   ", "Type a message"),
-                                             ("x" * (app.MAX_MESSAGE_CHARS + 1), "limit")])
+                                             ("x" * (MAX_MESSAGE_CHARS + 1), "limit")])
 def test_bad_messages_are_clear_errors(runtime, session, message, needle):
     with pytest.raises(gr.Error, match=needle):
-        last(app.respond(runtime.text, session, message, [], "prompt-based", "hard", [0, 0, 0]))
+        last(respond(runtime.text, session, message, [], "prompt-based", "hard", [0, 0, 0]))
 
 
 def test_a_message_longer_than_the_context_is_refused(runtime, session):
     limit = runtime.text.model.config.max_position_embeddings
     with pytest.raises(gr.Error, match="context window"):
-        last(app.respond(runtime.text, session, "1 " * limit, [], "prompt-based", "hard", [0, 0, 0]))
+        last(respond(runtime.text, session, "1 " * limit, [], "prompt-based", "hard", [0, 0, 0]))
 
 
 def test_fewshot_without_a_mixture_is_a_clear_error(runtime, session):
     with pytest.raises(gr.Error, match="Few-shot needs a mixture"):
-        last(app.respond(runtime.text, session, "hi", [], "few-shot", "hard", [0, 0, 0]))
+        last(respond(runtime.text, session, "hi", [], "few-shot", "hard", [0, 0, 0]))
 
 
 def test_images_are_checked(tmp_path):
     not_image = tmp_path / "notes.png"
     not_image.write_text("not an image")
-    with pytest.raises(gr.Error, match="not an image"):
-        app.open_image(str(not_image))
+    with pytest.raises(PipelineError, match="not an image"):
+        open_image(str(not_image))
     huge = tmp_path / "huge.png"
     Image.new("L", (5000, 4000)).save(huge)
-    with pytest.raises(gr.Error, match="megapixels"):
-        app.open_image(str(huge))
-    with pytest.raises(gr.Error, match="Add an image"):
-        app.open_image(None)
+    with pytest.raises(PipelineError, match="megapixels"):
+        open_image(str(huge))
+    with pytest.raises(PipelineError, match="Add an image"):
+        open_image(None)
     rgba = tmp_path / "rgba.png"
     Image.new("RGBA", (30, 90)).save(rgba)
-    assert app.open_image(str(rgba)).mode == "RGB"
+    assert open_image(str(rgba)).mode == "RGB"
 
 
 def test_vqa_turn(runtime, session, tmp_path):
     path = tmp_path / "sign.png"
     Image.new("RGB", (96, 64), "white").save(path)
-    image = app.open_image(str(path))
+    image = open_image(str(path))
     history, base, _, first, sliders, heat, _ = last(
-        app.respond(runtime.vision, session, "What word is on the sign?", [], "manual", "hard", [0, 0, 0, 0], image=image))
+        respond(runtime.vision, session, "What word is on the sign?", [], "manual", "hard", [0, 0, 0, 0], image=image))
     assert history[-1]["content"] == base and len(sliders) == 4 and "manual" in first
     with pytest.raises(gr.Error, match="text-only model"):
-        last(app.respond(runtime.text, session, "What is on it?", [], "manual", "hard", [0, 0, 0], image=image))
+        last(respond(runtime.text, session, "What is on it?", [], "manual", "hard", [0, 0, 0], image=image))
 
 
 def test_cem_fits_saves_and_serves_as_the_fewshot_mixture(runtime, session):
     table = [["What is 1 + 1?", "2"], ["What is 2 + 2?", "4"], ["", ""]]
-    steps = list(app.run_cem(runtime.text, "custom", table, 0, population=4, generations=2, per_layer=False, fast=True))
+    steps = list(run_cem(runtime.text, "custom", table, 0, population=4, generations=2, per_layer=False, fast=True))
     history, alpha, status = steps[-1]
     assert [h["generation"] for h in history] == [1, 2] and alpha.shape == (3,) and "done" in status
     assert all(a is None for _, a, _ in steps[:-1])  # live updates come before the result
     assert f"(base model {history[0]['base']:.4f})" in status
-    figure = app.cem_figure(history)
+    figure = figures.cem_figure(history)
     assert [t.name for t in figure.data] == ["best", "mean", "base model (α = 0)"]
     assert list(figure.data[2].y) == [history[0]["base"]] * 2
-    names, _ = app.save_mixture(runtime.text, session, "my mix", alpha)
+    names, _, stored = save_mixture(runtime.text, session, "my mix", alpha)
+    assert stored == "my-mix"
     assert names == ["my-mix"]
-    *_, first, sliders, _, _ = last(app.respond(runtime.text, session, "What is 5 + 5?", [], "few-shot", "hard",
+    *_, first, sliders, _, _ = last(respond(runtime.text, session, "What is 5 + 5?", [], "few-shot", "hard",
                                                 [0, 0, 0], "my-mix"))
     assert "few" in first and sliders == pytest.approx(alpha.tolist(), abs=1e-6)
 
 
 def test_cem_per_layer_and_cancel(runtime):
     cancel = threading.Event()
-    gen = app.run_cem(runtime.text, "math", None, 2, population=4, generations=5, per_layer=True, fast=True, cancel=cancel)
+    gen = run_cem(runtime.text, "math", None, 2, population=4, generations=5, per_layer=True, fast=True, cancel=cancel)
     history, alpha, _ = next(gen)
     assert alpha is None and len(history) == 1
     cancel.set()
@@ -164,53 +171,53 @@ def test_cem_per_layer_and_cancel(runtime):
 
 def test_cem_needs_two_examples(runtime):
     with pytest.raises(gr.Error, match="at least 2 examples"):
-        last(app.run_cem(runtime.text, "custom", [["What is 1 + 1?", "2"]], 0, 4, 1, False, True))
+        last(run_cem(runtime.text, "custom", [["What is 1 + 1?", "2"]], 0, 4, 1, False, True))
 
 
 def test_expert_upload_download_and_refusals(runtime, session, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x80\x04not a safetensors file")
     with pytest.raises(gr.Error):
-        app.upload_expert(runtime.text, session, str(bad))
-    assert app.mixtures_of(session, runtime.text) == {}  # a refusal changes nothing
-    path = app.mixture_file(runtime.text, [0.5, 0, 0.5])
+        experts_tab.upload_expert(runtime.text, session, str(bad))
+    assert session.mixtures_of(runtime.text) == {}  # a refusal changes nothing
+    path = mixture_file(runtime.text, [0.5, 0, 0.5])
     expert = load_expert(path, runtime.text.svf)
     assert expert.notes["alpha"] == [0.5, 0, 0.5]
-    names, status = app.upload_expert(runtime.text, session, path)
+    names, status = experts_tab.upload_expert(runtime.text, session, path)
     assert names == ["uploaded:mixture:code+math+reasoning"] and "loaded" in status
-    rows = app.experts_table(runtime.text, session)
+    rows = experts_tab.experts_table(runtime.text, session)
     assert [r[0] for r in rows] == [*LABELS, "cls", "mixture:code+math+reasoning"]
 
 
 def test_an_uploaded_expert_answers_as_the_fewshot_mixture(runtime, session, tmp_path):
     path = tmp_path / "math.safetensors"
     save_expert(runtime.text.experts[1], path)
-    names, _ = app.upload_expert(runtime.text, session, str(path))
-    history, _, _, first, sliders, _, _ = last(app.respond(runtime.text, session, "What is 5 + 5?", [], "few-shot",
+    names, _ = experts_tab.upload_expert(runtime.text, session, str(path))
+    history, _, _, first, sliders, _, _ = last(respond(runtime.text, session, "What is 5 + 5?", [], "few-shot",
                                                            "hard", [0, 0, 0], names[0]))
     assert "the z' of uploaded:math" in first and sliders == [0.0, 0.0, 0.0]
     with runtime.text.svf.adapted(runtime.text.experts[1].z) as m:
-        expected = generation.generate(m, runtime.text.tok_or_proc, ["What is 5 + 5?"], max_new_tokens=app.MAX_NEW_TOKENS)
+        expected = generation.generate(runtime.text.lm, ["What is 5 + 5?"], max_new_tokens=MAX_NEW_TOKENS)
     assert history[-1]["content"] == expected[0]
 
 
 def test_similarity_and_norms(runtime):
-    fig = app.similarity_figure(runtime.text.experts)
+    fig = figures.similarity_figure(runtime.text.experts)
     sims = fig.data[0].z
     assert [round(sims[i][i], 6) for i in range(3)] == [1.0, 1.0, 1.0] and all(abs(v) < 1 for v in (sims[0][1], sims[1][2]))
-    norms = app.norms_figure(runtime.text.svf, runtime.text.experts[0]).data[0].z
+    norms = figures.norms_figure(runtime.text.svf, runtime.text.experts[0]).data[0].z
     assert all(v > 0 for row in norms for v in row)
 
 
 def test_export_writes_a_loadable_adapted_checkpoint(runtime, tmp_path):
-    folder = app.export_model(runtime.text, [0, 1, 0], "my model", root=tmp_path)
+    folder = experts_tab.export_model(runtime.text, [0, 1, 0], "my model", root=tmp_path)
     loaded = AutoModelForCausalLM.from_pretrained(folder)
     name = runtime.text.svf.names[0]
     expected = runtime.text.svf.compose(name, runtime.text.experts[1].z[name])
     assert torch.allclose(loaded.get_parameter(name), expected, atol=1e-6)
     assert not torch.equal(runtime.text.model.get_parameter(name), expected)  # the app's weights are back to base
     with pytest.raises(gr.Error, match="already exists"):
-        app.export_model(runtime.text, [0, 1, 0], "my model", root=tmp_path)
+        experts_tab.export_model(runtime.text, [0, 1, 0], "my model", root=tmp_path)
 
 
 def test_bad_model_folder_is_a_clear_exit(tmp_path, capsys):
@@ -224,7 +231,7 @@ def test_bad_model_folder_is_a_clear_exit(tmp_path, capsys):
 def client(runtime):
     from gradio_client import Client
 
-    demo = app.build_app(runtime)
+    demo = build_app(runtime)
     demo.queue(default_concurrency_limit=4)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     yield Client(url, verbose=False)
@@ -237,7 +244,7 @@ def test_api_dispatch_and_chat(client, runtime):
     out = client.predict("What is 3 + 4?", [], "manual", "hard", [0, 1, 0], api_name="/chat")
     z = runtime.text.z_from_alpha([0, 1, 0])
     with runtime.text.svf.adapted(z) as m:
-        expected = generation.generate(m, runtime.text.tok_or_proc, ["What is 3 + 4?"], max_new_tokens=app.MAX_NEW_TOKENS)[0]
+        expected = generation.generate(runtime.text.lm, ["What is 3 + 4?"], max_new_tokens=MAX_NEW_TOKENS)[0]
     assert out["answer"] == expected and out["first_pass"]["alpha"] == [0, 1, 0]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -14,11 +13,11 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from t2demo import cli
 from t2demo.experts import Expert, ExpertError, mixture_expert, save_expert
 from t2demo.export import (
     ExportError,
     ExportExistsError,
-    add_export_lora_parser,
     export_lora,
     export_merged,
     format_fidelity,
@@ -246,15 +245,12 @@ def test_sources_files_labels_and_mixtures(svf, tmp_path):
         z_from_source(svf, "poetry=1", folder)
     with pytest.raises(ExportError, match="no expert file"):
         z_from_source(svf, str(tmp_path / "missing.safetensors"), folder)
-    with pytest.raises(ExportError, match="LABEL=ALPHA"):
+    with pytest.raises(ExpertError, match="LABEL=ALPHA"):
         z_from_source(svf, "math=lots", folder)
 
 
 def run_cli(*argv: str) -> None:
-    parser = argparse.ArgumentParser()
-    add_export_lora_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["export-lora", *argv])
-    args.func(args)
+    cli.main(["export-lora", *argv])
 
 
 def test_command_line_writes_the_adapter(svf, tmp_path, capsys):
@@ -285,9 +281,7 @@ def test_command_line_writes_the_adapter(svf, tmp_path, capsys):
 
 
 def test_parser_and_ranks():
-    parser = argparse.ArgumentParser()
-    add_export_lora_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["export-lora", "math=0.5,code=0.5", "--rank", "full", "--out", "x", "--fidelity"])
+    args = cli.build_parser().parse_args(["export-lora", "math=0.5,code=0.5", "--rank", "full", "--out", "x", "--fidelity"])
     assert (args.source, args.rank, args.out, args.fidelity, args.model) == ("math=0.5,code=0.5", "full", "x", True,
                                                                              "default")
     assert parse_ranks(args.fidelity_ranks, 256) == [0, 1, 2, 4, 8, 16, 32, 256]

@@ -15,28 +15,28 @@ mean log p of each example's reference response (teacher-forced), averaged over 
 uses that log-likelihood alone: one forward per member, no generation.
 
 `python -m t2demo bench cem` times a fit against the authors' way of scoring (one member, one
-example, one full generation at a time).
+example, one full generation at a time; `naive_objective`).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from t2demo import tasks
-from t2demo.dispatch import PipelineError
-from t2demo.experts import Expert
+from t2demo.adapt.dispatch import PipelineError
 from t2demo.generation import generate, images_of
-from t2demo.svf import SVF
-from t2demo.train import Rollout, answer_logprobs, answer_token_logp, reference_rollout
+from t2demo.rollouts import mean_loglik, reference_rollout
+
+if TYPE_CHECKING:
+    from t2demo.adapt.adapter import Adapter
 
 Objective = Callable[[Tensor], float]
 Callback = Callable[[dict], "bool | None"]
@@ -117,28 +117,19 @@ def check_examples(examples: Sequence[tasks.Example]) -> None:
                             "each example needs the correct answer")
 
 
-def mean_loglik(model, rollout: Rollout) -> float:
-    """Per-token mean log p of each reference response, averaged over the examples."""
-    logp = answer_logprobs(model, rollout)
-    mask = rollout.answer_mask.float()
-    token = answer_token_logp(logp, rollout) * mask
-    return (token.sum(1) / mask.sum(1).clamp_min(1)).mean().item()
-
-
 def fitness(accuracy: float, loglik: float) -> float:
     """Accuracy first; the log-likelihood term is below one example's worth (see the module doc)."""
     return accuracy + 1e-3 * 0.5 * (1 + math.tanh(loglik / 2))  # sigmoid, without exp overflow
 
 
-def fewshot_objective(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], examples: Sequence[tasks.Example],
-                      task, *, fast: bool = False, batch_size: int = 16,
-                      max_new_tokens: int | None = None) -> Objective:
+def fewshot_objective(adapter: Adapter, examples: Sequence[tasks.Example], task, *, fast: bool = False,
+                      batch_size: int = 16, max_new_tokens: int | None = None) -> Objective:
     """α -> fitness of the model adapted with z' = svf.mix(experts, α): per member one greedy generation and
     one teacher-forced forward, each batched over the examples (members cannot share a batch:
     each needs its own weights, written under svf's lock, so other callers interleave)."""
-    zs = [e.z for e in experts]
+    svf, lm, zs = adapter.svf, adapter.lm, [e.z for e in adapter.experts]
     chunks = [list(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
-    rollouts = [reference_rollout(model, tok_or_proc, chunk) for chunk in chunks]
+    rollouts = [reference_rollout(lm, chunk) for chunk in chunks]
     budget = max_new_tokens or task.max_new_tokens
 
     @torch.no_grad()
@@ -149,17 +140,17 @@ def fewshot_objective(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], e
             if fast:
                 return loglik
             for chunk in chunks:
-                answers = generate(m, tok_or_proc, [ex.prompt for ex in chunk], images_of(chunk), budget)
+                answers = generate(lm, [ex.prompt for ex in chunk], images_of(chunk), budget)
                 correct += sum(task.check_many(chunk, answers))
         return fitness(correct / len(examples), loglik)
 
     return objective
 
 
-def naive_objective(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], examples: Sequence[tasks.Example],
-                    task, max_new_tokens: int | None = None) -> Objective:
+def naive_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
+                    max_new_tokens: int | None = None) -> Objective:
     """The same fitness scored the authors' way: one example, one generation at a time (bench only)."""
-    zs = [e.z for e in experts]
+    svf, lm, zs = adapter.svf, adapter.lm, [e.z for e in adapter.experts]
     budget = max_new_tokens or task.max_new_tokens
 
     @torch.no_grad()
@@ -167,28 +158,28 @@ def naive_objective(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], exa
         correct, loglik = 0, 0.0
         with svf.adapted(svf.mix(zs, alpha)) as m:
             for ex in examples:
-                correct += task.check(ex, generate(m, tok_or_proc, [ex.prompt], images_of([ex]), budget)[0])
-                loglik += mean_loglik(m, reference_rollout(m, tok_or_proc, [ex]))
+                correct += task.check(ex, generate(lm, [ex.prompt], images_of([ex]), budget)[0])
+                loglik += mean_loglik(m, reference_rollout(lm, [ex]))
         return fitness(correct / len(examples), loglik / len(examples))
 
     return objective
 
 
-def fit_alpha(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], examples: Sequence[tasks.Example], task, *,
+def fit_alpha(adapter: Adapter, examples: Sequence[tasks.Example], task, *,
               per_layer: bool = False, bounds: tuple[float, float] = (0.0, 1.0), population: int = 32,
               elite_frac: float = 0.2, generations: int = 50, seed: int = 0, fast: bool = False,
               batch_size: int = 16, max_new_tokens: int | None = None, callback: Callback | None = None,
               cancel: threading.Event | None = None) -> CEMResult:
-    """CEM over α for `experts` on the few-shot `examples` of `task` (anything with check_many
-    and max_new_tokens, e.g. tasks.TASKS[name]), with the base model's fitness (α = 0) scored
-    first and reported beside every generation ("base") and in the result. Save the result with
-    experts.mixture_expert(svf, experts, result.alpha) to reuse it for the task's later prompts."""
+    """CEM over α for the adapter's experts on the few-shot `examples` of `task` (anything with
+    check_many and max_new_tokens, e.g. tasks.TASKS[name]), with the base model's fitness (α = 0)
+    scored first and reported beside every generation ("base") and in the result. Keep the result
+    with adapter.mixture(result.alpha) to reuse it for the task's later prompts."""
     check_examples(examples)
-    if not experts:
+    if not adapter.experts:
         raise PipelineError("few-shot adaptation needs at least one expert")
-    shape = (len(experts), svf.num_layers) if per_layer else (len(experts),)
-    objective = fewshot_objective(svf, model, tok_or_proc, experts, examples, task, fast=fast,
-                                  batch_size=batch_size, max_new_tokens=max_new_tokens)
+    shape = (len(adapter.experts), adapter.svf.num_layers) if per_layer else (len(adapter.experts),)
+    objective = fewshot_objective(adapter, examples, task, fast=fast, batch_size=batch_size,
+                                  max_new_tokens=max_new_tokens)
     base = objective(torch.zeros(shape))  # scored first, so every progress report can show the bar to beat
 
     def report(entry: dict) -> bool | None:  # the entry cem keeps in its history: annotated once, seen by both
@@ -198,62 +189,4 @@ def fit_alpha(svf: SVF, model, tok_or_proc, experts: Sequence[Expert], examples:
     result = cem(objective, shape, bounds=bounds, population=population, elite_frac=elite_frac,
                  generations=generations, seed=seed, callback=report, cancel=cancel)
     result.base_fitness = base
-    return result
-
-
-# ----------------------------------------------------------------------------- bench
-
-def _bench_experts(svf: SVF, model_name: str) -> tuple[list[Expert], str]:
-    """The model's trained text experts when present, else seeded random ones (speed is the same)."""
-    from t2demo import models
-    from t2demo.experts import expert_dir, load_expert
-
-    folder = expert_dir(models.resolve_model(model_name))
-    paths = [folder / f"{name}.safetensors" for name in ("math", "code", "reasoning")]
-    if all(p.exists() for p in paths):
-        return [load_expert(p, svf) for p in paths], str(folder)
-    g = torch.Generator().manual_seed(0)
-    zs = [{n: 1 + 0.1 * torch.randn(r, generator=g) for n, r in svf.ranks.items()} for _ in paths]
-    return [Expert.from_svf(svf, z, p.stem) for z, p in zip(zs, paths)], "random (no trained experts found)"
-
-
-def bench_main(args: argparse.Namespace) -> dict:
-    """One CEM fit (10 examples, population 32, 20 generations), batched and fast, against the naive
-    per-example loop on the same members; the naive loop runs `naive_generations` generations
-    and its rate is what the speedup compares (a full naive fit would take hours on a CPU)."""
-    from t2demo import models
-
-    try:
-        model, tok = models.load_text_model(args.model, args.device)
-    except models.ModelLoadError as e:
-        raise SystemExit(f"bench cem: {e}") from e
-    svf = SVF(model)
-    experts, source = _bench_experts(svf, args.model)
-    task = tasks.TASKS["math-hard"]
-    examples = task.examples("validation", 10)
-    settings = dict(population=32, elite_frac=0.2, seed=0)
-    rows = {}
-    for name, gens, objective in (
-        ("batched", 20, fewshot_objective(svf, model, tok, experts, examples, task)),
-        ("batched_fast", 20, fewshot_objective(svf, model, tok, experts, examples, task, fast=True)),
-        ("naive", args.naive_generations, naive_objective(svf, model, tok, experts, examples, task)),
-    ):
-        r = cem(objective, (len(experts),), generations=gens, **settings)
-        rows[name] = {"generations": gens, "evaluations": r.evaluations, "wall_s": r.seconds,
-                      "evaluations_per_s": r.evaluations / r.seconds, "best_fitness": r.fitness,
-                      "alpha": r.alpha.tolist()}
-    rate = rows["naive"]["evaluations_per_s"]
-    result = {"model": args.model, "device": str(model.device), "experts": source, "task": task.name,
-              "examples": len(examples), **settings, "runs": rows,
-              "speedup_batched": rows["batched"]["evaluations_per_s"] / rate,
-              "speedup_fast": rows["batched_fast"]["evaluations_per_s"] / rate,
-              "naive_full_fit_estimate_s": rows["batched"]["evaluations"] / rate}
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"CEM on {task.name}, {len(examples)} examples, population 32, {args.model} on {result['device']}")
-        for name, row in rows.items():
-            print(f"{name:<14}{row['generations']:>4} gen {row['wall_s']:>9.1f} s {row['evaluations_per_s']:>9.2f} eval/s")
-        print(f"speedup over the naive loop: batched {result['speedup_batched']:.1f}x, fast {result['speedup_fast']:.1f}x "
-              f"(a full naive fit: ~{result['naive_full_fit_estimate_s']:.0f} s)")
     return result

@@ -1,11 +1,11 @@
-r"""The first pass of Transformer²: work out what a prompt needs and turn it into expert weights α.
+r"""The first pass of Transformer²: read which category a prompt belongs to, and turn a category
+distribution into expert weights α. The strategies (adapt.registry) are built from these pieces.
 
-Prompt-based (strategy "prompt"): the base model reads tasks.classification_prompt(prompt) and its
+Classifying: the model (base weights, or the cls expert's) reads tasks.classification_prompt(prompt) and its
 answer is read, not generated: after the chat template's assistant header and a teacher-forced
 "\boxed{", each category label (plus its closing "}") is scored by its full token sequence's
 log-probability (the prompt is read once and its KV cache shared by the K candidates), and a
-softmax over the K sums gives the distribution over tasks.CATEGORIES. Classification expert
-(strategy "cls"): the same with the cls expert's z applied. Manual: α is given (the app's sliders).
+softmax over the K sums gives the distribution over tasks.CATEGORIES.
 
 From the distribution, mode "hard" (the paper) takes the argmax category: its expert gets α = 1,
 and a category without an expert ("other", or "vqa" on the text model) means the base weights.
@@ -26,10 +26,10 @@ from torch import Tensor
 from transformers import DynamicCache
 
 from t2demo import tasks
-from t2demo.generation import format_chat, is_processor, tokenizer_of
+from t2demo.generation import format_chat
+from t2demo.models import LoadedModel
 from t2demo.svf import SVF
 
-STRATEGIES = ("prompt", "cls", "manual", "fewshot")
 MODES = ("hard", "soft")
 
 
@@ -41,12 +41,13 @@ class PipelineError(ValueError):
 class Dispatch:
     """What the first pass decided: z' = svf.mix(experts' z, alpha), experts in label order."""
 
-    probabilities: dict[str, float]  # over tasks.CATEGORIES; empty for manual and fewshot
-    category: str  # argmax category, or "manual" / the few-shot task's name
+    probabilities: dict[str, float]  # over tasks.CATEGORIES; empty when the strategy does not classify
+    category: str | None  # the argmax category; None when the strategy does not classify
     alpha: list  # per expert (K,), or per expert and layer (K, L) as nested lists
     seconds: float
-    strategy: str
+    strategy: str  # its name in adapt.registry.STRATEGIES
     labels: list[str] = field(default_factory=list)  # the experts α refers to, in order
+    mixture: str | None = None  # the label of the few-shot mixture whose z' answers, if any
 
     @property
     def expert_alpha(self) -> list[float]:
@@ -75,8 +76,9 @@ def check_fits(model, n_tokens: int, what: str) -> None:
                             "shorten the prompt (or lower max_new_tokens)")
 
 
-def check_image(tok_or_proc, image) -> None:
-    if image is not None and not is_processor(tok_or_proc):
+def check_image(lm: LoadedModel, image) -> None:
+    """Refuse an image for a model that cannot read one."""
+    if image is not None and not lm.vision:
         raise PipelineError("an image was given but this is a text-only model; load a vision (LLaVA-Next) model "
                             "to ask about images")
 
@@ -98,7 +100,7 @@ class InstructionCache:
     Every text first pass starts with the same tokens: the chat header and the instruction up to
     the user's request. They are read once per weights and reused (prefix caching, as vLLM does),
     so a first pass computes only the request and the closing line. The owner must keep the
-    model's weights fixed for a key (pipeline.Adapter does: its passes run under svf.adapted).
+    model's weights fixed for a key (adapt.adapter.Adapter does: its passes run under svf.adapted).
     With an image the image tokens come first, so vision prompts are read whole.
     """
 
@@ -107,15 +109,15 @@ class InstructionCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def head_ids(tok_or_proc) -> list[int]:
+    def head_ids(lm: LoadedModel) -> list[int]:
         """The instruction's opening up to the last line break before the request (a token boundary
         in any tokenizer that does not merge across lines)."""
-        text = format_chat(tok_or_proc, tasks.CLASSIFICATION_INSTRUCTION)
+        text = format_chat(lm.preprocessor, tasks.CLASSIFICATION_INSTRUCTION)
         head = text[:text.index("{prompt}")]
         head = head[:head.rindex("\n") + 1] if "\n" in head else head
-        return tokenizer_of(tok_or_proc)(head, add_special_tokens=False)["input_ids"]
+        return lm.tokenizer(head, add_special_tokens=False)["input_ids"]
 
-    def lookup(self, model, tok_or_proc, ids: list[int], weights: object) -> tuple[int, DynamicCache | None]:
+    def lookup(self, lm: LoadedModel, ids: list[int], weights: object) -> tuple[int, DynamicCache | None]:
         """(n, a copy of the cache of the first n tokens of ids) for the model under `weights` (None:
         the base weights), or (0, None) when ids does not start with the cached opening."""
         with self._lock:
@@ -123,9 +125,9 @@ class InstructionCache:
             if entry is None or entry[0] is not weights:  # an id is only trusted with its object alive
                 if len(self._entries) >= 4:
                     self._entries.clear()
-                head = self.head_ids(tok_or_proc)
-                kv = model(input_ids=torch.tensor([head], device=model.device), use_cache=True,
-                           logits_to_keep=1).past_key_values
+                head = self.head_ids(lm)
+                kv = lm.model(input_ids=torch.tensor([head], device=lm.device), use_cache=True,
+                              logits_to_keep=1).past_key_values
                 entry = self._entries[id(weights)] = (weights, head, kv)
             _, head, kv = entry
             if len(ids) <= len(head) or ids[:len(head)] != head:
@@ -134,7 +136,7 @@ class InstructionCache:
 
 
 @torch.no_grad()
-def _label_scores(model, tok_or_proc, prompt: str, image, labels: Sequence[str],
+def _label_scores(lm: LoadedModel, prompt: str, image, labels: Sequence[str],
                   cache: InstructionCache | None = None, weights: object = None) -> Tensor:
     """Σ log p(label tokens) after the classification prompt and "\\boxed{", one row per label.
 
@@ -142,10 +144,10 @@ def _label_scores(model, tok_or_proc, prompt: str, image, labels: Sequence[str],
     from `cache` (the model running under `weights`) when given; its KV cache is then repeated for
     the K labels, whose short continuations are scored in one batched forward.
     """
-    tokenizer = tokenizer_of(tok_or_proc)
-    prefix = format_chat(tok_or_proc, tasks.classification_prompt(prompt), image=image is not None) + "\\boxed{"
+    model, tokenizer = lm.model, lm.tokenizer
+    prefix = format_chat(lm.preprocessor, tasks.classification_prompt(prompt), image=image is not None) + "\\boxed{"
     if image is not None:
-        enc = dict(tok_or_proc(images=[image], text=[prefix], return_tensors="pt"))
+        enc = dict(lm.preprocessor(images=[image], text=[prefix], return_tensors="pt"))
     else:
         enc = dict(tokenizer([prefix], return_tensors="pt", add_special_tokens=False))
     enc.pop("attention_mask")
@@ -154,7 +156,7 @@ def _label_scores(model, tok_or_proc, prompt: str, image, labels: Sequence[str],
     check_fits(model, enc["input_ids"].shape[1] + width, "the classification prompt")
     cached, past = 0, None
     if cache is not None and image is None:
-        cached, past = cache.lookup(model, tok_or_proc, enc["input_ids"][0].tolist(), weights)
+        cached, past = cache.lookup(lm, enc["input_ids"][0].tolist(), weights)
         enc["input_ids"] = enc["input_ids"][:, cached:]
     out = model(**{k: v.to(model.device) for k, v in enc.items()}, past_key_values=past, use_cache=True,
                 logits_to_keep=1)
@@ -173,7 +175,7 @@ def _label_scores(model, tok_or_proc, prompt: str, image, labels: Sequence[str],
     return (logp * mask.to(logp.device)).sum(-1).cpu()
 
 
-def category_probabilities(model, tok_or_proc, prompt: str, image=None, svf: SVF | None = None,
+def category_probabilities(lm: LoadedModel, prompt: str, image=None, svf: SVF | None = None,
                            cls_z: Mapping[str, Tensor] | None = None,
                            cache: InstructionCache | None = None) -> dict[str, float]:
     """p(category) over tasks.CATEGORIES from one forward pass, with the base weights (or cls_z).
@@ -181,14 +183,14 @@ def category_probabilities(model, tok_or_proc, prompt: str, image=None, svf: SVF
     With `svf` the pass runs under its lock (svf.adapted), so a concurrent second pass never lends
     it adapted weights; cls_z and cache need svf (the cache is keyed by the weights svf applies).
     """
-    check_image(tok_or_proc, image)
+    check_image(lm, image)
     if (cls_z is not None or cache is not None) and svf is None:
         raise PipelineError("the classification expert and the instruction cache need the model's SVF engine (svf=...)")
     if svf is None:
-        scores = _label_scores(model, tok_or_proc, prompt, image, tasks.CATEGORIES)
+        scores = _label_scores(lm, prompt, image, tasks.CATEGORIES)
     else:
-        with svf.adapted(cls_z) as m:
-            scores = _label_scores(m, tok_or_proc, prompt, image, tasks.CATEGORIES, cache, cls_z)
+        with svf.adapted(cls_z):
+            scores = _label_scores(lm, prompt, image, tasks.CATEGORIES, cache, cls_z)
     return dict(zip(tasks.CATEGORIES, scores.softmax(0).tolist()))
 
 
@@ -220,28 +222,3 @@ def check_alpha(alpha, n_experts: int, num_layers: int, bounds: tuple[float, flo
     if bool((a < lo).any() or (a > hi).any()):
         raise PipelineError(f"alpha {a.tolist()} is outside the bounds [{lo}, {hi}]")
     return a
-
-
-def dispatch(model, tok_or_proc, prompt: str, labels: Sequence[str], *, strategy: str = "prompt",
-             mode: str = "hard", image=None, svf: SVF | None = None, cls_z: Mapping[str, Tensor] | None = None,
-             alpha=None, bounds: tuple[float, float] = (0.0, 1.0), cache: InstructionCache | None = None) -> Dispatch:
-    """The first pass for the experts `labels`: strategy "prompt" or "cls" classifies the prompt,
-    "manual" takes α as given (checked against bounds). Few-shot α comes from cem.fit_alpha and
-    is applied by pipeline.Adapter."""
-    start = time.perf_counter()
-    if strategy == "manual":
-        if alpha is None:
-            raise PipelineError("the manual strategy needs alpha")
-        num_layers = svf.num_layers if svf is not None else model.config.get_text_config().num_hidden_layers
-        a = check_alpha(alpha, len(labels), num_layers, bounds)
-        return Dispatch({}, "manual", a.tolist(), time.perf_counter() - start, strategy, list(labels))
-    if strategy == "fewshot":
-        raise PipelineError("few-shot α comes from cem.fit_alpha; answer with pipeline.Adapter(strategy='fewshot')")
-    if strategy not in STRATEGIES:
-        raise PipelineError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
-    if strategy == "cls" and cls_z is None:
-        raise PipelineError("the cls strategy needs a classification expert (train one with "
-                            "`python -m t2demo train-expert --task cls`)")
-    probs = category_probabilities(model, tok_or_proc, prompt, image, svf, cls_z if strategy == "cls" else None, cache)
-    a = alpha_from_probabilities(probs, labels, mode)
-    return Dispatch(probs, max(probs, key=probs.get), a, time.perf_counter() - start, strategy, list(labels))

@@ -1,0 +1,27 @@
+"""Prompt-based first pass (the paper's): the base model classifies the prompt."""
+
+from __future__ import annotations
+
+import time
+
+from t2demo.adapt.dispatch import Dispatch, alpha_from_probabilities, category_probabilities
+
+
+class PromptBased:
+    """The base weights read the classification instruction; hard or soft α from its probabilities."""
+
+    name, title = "prompt", "prompt-based"
+    classifies, in_table2, fits, needs_classifier = True, True, False, False
+
+    def first_pass(self, adapter, request):
+        start = time.perf_counter()
+        probs = category_probabilities(adapter.lm, request.prompt, request.image, adapter.svf,
+                                       self.classifier_z(adapter), adapter.instruction_cache)
+        alpha = alpha_from_probabilities(probs, adapter.labels, request.mode)
+        d = Dispatch(probs, max(probs, key=probs.get), alpha, time.perf_counter() - start, self.name,
+                     list(adapter.labels))
+        return d, adapter.z_from_alpha(alpha)
+
+    def classifier_z(self, adapter):
+        """z of the weights that classify (None: the base model)."""
+        return None

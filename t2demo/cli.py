@@ -1,0 +1,319 @@
+"""Command line: `python -m t2demo <command>` (or `t2demo <command>` once installed).
+
+Every command is a thin wrapper: parse flags, call package functions, print. Flags that set a
+config dataclass (train-expert's ExpertConfig) are generated from its fields, so each default and
+help text lives in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
+
+DTYPES = ["float32", "bfloat16", "float16"]
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config: type) -> None:
+    """One --flag per field of a config dataclass, with its default, type, choices and help."""
+    for f in dataclasses.fields(config):
+        flag = "--" + f.name.replace("_", "-")
+        meta = dict(f.metadata)
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", help=meta.get("help"))
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+            parser.add_argument(flag, type=kind, default=f.default, choices=meta.get("choices"),
+                                help=f"{meta.get('help', '')} (default: {f.default})")
+
+
+def config_from(args: argparse.Namespace, config: type):
+    """The config dataclass from parsed flags; its own checks become a one-line exit."""
+    try:
+        return config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config)})
+    except ValueError as e:
+        raise SystemExit(f"{args.command}: {e}") from e
+
+
+def _command_line() -> str:
+    return "python -m t2demo " + shlex.join(sys.argv[1:])
+
+
+# ----------------------------------------------------------------------------- commands
+
+def _bench(args: argparse.Namespace) -> None:
+    from t2demo import bench, models
+
+    if args.what == "cem":
+        try:
+            res, text = bench.cem_bench(args.model, args.device, args.naive_generations), bench.format_cem
+        except models.ModelLoadError as e:
+            raise SystemExit(f"bench cem: {e}") from e
+    elif args.what == "app":
+        res, text = bench.app_bench(args.port), bench.format_app
+    else:
+        import torch
+
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        res, text = bench.run(device), bench.format_table
+    print(json.dumps(res, indent=2) if args.json else text(res))
+
+
+def _train_base(args: argparse.Namespace) -> None:
+    from t2demo import pretrain
+
+    base = pretrain.TEXT_TRAIN if args.which == "text" else pretrain.VISION_TRAIN
+    cfg = base if args.steps is None else dataclasses.replace(base, steps=args.steps)
+    if args.which == "text":
+        card = pretrain.train_text_model(Path(args.out or pretrain.DEFAULT_TEXT_MODEL), cfg, args.device)
+    else:
+        card = pretrain.train_vision_model(Path(args.out or pretrain.DEFAULT_VISION_MODEL),
+                                           Path(args.text_model or pretrain.DEFAULT_TEXT_MODEL), cfg, args.device)
+    print(json.dumps(card, indent=2))
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from t2demo import evaluate, models, pretrain, tasks
+    from t2demo.atomic import write_json_atomic
+    from t2demo.experts import ExpertError, mixture_from_labels
+    from t2demo.runtime import load_adapter
+
+    from t2demo.experts import parse_mix
+
+    try:
+        mix = parse_mix(args.mix) if args.mix else {}
+    except ExpertError as e:
+        raise SystemExit(f"--mix: {e}") from e
+    if args.card and mix:
+        raise SystemExit("eval: --card describes the base model; run it without --mix")
+
+    def load(kind: str) -> models.LoadedModel:
+        """The model, with W'(z') of --mix written into its weights: its own experts and, on the vision
+        model, the text model's (transferred), as the app offers them."""
+        name = args.vlm if kind == "vision" else args.model
+        if not mix:
+            return models.load_model(name, kind, args.device, args.dtype)
+        adapter = load_adapter(name, kind, None, args.device, args.dtype,
+                               transfer_from=args.model if kind == "vision" else None)
+        try:
+            adapter.svf.apply(mixture_from_labels(adapter.svf, adapter.experts, mix))
+        except ExpertError as e:
+            raise SystemExit(f"eval --mix: {e} for {name}") from e
+        return adapter.lm
+
+    names = tasks.parse_task_list(args.tasks)
+    results = evaluate.evaluate(names, args.split, args.limit, load, batch_size=args.batch_size)
+    mixed = f" mix={args.mix}" if mix else ""
+    print(evaluate.format_table(results, f"model={args.model} vlm={args.vlm} split={args.split}{mixed}"))
+    if args.json:
+        write_json_atomic(args.json, {"model": args.model, "vlm": args.vlm, "split": args.split, "mix": mix,
+                                      "results": results})
+    if args.card:
+        for name, kind in ((args.model, "text"), (args.vlm, "vision")):
+            part = {t: r for t, r in results.items() if tasks.TASKS[t].vision == (kind == "vision")}
+            if part:
+                pretrain.write_model_card(Path(models.resolve_model(name, kind)), part, _command_line())
+
+
+def _train_expert(args: argparse.Namespace) -> None:
+    from t2demo import train
+
+    cfg = config_from(args, train.ExpertConfig)
+    try:
+        summary = train.run(args.task, args.model, cfg, args.out, device=args.device, dtype=args.dtype,
+                            command=_command_line(), fresh=args.fresh)
+    except (train.TrainingDiverged, train.CheckpointMismatch) as e:
+        raise SystemExit(f"train-expert: {e}") from e
+    print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from t2demo import experts, models, report, tasks
+    from t2demo.atomic import write_json_atomic
+
+    table1 = args.which == "table1"
+    names = tasks.parse_task_list(args.tasks or ("training" if table1 else "unseen"))
+    allowed = tasks.TRAINING_TASKS if table1 else tasks.UNSEEN_TASKS
+    if not set(names) <= set(allowed):
+        raise SystemExit(f"report {args.which}: tasks must be among {list(allowed)}, got {names}")
+    vision_tasks = [n for n in names if tasks.TASKS[n].vision]
+    root = args.experts or experts.EXPERTS_DIR
+    save = (lambda r: write_json_atomic(args.json, r)) if args.json else None
+    try:
+        needs_text = not table1 or len(vision_tasks) < len(names)
+        text = report.side(args.model, False, args.device, args.dtype, root) if needs_text else None
+        vision = report.side(args.vlm, True, args.device, args.dtype, root) if vision_tasks else None
+        if table1:
+            result = report.table1(text, vision, args.limit, args.batch_size, names, on_task=save)
+        else:
+            result = report.table2(text, vision, args.limit, args.batch_size, names, args.cls_limit, args.fewshot_n,
+                                   args.population, args.generations, args.seed, args.fast, on_task=save)
+    except models.ModelLoadError as e:
+        raise SystemExit(f"report: {e}") from e
+    print(report.format_table1(result) if table1 else report.format_table2(result))
+
+
+# ----------------------------------------------------------------------------- flags
+
+def _export_lora(args: argparse.Namespace) -> None:
+    """`python -m t2demo export-lora SOURCE --rank R --out DIR [--fidelity] [--limit N]`. Every
+    input is checked (model, source, ranks, task) before the adapter is written."""
+    from t2demo import export, models
+    from t2demo.experts import Expert, expert_dir
+    from t2demo.svf import SVF
+
+    try:
+        lm = models.load_model(args.model, "text", args.device, args.dtype)
+        svf = SVF(lm.model)
+        z, label = export.z_from_source(svf, args.source, expert_dir(lm.path, args.experts))
+        full = max(svf.ranks[n] for n in z)
+        rank = export.parse_ranks(args.rank, full)
+        if len(rank) != 1 or rank[0] < 1:
+            raise export.ExportError(f"--rank takes one positive integer or 'full', got {args.rank!r}")
+        fidelity = accuracy = None
+        if args.fidelity:
+            fidelity = export.parse_ranks(args.fidelity_ranks, full), export.kl_batch(lm, args.task, args.kl_n)
+        if args.limit:
+            accuracy = export.parse_ranks(args.accuracy_ranks, full), export.task_scorer(lm, args.task, args.limit, args.batch_size)
+        out = export.export_lora(svf, Expert.from_svf(svf, z, label), rank[0], args.out, lm.path)
+    except (ValueError, KeyError, models.ModelLoadError) as e:  # export.ExportError, ExpertError; UnknownTask is a KeyError
+        raise SystemExit(f"export-lora: {e}") from e
+    print(f"wrote {out} (rank {min(rank[0], full)}, {label}, base {lm.path})")
+    rows = []
+    if fidelity:
+        ranks, batch = fidelity
+        rows += export.lora_fidelity(svf, z, ranks, batch["input_ids"], batch["attention_mask"])
+    if accuracy:
+        rows += export.lora_accuracy(svf, z, *accuracy)
+    if rows:
+        scored = f"; greedy accuracy on {args.task} test, n={args.limit}" if args.limit else ""
+        print(export.format_fidelity(rows, f"{label} on {args.model}: base + rank-r LoRA against the SVF path; "
+                                    f"KL on {args.kl_n} {args.task} validation texts{scored}"))
+
+
+# ----------------------------------------------------------------------------- flags
+
+def _add_export_lora(sub) -> None:
+    from t2demo.export import ACCURACY_RANKS, FIDELITY_RANKS
+
+    p = sub.add_parser("export-lora", help="write an expert or a mixture as a PEFT LoRA adapter (vLLM multi-LoRA)")
+    p.add_argument("source", help="an expert file, a label of the model's experts (math, cls) or a mixture "
+                   "math=0.5,code=0.5")
+    p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
+    p.add_argument("--experts", default=None, help="root of the expert folders (default: the repository's experts/)")
+    p.add_argument("--rank", default="16", help="LoRA rank or 'full' (exact); vLLM's --max-lora-rank must be at "
+                   "least this (default there: 16)")
+    p.add_argument("--out", required=True, help="adapter folder to create (must not exist)")
+    p.add_argument("--fidelity", action="store_true", help="print the relative ‖ΔW‖ error and next-token KL "
+                   "against rank")
+    p.add_argument("--fidelity-ranks", default=FIDELITY_RANKS, help="ranks of the table (0 = base model)")
+    p.add_argument("--task", default="math", help="task whose validation texts the KL is measured on and "
+                   "whose test split --limit scores")
+    p.add_argument("--kl-n", type=int, default=32, help="validation texts for the KL")
+    p.add_argument("--limit", type=int, default=0, help="also greedy accuracy on this many test examples, "
+                   "at --accuracy-ranks and on the SVF path")
+    p.add_argument("--accuracy-ranks", default=ACCURACY_RANKS)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=DTYPES)
+    p.set_defaults(func=_export_lora)
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="speed and memory benchmarks")
+    p.add_argument("what", choices=["compose", "cem", "app"], help="which benchmark")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: fastest present)")
+    p.add_argument("--model", default="default", help="cem: text model, 'default', a folder or a hub id")
+    p.add_argument("--port", type=int, default=7861, help="app: port for the started app")
+    p.add_argument("--naive-generations", type=int, default=2,
+                   help="cem: generations of the naive per-example loop (its rate sets the speedup)")
+    p.set_defaults(func=_bench)
+
+
+def _add_train_base(sub) -> None:
+    p = sub.add_parser("train-base", help="retrain a shipped default model from seeds")
+    p.add_argument("which", choices=["text", "vision"])
+    p.add_argument("--out", default=None, help="output folder (default: the shipped asset folder)")
+    p.add_argument("--text-model", default=None, help="vision only: the text model to start from")
+    p.add_argument("--steps", type=int, default=None, help="override the number of training steps")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_train_base)
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="task accuracy with batched greedy generation")
+    p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
+    p.add_argument("--vlm", default="default", help="vision model for the vqa tasks")
+    p.add_argument("--tasks", default="all", help="'all', 'training', 'unseen' or a comma list")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--limit", type=int, default=500, help="examples per task")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=DTYPES)
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--card", action="store_true", help="write the results into the models' cards (README.md)")
+    p.add_argument("--mix", default=None, help="evaluate the model adapted with its experts mixed, e.g. math=0.5,code=0.25 "
+                   "(z' = Σ αₖ zₖ + (1 − Σα)·1; experts from experts/<model folder>/, and the text model's on the vision model)")
+    p.set_defaults(func=_eval)
+
+
+def _add_train_expert(sub) -> None:
+    from t2demo import tasks
+    from t2demo.train import ExpertConfig
+
+    p = sub.add_parser("train-expert", help="train an SVF expert (or a LoRA baseline) on a task")
+    p.add_argument("--task", required=True, choices=[*tasks.TRAINING_TASKS, "cls"],
+                   help="training task; vqa trains on the vision model, cls is the first-pass classifier")
+    p.add_argument("--model", default="default", help="'default', a folder or a hub id (vqa: a LLaVA-Next model)")
+    p.add_argument("--out", default=None, help="expert file (svf) or adapter folder (lora); "
+                   "default experts/<model folder>/<task>[-<objective>][-<targets>].safetensors, a suffix only where "
+                   "the run differs from the shipped expert (ntp, cls: rl; mlp), as report reads them (lora: a -lora folder); "
+                   "the checkpoint goes to <out>.ckpt/")
+    add_config_flags(p, ExpertConfig)
+    p.add_argument("--fresh", action="store_true", help="ignore and delete an existing checkpoint")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=DTYPES)
+    p.set_defaults(func=_train_expert)
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="the paper's Table 1 (base / LoRA / SVF) or Table 2 (dispatch, few-shot)")
+    p.add_argument("which", choices=["table1", "table2"])
+    p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
+    p.add_argument("--vlm", default="default", help="vision model for the vqa tasks")
+    p.add_argument("--tasks", default=None, help="comma list (default: every training task for table1, "
+                   "every unseen task for table2)")
+    p.add_argument("--limit", type=int, default=500, help="test examples per task")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--experts", default=None, help="root of the expert folders (default: the repository's experts/)")
+    p.add_argument("--cls-limit", type=int, default=500, help="table2: classification test examples for the "
+                   "dispatch confusion matrices")
+    p.add_argument("--fewshot-n", type=int, default=10, help="table2: validation examples CEM fits α on")
+    p.add_argument("--population", type=int, default=16, help="table2: CEM population")
+    p.add_argument("--generations", type=int, default=10, help="table2: CEM generations")
+    p.add_argument("--seed", type=int, default=0, help="table2: seed of the few-shot examples and of CEM")
+    p.add_argument("--fast", action="store_true", help="table2: CEM fitness = log-likelihood of the references "
+                   "(no generation) instead of accuracy with log-likelihood ties (the paper's)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=DTYPES)
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file (rewritten after each task)")
+    p.set_defaults(func=_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its flags."""
+    parser = argparse.ArgumentParser(prog="python -m t2demo",
+                                     description="Transformer² self-adaptation: train, evaluate, report, benchmark.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_bench, _add_train_base, _add_eval, _add_train_expert, _add_report, _add_export_lora):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)

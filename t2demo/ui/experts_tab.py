@@ -1,0 +1,91 @@
+"""The Experts tab: what is loaded, how the experts differ, upload, download and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from t2demo import export
+from t2demo import session as sessions
+from t2demo.adapt.adapter import Adapter
+from t2demo.experts import EXPERT_COLUMNS, expert_row, load_expert
+from t2demo.ui.figures import norms_figure, similarity_figure
+from t2demo.ui.page_parts import Page
+from t2demo.ui.panel import alpha_of, user_errors
+
+TITLE = "Experts"
+EXPORTS = Path("exports")
+
+
+def experts_table(adapter: Adapter, session: sessions.Session) -> list[list]:
+    """The loaded experts (and classifier), then this session's mixtures."""
+    loaded = adapter.experts + ([adapter.cls_expert] if adapter.cls_expert else [])
+    return ([expert_row(e, "loaded") for e in loaded]
+            + [expert_row(e, "session") for e in session.mixtures_of(adapter).values()])
+
+
+@user_errors
+def upload_expert(adapter: Adapter, session: sessions.Session, path: str | None) -> tuple[list[str], str]:
+    """Validate a user's expert file against the model; only a valid one becomes a few-shot mixture."""
+    if not path:
+        raise sessions.PipelineError("Choose an expert file (.safetensors) to upload.")
+    expert = load_expert(path, adapter.svf)
+    name = session.keep(adapter, f"uploaded:{expert.label}", expert)
+    return sorted(session.mixtures_of(adapter)), f"loaded {expert.label!r} ({len(expert.z)} matrices) as mixture {name!r}"
+
+
+@user_errors
+def export_model(adapter: Adapter, alphas, name: str, root: Path = EXPORTS) -> str:
+    """The model with W'(z') for the sliders' α as a Hugging Face folder under root."""
+    target = root / sessions.clean_name(name, "export folder")
+    return str(export.export_merged(adapter.svf, adapter.z_from_alpha(alpha_of(adapter, alphas)),
+                                    adapter.lm.preprocessor, target))
+
+
+def build(page: Page) -> None:
+    """Tables and plots per model, upload into either model's mixture menu, download and export."""
+    adapters = {"text model": page.rt.text} | ({"vision model": page.rt.vision} if page.rt.vision else {})
+    text = page.rt.text
+    with gr.Tab(TITLE):
+        which = gr.Radio(list(adapters), value="text model", label="model")
+        table = gr.Dataframe(headers=EXPERT_COLUMNS, value=experts_table(text, sessions.Session()), interactive=False,
+                             label="experts (loaded with the app, and this session's mixtures)")
+        pick = gr.Dropdown(text.labels, value=text.labels[0] if text.labels else None,
+                           label="expert for the per-matrix norms")
+        with gr.Row():
+            norms = gr.Plot(value=norms_figure(text.svf, text.experts[0] if text.experts else None))
+            similarity = gr.Plot(value=similarity_figure(text.experts))
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="Upload an expert (.safetensors); it is validated against the model",
+                                 file_types=[".safetensors"], type="filepath")
+                upload_status = gr.Markdown()
+            with gr.Column():
+                download = gr.DownloadButton("Download the chat sliders' mixture as an expert file")
+                export_name = gr.Textbox(label="export folder name (under exports/)", value="t2demo-adapted")
+                export_button = gr.Button("Export the adapted text model (sliders' α) as a Hugging Face folder")
+                export_status = gr.Markdown()
+
+    def show(sess, model_name):
+        a = adapters[model_name]
+        return (experts_table(a, sess), gr.update(choices=a.labels, value=a.labels[0] if a.labels else None),
+                norms_figure(a.svf, a.experts[0] if a.experts else None), similarity_figure(a.experts))
+
+    which.change(show, [page.session, which], [table, pick, norms, similarity], api_visibility="private")
+    pick.change(lambda m, lab: norms_figure(adapters[m].svf, next((e for e in adapters[m].experts if e.label == lab), None)),
+                [which, pick], norms, api_visibility="private")
+    menus = {panel.adapter: panel.mixture for panel in page.panels.values()}
+
+    def upload_fn(sess, model_name, path):
+        a = adapters[model_name]
+        names, line = upload_expert(a, sess, path)
+        return line, experts_table(a, sess), *(gr.update(choices=names) if m is a else gr.update() for m in menus)
+
+    upload.upload(upload_fn, [page.session, which, upload], [upload_status, table, *menus.values()],
+                  api_visibility="private")
+    sliders = page.panels["text"].sliders
+    download.click(user_errors(lambda *alphas: sessions.mixture_file(text, alpha_of(text, alphas))), sliders, download,
+                   api_visibility="private")
+    export_button.click(lambda name, *alphas: f"saved to `{export_model(text, alphas, name)}`",
+                        [export_name, *sliders], export_status, api_visibility="private")

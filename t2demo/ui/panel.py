@@ -1,0 +1,193 @@
+"""The adaptation panel shared by the Chat and VQA tabs, and the callbacks behind it.
+
+Strategy and mode, the first pass's chart and summary, one α slider per expert, the z' heatmap
+and the per-matrix detail plot. The callbacks are plain functions (testable without a browser)
+that call t2demo.session and turn its results into figures.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+
+import gradio as gr
+import plotly.graph_objects as go
+import torch
+
+from t2demo import session as sessions
+from t2demo.adapt.adapter import Adapter
+from t2demo.adapt.dispatch import Dispatch, PipelineError
+from t2demo.adapt.registry import STRATEGIES
+from t2demo.experts import ExpertError
+from t2demo.ui import texts
+from t2demo.ui.figures import detail_figure, heatmap_figure, probabilities_figure
+
+USER_ERRORS = (PipelineError, ExpertError, FileExistsError)
+
+
+def user_errors(fn):
+    """Turn the core's refusals (PipelineError, ExpertError, ...) into Gradio messages, for plain
+    and generator callbacks alike; anything else stays a bug with its traceback."""
+    def as_message(e: Exception) -> gr.Error:
+        return gr.Error(str(e), print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except USER_ERRORS as e:
+                raise as_message(e) from e
+        return gen
+
+    @functools.wraps(fn)
+    def plain(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            raise as_message(e) from e
+    return plain
+
+
+def alpha_of(adapter: Adapter, values) -> list[float]:
+    return [float(v) for v in values][: len(adapter.experts)]
+
+
+def first_pass_summary(d: Dispatch) -> str:
+    per_expert = d.expert_alpha
+    if d.labels:
+        layered = " (mean over layers)" if torch.as_tensor(d.alpha).ndim == 2 else ""
+        shown = ", ".join(f"{lab} {a:.2f}" for lab, a in zip(d.labels, per_expert)) + layered
+        chosen = ", ".join(lab for lab, a in zip(d.labels, per_expert) if a > 0) or "none (base weights)"
+    else:
+        shown = "none"
+        chosen = f"the z' of {d.mixture}" if d.mixture else "none (base weights)"
+    base = f"; base share {d.base_share:.2f}" if abs(d.base_share) > 5e-3 else ""
+    read = f"category **{d.category}** → " if d.category is not None else ""
+    return (f"**First pass** ({STRATEGIES[d.strategy].title}, {d.seconds * 1000:.0f} ms): {read}"
+            f"experts {chosen}; α = {shown}{base}")
+
+
+def slider_values(adapter: Adapter, d: Dispatch) -> list[float]:
+    """Per-expert slider positions for a first-pass α; zeros when its weights are not a mix of the
+    loaded experts."""
+    return d.expert_alpha if d.labels == adapter.labels else [0.0] * len(adapter.experts)
+
+
+def scaling_view(adapter: Adapter, alphas, matrix: str | None) -> tuple[go.Figure, go.Figure]:
+    """Heatmap and detail plot for the sliders' α (no generation): what moving a slider does."""
+    z = adapter.z_from_alpha(alpha_of(adapter, alphas))
+    return heatmap_figure(adapter.svf, z, "z' of the sliders' α"), detail_figure(adapter.svf, z, matrix)
+
+
+def history_pairs(history: list[dict]) -> list[tuple[str, str]]:
+    """Chatbot messages as (user, assistant) turns for the chat template."""
+    def text(content) -> str:
+        if isinstance(content, list):
+            return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return str(content)
+
+    pairs, user = [], None
+    for m in history or []:
+        if m["role"] == "user":
+            user = text(m["content"])
+        elif user is not None:
+            pairs.append((user, text(m["content"])))
+            user = None
+    return pairs
+
+
+@user_errors
+def respond(adapter: Adapter, session: sessions.Session, message: str, history: list[dict], strategy: str, mode: str,
+            alphas, mixture_name: str | None = None, image=None, matrix: str | None = None):
+    """The chat (and VQA) callback: yields (history, base answer, probabilities figure, first-pass
+    text, slider values, heatmap, detail figure) as the answers grow."""
+    history = list(history or [])
+    base, panel = "", ()
+    for kind, value, z in sessions.turn(adapter, session, message, history_pairs(history), strategy, mode,
+                                        alpha_of(adapter, alphas), mixture_name, image):
+        if kind == "first":
+            history += [{"role": "user", "content": message.strip()}, {"role": "assistant", "content": ""}]
+            panel = (probabilities_figure(value), first_pass_summary(value), slider_values(adapter, value),
+                     heatmap_figure(adapter.svf, z, "z' of this answer"), detail_figure(adapter.svf, z, matrix))
+        elif kind == "answer":
+            history[-1] = {"role": "assistant", "content": value}
+        else:
+            base = value
+        yield history, base, *panel
+
+
+@dataclass
+class Panel:
+    """One model's adaptation widgets (the tabs and the API wire them)."""
+
+    adapter: Adapter
+    strategy: gr.Radio
+    mode: gr.Radio
+    mixture: gr.Dropdown
+    first: gr.Markdown
+    probs: gr.Plot
+    sliders: list
+    reset: gr.Button
+    heat: gr.Plot | None = None
+    matrix: gr.Dropdown | None = None
+    detail: gr.Plot | None = None
+
+    @property
+    def outputs(self) -> list:
+        """What respond() fills after the answers: chart, summary, sliders, heatmap, detail."""
+        return [self.probs, self.first, *self.sliders, self.heat, self.detail]
+
+
+def build_controls(adapter: Adapter, label: str) -> Panel:
+    """Strategy controls, first-pass chart and α sliders for one model."""
+    strategy = gr.Radio([s.title for s in STRATEGIES.values()], value=STRATEGIES["prompt"].title,
+                        label="First-pass strategy")
+    mode = gr.Radio(["hard", "soft"], value="hard", label="Dispatch mode (hard: argmax expert; soft: α = probabilities)")
+    mixture = gr.Dropdown(choices=[], value=None, label="Few-shot mixture (fit one with CEM, or upload an expert)")
+    first = gr.Markdown("*The first pass appears here after a message.*")
+    probs = gr.Plot(value=probabilities_figure(None), label="category probabilities")
+    gr.Markdown(f"**α per expert** ({label}) — filled by the first pass; moving one switches to manual. "
+                "0 = the base model, 1 = the whole expert; what the α leave over goes to the base.")
+    sliders = [gr.Slider(0, 1, value=0, step=0.01, label=lab) for lab in adapter.labels]
+    if not sliders:
+        gr.Markdown("*No experts loaded: answers use the base model.*")
+    reset = gr.Button("Reset to base")
+    with gr.Accordion("What is the first pass?", open=False):
+        gr.Markdown(texts.EXPLAIN_PASSES)
+    return Panel(adapter, strategy, mode, mixture, first, probs, sliders, reset)
+
+
+def build_scaling_plots(panel: Panel) -> None:
+    """The z' heatmap and detail plot under a panel, wired to its sliders and reset button."""
+    adapter = panel.adapter
+    names = [n for n in adapter.svf.names if adapter.svf.layer_of(n) is not None]
+    with gr.Row():
+        with gr.Column(scale=3):
+            panel.heat = gr.Plot(value=heatmap_figure(adapter.svf, None, "z' (base model: all 0)"), label="z' heatmap")
+        with gr.Column(scale=2):
+            panel.matrix = gr.Dropdown(names, value=names[0] if names else None, label="matrix for the detail plot")
+            panel.detail = gr.Plot(value=detail_figure(adapter.svf, None, names[0] if names else None), label="z' detail")
+    with gr.Accordion("What are SVD, z-vectors and this heatmap?", open=False):
+        gr.Markdown(texts.EXPLAIN_SVD + "\n\n" + texts.EXPLAIN_HEATMAP)
+    _wire(panel)
+
+
+def _wire(panel: Panel) -> None:
+    """Sliders redraw the heatmap and switch to manual; reset returns to the base weights."""
+    adapter, sliders, manual = panel.adapter, panel.sliders, STRATEGIES["manual"].title
+
+    def moved(m, *alphas):
+        return (manual, *scaling_view(adapter, alphas, m))
+
+    for s in sliders:
+        s.release(moved, [panel.matrix, *sliders], [panel.strategy, panel.heat, panel.detail], api_visibility="private")
+    panel.matrix.change(lambda m, *a: scaling_view(adapter, a, m)[1], [panel.matrix, *sliders], panel.detail,
+                        api_visibility="private")
+
+    def to_base(m):
+        return (*([0.0] * len(sliders)), manual, *scaling_view(adapter, [0.0] * len(sliders), m))
+
+    panel.reset.click(to_base, panel.matrix, [*sliders, panel.strategy, panel.heat, panel.detail],
+                      api_visibility="private")

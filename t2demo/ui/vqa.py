@@ -1,0 +1,62 @@
+"""The VQA tab: an image and a question on the LLaVA-Next model, with its own adaptation panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from t2demo import session as sessions
+from t2demo.session import MAX_MESSAGE_CHARS
+from t2demo.tasks import world
+from t2demo.ui.page_parts import Page
+from t2demo.ui.panel import build_controls, build_scaling_plots, respond, user_errors
+
+TITLE = "VQA"
+EXAMPLE_IMAGES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+
+
+def example_question(word: str) -> str:
+    """For a shipped example image: a reading question, or a knowledge one if it names a creature."""
+    if word in world.NAMES:
+        return "The sign names a creature. Where does it live?"
+    return "What word is written on the sign?"
+
+
+@user_errors
+def ask(adapter, sess, path, question, strategy, mode, mixture, matrix, *alphas):
+    """Answer a question about an image: the adapted answer, the base answer and the panel."""
+    image = sessions.open_image(path)
+    for h, b, p, f, vals, hm, dt in respond(adapter, sess, question, [], strategy, mode, alphas, mixture, image, matrix):
+        yield h[-1]["content"], b, p, f, *vals, hm, dt
+
+
+def build(page: Page) -> None:
+    """Nothing without a vision model (the header says why)."""
+    vision = page.rt.vision
+    if vision is None:
+        return
+    with gr.Tab(TITLE):
+        with gr.Row():
+            with gr.Column(scale=3):
+                image = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Image", height=260)
+                question = gr.Textbox(label="Question", value="What word is written on the sign?",
+                                      max_length=MAX_MESSAGE_CHARS)
+                examples = sorted(EXAMPLE_IMAGES.glob("*.png"))
+                if examples:
+                    gr.Examples([[str(p), example_question(p.stem)] for p in examples], [image, question],
+                                label="example images")
+                button = gr.Button("Ask", variant="primary")
+                answer = gr.Textbox(label="Adapted answer (second pass)", max_lines=6, interactive=False)
+                base = gr.Textbox(label="Base model's answer", max_lines=6, interactive=False)
+            with gr.Column(scale=2):
+                panel = build_controls(vision, "vision model")
+        build_scaling_plots(panel)
+    page.panels["vision"] = panel
+
+    def ask_fn(*args):
+        yield from ask(vision, *args)
+
+    button.click(ask_fn,
+                 [page.session, image, question, panel.strategy, panel.mode, panel.mixture, panel.matrix, *panel.sliders],
+                 [answer, base, *panel.outputs], api_visibility="private")
