@@ -211,12 +211,12 @@ def run_training(model, next_batch, cfg: TrainConfig, device: torch.device, desc
     return losses
 
 
-def save_trained(out: Path, model, tok_or_proc, cfg: TrainConfig, device: torch.device, start: float,
+def save_trained(out: Path, model, preprocessor, cfg: TrainConfig, device: torch.device, start: float,
                  losses: list[float], **facts) -> dict:
     """Save model (bf16: half the bytes to ship) and tokenizer/processor, with training.json."""
     out.mkdir(parents=True, exist_ok=True)
     model.to(torch.bfloat16).save_pretrained(out)
-    tok_or_proc.save_pretrained(out)
+    preprocessor.save_pretrained(out)
     card = {
         "architecture": type(model).__name__,
         "parameters": sum(p.numel() for p in model.parameters()),

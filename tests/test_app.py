@@ -53,7 +53,7 @@ def test_chat_turn_streams_first_pass_then_both_answers(runtime, session):
     assert len(steps) >= 3 and history[0] == {"role": "user", "content": "What is 3 + 4?"}
     assert "First pass" in first and len(sliders) == 3 and isinstance(probs, gr.components.Plot.data_model) is False
     d, z = text.first_pass("What is 3 + 4?", strategy="prompt")
-    with text.svf.adapted(z) as m:
+    with text.svf.adapted(z):
         adapted = generation.generate(text.lm, ["What is 3 + 4?"], max_new_tokens=MAX_NEW_TOKENS)[0]
     expected_base = generation.generate(text.lm, ["What is 3 + 4?"], max_new_tokens=MAX_NEW_TOKENS)[0]
     assert history[-1]["content"] == adapted and base == expected_base
@@ -196,7 +196,7 @@ def test_an_uploaded_expert_answers_as_the_fewshot_mixture(runtime, session, tmp
     history, _, _, first, sliders, _, _ = last(respond(runtime.text, session, "What is 5 + 5?", [], "few-shot",
                                                            "hard", [0, 0, 0], names[0]))
     assert "the z' of uploaded:math" in first and sliders == [0.0, 0.0, 0.0]
-    with runtime.text.svf.adapted(runtime.text.experts[1].z) as m:
+    with runtime.text.svf.adapted(runtime.text.experts[1].z):
         expected = generation.generate(runtime.text.lm, ["What is 5 + 5?"], max_new_tokens=MAX_NEW_TOKENS)
     assert history[-1]["content"] == expected[0]
 
@@ -243,7 +243,7 @@ def test_api_dispatch_and_chat(client, runtime):
     assert set(d["probabilities"]) == {"math", "code", "reasoning", "vqa", "other"} and d["experts"] == list(LABELS)
     out = client.predict("What is 3 + 4?", [], "manual", "hard", [0, 1, 0], api_name="/chat")
     z = runtime.text.z_from_alpha([0, 1, 0])
-    with runtime.text.svf.adapted(z) as m:
+    with runtime.text.svf.adapted(z):
         expected = generation.generate(runtime.text.lm, ["What is 3 + 4?"], max_new_tokens=MAX_NEW_TOKENS)[0]
     assert out["answer"] == expected and out["first_pass"]["alpha"] == [0, 1, 0]
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from t2demo.adapt.dispatch import PipelineError
 from t2demo.adapt.prompt import PromptBased
+
+if TYPE_CHECKING:
+    from t2demo.adapt.adapter import Adapter
 
 
 class ClassificationExpert(PromptBased):
@@ -12,7 +17,7 @@ class ClassificationExpert(PromptBased):
     name, title = "cls", "classification expert"
     needs_classifier = True
 
-    def classifier_z(self, adapter):
+    def classifier_z(self, adapter: Adapter) -> dict:
         if adapter.cls_expert is None:
             raise PipelineError("the classification-expert strategy needs a classification expert for this model "
                                 "(train one with `python -m t2demo train-expert --task cls`)")

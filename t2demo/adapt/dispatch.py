@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+
+from t2demo.adapt.strategy import Request
+
+if TYPE_CHECKING:
+    from t2demo.adapt.adapter import Adapter
 
 from t2demo.adapt.dispatch import Dispatch, PipelineError
 
@@ -13,7 +19,7 @@ class FewShot:
     name, title = "fewshot", "few-shot"
     classifies, in_table2, fits, needs_classifier = False, True, True, False
 
-    def first_pass(self, adapter, request):
+    def first_pass(self, adapter: Adapter, request: Request) -> tuple[Dispatch, dict | None]:
         start = time.perf_counter()
         mixture = request.mixture
         if mixture is None:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+
+from t2demo.adapt.strategy import Request
+
+if TYPE_CHECKING:
+    from t2demo.adapt.adapter import Adapter
 
 from t2demo.adapt.dispatch import Dispatch, PipelineError, check_alpha
 
@@ -13,7 +19,7 @@ class Manual:
     name, title = "manual", "manual"
     classifies, in_table2, fits, needs_classifier = False, False, False, False
 
-    def first_pass(self, adapter, request):
+    def first_pass(self, adapter: Adapter, request: Request) -> tuple[Dispatch, dict | None]:
         start = time.perf_counter()
         if request.alpha is None:
             raise PipelineError("the manual strategy needs alpha")

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+
+from t2demo.adapt.strategy import Request
+
+if TYPE_CHECKING:
+    from t2demo.adapt.adapter import Adapter
 
 from t2demo.adapt.dispatch import Dispatch, alpha_from_probabilities, category_probabilities
 
@@ -13,7 +19,7 @@ class PromptBased:
     name, title = "prompt", "prompt-based"
     classifies, in_table2, fits, needs_classifier = True, True, False, False
 
-    def first_pass(self, adapter, request):
+    def first_pass(self, adapter: Adapter, request: Request) -> tuple[Dispatch, dict | None]:
         start = time.perf_counter()
         probs = category_probabilities(adapter.lm, request.prompt, request.image, adapter.svf,
                                        self.classifier_z(adapter), adapter.instruction_cache)
@@ -22,6 +28,6 @@ class PromptBased:
                      list(adapter.labels))
         return d, adapter.z_from_alpha(alpha)
 
-    def classifier_z(self, adapter):
+    def classifier_z(self, adapter: Adapter) -> dict | None:
         """z of the weights that classify (None: the base model)."""
         return None
