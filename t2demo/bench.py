@@ -5,7 +5,6 @@ plus the cost of decomposing, loading the cache, swapping weights and the no-swa
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time

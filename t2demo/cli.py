@@ -78,10 +78,8 @@ def _train_base(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from t2demo import evaluate, models, pretrain, tasks
     from t2demo.atomic import write_json_atomic
-    from t2demo.experts import ExpertError, mixture_from_labels
+    from t2demo.experts import ExpertError, mixture_from_labels, parse_mix
     from t2demo.runtime import load_adapter
-
-    from t2demo.experts import parse_mix
 
     try:
         mix = parse_mix(args.mix) if args.mix else {}
