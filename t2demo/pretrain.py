@@ -239,7 +239,7 @@ def write_model_card(folder: Path, results: dict, command: str) -> None:
     text = f"""# {folder.name}
 
 A tiny {card['architecture']} trained from scratch by t2demo so that Transformer² runs offline.
-Not a general assistant: it knows only t2demo's synthetic tasks (see t2demo/tasks.py).
+Not a general assistant: it knows only t2demo's synthetic tasks (see t2demo/tasks/).
 
 - Parameters: {card['parameters']:,}
 - Training: {card['train']['steps']} steps of batch {card['train']['batch_size']}, AdamW, peak lr {card['train']['lr']},
