@@ -115,15 +115,15 @@ def _random_experts(svf, folder, labels, seed: int) -> None:
 @pytest.fixture(scope="session")
 def app_runtime(model_dirs, tmp_path_factory):
     """Both tiny models with random text experts (APP_LABELS), a cls expert and a vqa expert, loaded
-    the way app.py loads them (with a private SVF cache)."""
-    import app
-    from t2demo import models
+    the way the app loads them (runtime.load_runtime, with a private SVF cache)."""
+    from t2demo import models, runtime
     from t2demo.svf import SVF
 
     text_dir, vision_dir = model_dirs
     root = tmp_path_factory.mktemp("experts")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("T2DEMO_CACHE", str(tmp_path_factory.mktemp("cache")))
-        _random_experts(SVF(models.load_text_model(text_dir, "cpu")[0]), root / text_dir.name, APP_LABELS + ("cls",), 0)
-        _random_experts(SVF(models.load_vision_model(vision_dir, "cpu")[0]), root / vision_dir.name, ("vqa",), 1)
-        yield app.load_runtime(text_dir, vision_dir, root, "cpu", log=lambda *_: None)
+        _random_experts(SVF(models.load_model(text_dir, "text", "cpu").model), root / text_dir.name,
+                        APP_LABELS + ("cls",), 0)
+        _random_experts(SVF(models.load_model(vision_dir, "vision", "cpu").model), root / vision_dir.name, ("vqa",), 1)
+        yield runtime.load_runtime(text_dir, vision_dir, root, "cpu", log=lambda *_: None)

@@ -48,7 +48,7 @@ def test_failed_write_keeps_the_old_file(svf, tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("t2demo.svf.save_file", crash)
+    monkeypatch.setattr("t2demo.atomic.save_file", crash)  # the write behind save_safetensors_atomic
     with pytest.raises(OSError, match="disk full"):
         save_expert(make_expert(svf, seed=1), path)
     assert path.read_bytes() == before

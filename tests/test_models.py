@@ -6,19 +6,18 @@ import pytest
 import torch
 from PIL import Image
 
-from t2demo import __main__ as cli
-from t2demo import evaluate, generation, models, pretrain, tasks
+from t2demo import cli, evaluate, generation, models, pretrain, tasks
 
 
 def test_chat_template_formats_turns_and_images(model_dirs):
-    _, tokenizer = models.load_text_model(model_dirs[0])
+    tokenizer = models.load_model(model_dirs[0]).tokenizer
     assert generation.format_chat(tokenizer, "hi") == "<|user|>\nhi<|end|>\n<|assistant|>\n"
     assert generation.format_chat(tokenizer, "hi", "hello") == "<|user|>\nhi<|end|>\n<|assistant|>\nhello<|end|>\n"
     assert generation.format_chat(tokenizer, "what?", image=True).startswith("<|user|>\n<image>\nwhat?")
 
 
 def test_reply_labels_train_only_the_reply(model_dirs):
-    _, tokenizer = models.load_text_model(model_dirs[0])
+    tokenizer = models.load_model(model_dirs[0]).tokenizer
     batch = pretrain.encode_text_batch(tokenizer, [("What is 2 + 2?", "4"), ("", "The zib is red.")], 64)
     first = batch["labels"][0][batch["labels"][0] != -100]
     assert tokenizer.decode(first) == "4<|end|>\n"
@@ -28,24 +27,24 @@ def test_reply_labels_train_only_the_reply(model_dirs):
 
 def test_models_load_offline_and_generate(model_dirs, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model, tokenizer = models.load_text_model(model_dirs[0], device="cpu")
-    answers = generation.generate(model, tokenizer, ["What is 2 + 2?", "Hello there, how are you today?"], max_new_tokens=5)
+    lm = models.load_model(model_dirs[0], "text", device="cpu")
+    answers = generation.generate(lm, ["What is 2 + 2?", "Hello there, how are you today?"], max_new_tokens=5)
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     # Left padding must not change a prompt's greedy answer.
-    assert generation.generate(model, tokenizer, ["What is 2 + 2?"], max_new_tokens=5)[0] == answers[0]
+    assert generation.generate(lm, ["What is 2 + 2?"], max_new_tokens=5)[0] == answers[0]
 
 
 def test_processor_accepts_odd_images(model_dirs):
-    model, processor = models.load_vision_model(model_dirs[1], device="cpu")
+    lm = models.load_model(model_dirs[1], "vision", device="cpu")
     images = [Image.new("RGBA", (300, 40), (0, 0, 0, 0)), Image.new("L", (20, 200)),
               Image.new("P", (64, 64)), Image.new("RGB", (1500, 900)), Image.new("1", (7, 7))]
-    answers = generation.generate(model, processor, ["What word is written?"] * len(images), images, max_new_tokens=3)
+    answers = generation.generate(lm, ["What word is written?"] * len(images), images, max_new_tokens=3)
     assert len(answers) == len(images)
 
 
 def test_unusable_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(models.ModelLoadError, match="no config.json"):
-        models.load_text_model(tmp_path)
+        models.load_model(tmp_path)
 
 
 def test_wilson_interval():
@@ -75,11 +74,12 @@ def test_eval_command_writes_json_and_cards(model_dirs, tmp_path, capsys):
 
 def test_eval_rejects_unknown_tasks():
     with pytest.raises(SystemExit, match="unknown task"):
-        evaluate.parse_task_list("math,poetry")
+        tasks.parse_task_list("math,poetry")
 
 
 def test_training_steps_lower_the_loss(model_dirs):
-    model, tokenizer = models.load_text_model(model_dirs[0], device="cpu")
+    lm = models.load_model(model_dirs[0], "text", device="cpu")
+    model, tokenizer = lm.model, lm.tokenizer
     pairs = [(ex.prompt, ex.response) for ex in tasks.TASKS["math"].examples("train", 8)]
     cfg = pretrain.TrainConfig(steps=15, batch_size=8, lr=3e-3, warmup=1)
     losses = pretrain.run_training(model, lambda step: pretrain.encode_text_batch(tokenizer, pairs, 128),
@@ -105,7 +105,7 @@ def test_eval_mix_adapts_the_model_with_its_experts(model_dirs, tmp_path, monkey
     from t2demo.svf import SVF
 
     monkeypatch.setattr(experts, "EXPERTS_DIR", tmp_path / "experts")
-    svf = SVF(models.load_text_model(model_dirs[0], "cpu")[0])
+    svf = SVF(models.load_model(model_dirs[0], "text", "cpu").model)
     folder = experts.expert_dir(model_dirs[0])
     folder.mkdir(parents=True)
     g = torch.Generator().manual_seed(0)
@@ -131,7 +131,7 @@ def test_eval_mix_adapts_the_model_with_its_experts(model_dirs, tmp_path, monkey
     cli.main(["eval", "--model", str(model_dirs[0]), "--vlm", str(model_dirs[1]), "--tasks", "vqa", "--limit", "2",
               "--device", "cpu", "--mix", "math=1", "--json", str(out)])
     assert json.loads(out.read_text())["results"]["vqa"]["n"] == 2
-    with pytest.raises(SystemExit, match="expected LABEL=ALPHA"):
-        cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--mix", "math"])
+    with pytest.raises(SystemExit, match="expected LABEL=ALPHA"):  # (a bare label now means LABEL=1)
+        cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--mix", "math=high"])
     with pytest.raises(SystemExit, match="--card describes the base model"):
         cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--mix", "math=1", "--card"])

@@ -10,11 +10,12 @@ import torch
 from conftest import save_model_dir, tiny_chat_model
 from transformers import LlamaForCausalLM
 
-from t2demo import __main__ as cli
-from t2demo import cem, dispatch, generation, pretrain, tasks
-from t2demo.dispatch import PipelineError
+from t2demo import cli, generation, pretrain, tasks
+from t2demo.adapt import cem, dispatch
+from t2demo.adapt.adapter import Adapter
+from t2demo.adapt.dispatch import PipelineError
 from t2demo.experts import Expert, ExpertError, load_expert, save_expert
-from t2demo.pipeline import Adapter
+from t2demo.models import LoadedModel
 from t2demo.svf import SVF
 
 
@@ -41,7 +42,7 @@ def adapter(tokenizer):
     model = text_model(tokenizer)
     svf = SVF(model)
     cls = random_experts(svf, ("cls",), seed=7)[0]
-    return Adapter(model, tokenizer, random_experts(svf), cls_expert=cls, svf=svf)
+    return Adapter(LoadedModel.wrap(model, tokenizer), random_experts(svf), cls_expert=cls, svf=svf)
 
 
 def favour(model, tokenizer, label: str):
@@ -63,17 +64,18 @@ def joined(stream) -> str:
 
 # ----------------------------------------------------------------------------- first pass
 
-def probabilities_one_label_at_a_time(model, tok_or_proc, prompt: str, image=None) -> torch.Tensor:
-    """The reference first pass: each label's whole sequence (prompt, image, label) in its own forward."""
-    tokenizer = generation.tokenizer_of(tok_or_proc)
-    prefix = generation.format_chat(tok_or_proc, tasks.classification_prompt(prompt), image=image is not None) + "\\boxed{"
+def probabilities_one_label_at_a_time(lm: LoadedModel, prompt: str, image=None) -> torch.Tensor:
+    """The reference first pass: each label's whole sequence (prompt, image, label) in its own forward,
+    with the model's current weights."""
+    model, tokenizer = lm.model, lm.tokenizer
+    prefix = generation.format_chat(lm.preprocessor, tasks.classification_prompt(prompt), image=image is not None) + "\\boxed{"
     scores = []
     for label in tasks.CATEGORIES:
         ids = dispatch.label_ids(tokenizer, prefix, label)
         if image is None:
             enc = {"input_ids": torch.tensor([tokenizer(prefix, add_special_tokens=False)["input_ids"] + ids])}
         else:
-            enc = dict(tok_or_proc(images=[image], text=[prefix], return_tensors="pt"))
+            enc = dict(lm.preprocessor(images=[image], text=[prefix], return_tensors="pt"))
             enc["input_ids"] = torch.cat([enc["input_ids"], torch.tensor([ids])], 1)
             enc.pop("attention_mask")
         with torch.no_grad():
@@ -83,11 +85,10 @@ def probabilities_one_label_at_a_time(model, tok_or_proc, prompt: str, image=Non
 
 
 def test_category_probabilities_match_one_label_at_a_time(adapter, tokenizer):
-    model = adapter.model
-    probs = dispatch.category_probabilities(model, tokenizer, "Tom has 3 apples. How many now?")
+    probs = dispatch.category_probabilities(adapter.lm, "Tom has 3 apples. How many now?")
     assert list(probs) == list(tasks.CATEGORIES) and math.isclose(sum(probs.values()), 1.0, rel_tol=1e-5)
     # one prompt pass with its KV cache shared by the labels equals scoring each label's sequence alone
-    expected = probabilities_one_label_at_a_time(model, tokenizer, "Tom has 3 apples. How many now?")
+    expected = probabilities_one_label_at_a_time(adapter.lm, "Tom has 3 apples. How many now?")
     assert torch.allclose(torch.tensor(list(probs.values())), expected, atol=1e-5)
     prefix = generation.format_chat(tokenizer, tasks.classification_prompt("Tom has 3 apples. How many now?")) + "\\boxed{"
     assert any(len(dispatch.label_ids(tokenizer, prefix, c)) > 1 for c in tasks.CATEGORIES)  # multi-token labels
@@ -97,20 +98,20 @@ def test_instruction_cache_reads_the_opening_once_per_weights(adapter, tokenizer
     prompt = "Tom has 3 apples. How many now?"
     ids = tokenizer(generation.format_chat(tokenizer, tasks.classification_prompt(prompt)) + "\\boxed{",
                     add_special_tokens=False)["input_ids"]
-    head = dispatch.InstructionCache.head_ids(tokenizer)
+    head = dispatch.InstructionCache.head_ids(adapter.lm)
     assert 10 < len(head) < len(ids) and ids[:len(head)] == head  # the opening is a token prefix of the prompt
     for strategy in ("prompt", "cls", "prompt"):  # cached, for the base weights and for the cls expert's
         d, _ = adapter.first_pass(prompt, strategy=strategy)
         cls_z = adapter.cls_expert.z if strategy == "cls" else None
-        with adapter.svf.adapted(cls_z) as m:
-            expected = probabilities_one_label_at_a_time(m, tokenizer, prompt)
+        with adapter.svf.adapted(cls_z):
+            expected = probabilities_one_label_at_a_time(adapter.lm, prompt)
         assert torch.allclose(torch.tensor(list(d.probabilities.values())), expected, atol=1e-5)
     assert sorted(map(len, adapter.instruction_cache._entries.values())) == [3, 3]
-    n, kv = adapter.instruction_cache.lookup(adapter.model, tokenizer, ids, None)
+    n, kv = adapter.instruction_cache.lookup(adapter.lm, ids, None)
     assert n == len(head) and kv.get_seq_length() == len(head)
-    assert adapter.instruction_cache.lookup(adapter.model, tokenizer, ids[5:], None) == (0, None)
+    assert adapter.instruction_cache.lookup(adapter.lm, ids[5:], None) == (0, None)
     with pytest.raises(PipelineError, match="need the model's SVF engine"):
-        dispatch.category_probabilities(adapter.model, tokenizer, prompt, cache=dispatch.InstructionCache())
+        dispatch.category_probabilities(adapter.lm, prompt, cache=dispatch.InstructionCache())
 
 
 def test_a_favoured_label_wins_and_cls_expert_changes_the_pass(adapter, tokenizer):
@@ -123,17 +124,17 @@ def test_a_favoured_label_wins_and_cls_expert_changes_the_pass(adapter, tokenize
     base = adapter.first_pass(prompt, strategy="prompt")[0].probabilities
     cls = adapter.first_pass(prompt, strategy="cls")[0].probabilities
     with adapter.svf.adapted(adapter.cls_expert.z):
-        expected = dispatch.category_probabilities(adapter.model, tokenizer, prompt)
+        expected = dispatch.category_probabilities(adapter.lm, prompt)
     assert cls == pytest.approx(expected, abs=1e-6) and cls != pytest.approx(base, abs=1e-4)
 
 
 def test_other_means_the_exact_base_weights(adapter, tokenizer):
     before = snapshot(adapter.model)
-    base_answer = generation.generate(adapter.model, tokenizer, ["Hi, how are you?"], max_new_tokens=8)[0]
+    base_answer = generation.generate(adapter.lm, ["Hi, how are you?"], max_new_tokens=8)[0]
     hook = favour(adapter.model, tokenizer, "other")
     d, stream = adapter.answer("Hi, how are you?", max_new_tokens=8)
     assert d.category == "other" and d.alpha == [0.0, 0.0, 0.0] and d.base_share == 1.0
-    assert adapter.z_for(d) is None
+    assert adapter.z_from_alpha(d.alpha) is None
     hook.remove()  # the stream is lazy: the second pass runs when read
     assert joined(stream) == base_answer
     after = snapshot(adapter.model)
@@ -149,11 +150,11 @@ def test_soft_and_hard_alpha(adapter):
     # soft: z' = Σ p_k z_k + (1 − Σ p)·1; hard: the argmax expert's z
     d = dispatch.Dispatch(probs, "math", soft, 0.0, "prompt", labels)
     assert d.base_share == pytest.approx(0.2)
-    z = adapter.z_for(d)
+    z = adapter.z_from_alpha(d.alpha)
     name = adapter.svf.names[0]
     want = sum(a * e.z[name] for a, e in zip(soft, adapter.experts)) + 0.2
     assert torch.allclose(z[name], want, atol=1e-6)
-    hard = adapter.z_for(dispatch.Dispatch(probs, "math", [1.0, 0.0, 0.0], 0.0, "prompt", labels))
+    hard = adapter.z_from_alpha(dispatch.Dispatch(probs, "math", [1.0, 0.0, 0.0], 0.0, "prompt", labels).alpha)
     assert torch.equal(hard[name], adapter.experts[0].z[name])
 
 
@@ -165,8 +166,8 @@ def test_stream_equals_generate(adapter, tokenizer):
                                max_new_tokens=16)
     assert d.strategy == "manual" and d.alpha == pytest.approx(alpha)
     text = joined(stream)
-    with adapter.svf.adapted(adapter.z_for(d)) as m:
-        expected = generation.generate(m, tokenizer, ["Ann has 4 pens. Ann buys 2 more. How many pens?"], max_new_tokens=16)[0]
+    with adapter.svf.adapted(adapter.z_from_alpha(d.alpha)):
+        expected = generation.generate(adapter.lm, ["Ann has 4 pens. Ann buys 2 more. How many pens?"], max_new_tokens=16)[0]
     assert text == expected and text
 
 
@@ -240,29 +241,26 @@ def test_cem_can_be_cancelled():
 def test_fit_alpha_on_a_model_and_reuse_as_mixture(adapter, tmp_path):
     examples = tasks.TASKS["math"].examples("validation", 3)
     kw = dict(population=4, generations=2, seed=0, max_new_tokens=4)
-    fast = adapter.fit("math", examples, tasks.TASKS["math"], fast=True, per_layer=True, **kw)
+    fast = adapter.fit(examples, tasks.TASKS["math"], fast=True, per_layer=True, **kw)
     assert fast.alpha.shape == (3, adapter.svf.num_layers) and fast.evaluations == 8
     assert fast.fitness < 0 and len(fast.history) == 2  # a mean log-likelihood
-    full = cem.fit_alpha(adapter.svf, adapter.model, adapter.tok_or_proc, adapter.experts, examples,
-                         tasks.TASKS["math"], **kw)
-    again = cem.fit_alpha(adapter.svf, adapter.model, adapter.tok_or_proc, adapter.experts, examples,
-                          tasks.TASKS["math"], **kw)
+    full = cem.fit_alpha(adapter, examples, tasks.TASKS["math"], **kw)
+    again = cem.fit_alpha(adapter, examples, tasks.TASKS["math"], **kw)
     assert full.history == [h | {"seconds": g["seconds"]} for h, g in zip(again.history, full.history)]
     assert 0 < full.fitness < 1 + 1e-3 and full.alpha.shape == (3,)
     # the base model (α = 0) is scored first: the bar shown beside every generation
-    objective = cem.fewshot_objective(adapter.svf, adapter.model, adapter.tok_or_proc, adapter.experts, examples,
-                                      tasks.TASKS["math"], max_new_tokens=4)
+    objective = cem.fewshot_objective(adapter, examples, tasks.TASKS["math"], max_new_tokens=4)
     assert full.base_fitness == objective(torch.zeros(3)) and all(h["base"] == full.base_fitness for h in full.history)
     assert full.evaluations == 8  # members only
-    # the fitted mixture, saved and reloaded, drives the fewshot strategy
-    adapter.save_mixture("math", tmp_path / "math-mix.safetensors")
-    adapter.mixtures.clear()
-    adapter.load_mixture("math", tmp_path / "math-mix.safetensors")
-    d, stream = adapter.answer(examples[0].prompt, strategy="fewshot", task="math", max_new_tokens=6)
-    assert d.category == "math" and torch.tensor(d.alpha).shape == (3, adapter.svf.num_layers)
+    # the fitted mixture, saved and reloaded, drives the fewshot strategy (which reports the mixture, not a category)
+    save_expert(adapter.mixture(fast.alpha), tmp_path / "math-mix.safetensors")
+    mixture = load_expert(tmp_path / "math-mix.safetensors", adapter.svf)
+    d, stream = adapter.answer(examples[0].prompt, strategy="fewshot", mixture=mixture, max_new_tokens=6)
+    assert d.category is None and d.mixture == mixture.label == "mixture:math+code+reasoning"
+    assert torch.tensor(d.alpha).shape == (3, adapter.svf.num_layers) and d.labels == adapter.labels
     text = joined(stream)  # read outside the lock below: the second pass needs it
-    with adapter.svf.adapted(adapter.svf.mix([e.z for e in adapter.experts], fast.alpha)) as m:
-        assert text == generation.generate(m, adapter.tok_or_proc, [examples[0].prompt], max_new_tokens=6)[0]
+    with adapter.svf.adapted(adapter.svf.mix([e.z for e in adapter.experts], fast.alpha)):
+        assert text == generation.generate(adapter.lm, [examples[0].prompt], max_new_tokens=6)[0]
 
 
 # ----------------------------------------------------------------------------- vision
@@ -285,16 +283,16 @@ def test_vision_model_with_vqa_and_transferred_text_experts(tokenizer, tmp_path)
     assert torch.equal(transferred[0].z["model.language_model.layers.1.mlp.up_proj.weight"],
                        load_expert(paths[0]).z["model.layers.1.mlp.up_proj.weight"])
     vqa = random_experts(svf, ("vqa",), seed=5)[0]
-    adapter = Adapter(model, processor, [vqa, *transferred], svf=svf)
+    adapter = Adapter(LoadedModel.wrap(model, processor), [vqa, *transferred], svf=svf)
     example = tasks.TASKS["vqa"].examples("validation", 2)
     d, stream = adapter.answer(example[0].prompt, example[0].image, max_new_tokens=5)
     assert list(d.probabilities) == list(tasks.CATEGORIES) and math.isclose(sum(d.probabilities.values()), 1, rel_tol=1e-5)
-    expected = probabilities_one_label_at_a_time(model, processor, example[0].prompt, example[0].image)
+    expected = probabilities_one_label_at_a_time(adapter.lm, example[0].prompt, example[0].image)
     assert torch.allclose(torch.tensor(list(d.probabilities.values())), expected, atol=1e-5)
     text = joined(stream)
-    with svf.adapted(adapter.z_for(d)) as m:
-        assert text == generation.generate(m, processor, [example[0].prompt], [example[0].image], max_new_tokens=5)[0]
-    r = adapter.fit("vqa", example, tasks.TASKS["vqa"], fast=True, population=2, generations=1)
+    with svf.adapted(adapter.z_from_alpha(d.alpha)):
+        assert text == generation.generate(adapter.lm, [example[0].prompt], [example[0].image], max_new_tokens=5)[0]
+    r = adapter.fit(example, tasks.TASKS["vqa"], fast=True, population=2, generations=1)
     assert r.evaluations == 2 and math.isfinite(r.fitness)
 
 
@@ -304,10 +302,10 @@ def test_errors_say_what_is_wrong(adapter, tokenizer):
     math_task = tasks.TASKS["math"]
     examples = math_task.examples("validation", 2)
     with pytest.raises(PipelineError, match="at least 2 examples"):
-        adapter.fit("math", examples[:1], math_task)
+        adapter.fit(examples[:1], math_task)
     empty = [examples[0], tasks.Example(examples[1].prompt, "", "", "math")]
     with pytest.raises(PipelineError, match="empty reference"):
-        adapter.fit("math", empty, math_task)
+        adapter.fit(empty, math_task)
     for alpha, message in (([0.5, float("nan"), 0.1], "non-finite"), ([0.5, 1.5, 0.0], "outside the bounds"),
                            ([0.5, 0.5], "shape"), (None, "needs alpha")):
         with pytest.raises(PipelineError, match=message):
@@ -322,8 +320,8 @@ def test_errors_say_what_is_wrong(adapter, tokenizer):
         adapter.answer("hi", strategy="guess")
     with pytest.raises(PipelineError, match="unknown mode"):
         adapter.answer("hi", mode="medium")
-    with pytest.raises(PipelineError, match="no few-shot mixture"):
-        adapter.answer("hi", strategy="fewshot", task="math")
+    with pytest.raises(PipelineError, match="few-shot needs a mixture"):
+        adapter.answer("hi", strategy="fewshot")
     adapter.cls_expert = None
     with pytest.raises(PipelineError, match="classification expert"):
         adapter.answer("hi", strategy="cls")

@@ -9,11 +9,12 @@ import pytest
 import torch
 from conftest import save_model_dir, tiny_chat_model
 
-from t2demo import __main__ as cli
-from t2demo import evaluate, generation, pretrain, report, tasks, train
-from t2demo.dispatch import label_ids
+from t2demo import cli, evaluate, generation, pretrain, report, tasks, train
+from t2demo.adapt.adapter import Adapter
+from t2demo.adapt.dispatch import label_ids
+from t2demo.atomic import write_json_atomic
 from t2demo.experts import Expert, save_expert
-from t2demo.pipeline import Adapter
+from t2demo.models import LoadedModel
 from t2demo.svf import SVF
 
 
@@ -34,9 +35,9 @@ def text_dir(tokenizer, tmp_path_factory):
     return save_model_dir(text_model(tokenizer), tokenizer, tmp_path_factory.mktemp("models") / "text")
 
 
-def vision_model(text_dir):
+def vision_model(text_dir) -> LoadedModel:
     model, processor = pretrain.build_vision_model(text_dir, tile=32, patch=8)
-    return model.eval(), processor
+    return LoadedModel.wrap(model.eval(), processor)
 
 
 def write_expert(model, folder, stem: str, targets: str = "mlp", seed: int = 1) -> None:
@@ -49,7 +50,7 @@ def write_expert(model, folder, stem: str, targets: str = "mlp", seed: int = 1) 
 
 
 def sides(tokenizer, text_dir, root) -> tuple[report.Side, report.Side]:
-    return (report.Side("tiny-text", False, root / "text", lambda: (text_model(tokenizer), tokenizer)),
+    return (report.Side("tiny-text", False, root / "text", lambda: LoadedModel.wrap(text_model(tokenizer), tokenizer)),
             report.Side("tiny-vlm", True, root / "vlm", lambda: vision_model(text_dir)))
 
 
@@ -80,17 +81,17 @@ def test_paired_difference_by_hand():
 
 def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     text, vision = sides(tokenizer, text_dir, tmp_path)
-    model = text.loaded[0]
+    model = text.loaded.model
     for stem, targets, seed in (("math", "mlp", 1), ("math-attn", "attn", 2), ("math-all", "all", 3), ("reasoning", "mlp", 4)):
         write_expert(model, text.experts, stem, targets, seed)
-    write_expert(vision.loaded[0], vision.experts, "vqa", seed=5)
+    write_expert(vision.loaded.model, vision.experts, "vqa", seed=5)
     cfg = train.ExpertConfig(method="lora", steps=1, batch_size=2, val_n=2, train_n=2, eval_every=1, lr=0.5, grad_clip=0.0)
-    train.train_expert(text_model(tokenizer), tokenizer, tasks.TASKS["math"], cfg, text.experts / "math-lora",
-                       progress_bar=False)
+    train.train_expert(LoadedModel.wrap(text_model(tokenizer), tokenizer), tasks.TASKS["math"], cfg,
+                       text.experts / "math-lora", progress_bar=False)
     before = snapshot(model)
     out = tmp_path / "t1.json"
     result = report.table1(text, vision, limit=3, batch_size=2, progress=False,
-                           on_task=lambda r: evaluate.write_json_atomic(out, r))
+                           on_task=lambda r: write_json_atomic(out, r))
 
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))  # the last write has everything
     assert list(result["tasks"]) == list(tasks.TRAINING_TASKS) and result["limit"] == 3
@@ -110,8 +111,8 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     examples = tasks.TASKS["math"].examples("test", 3)
     svf = SVF(model)
     with svf.adapted(report.load_expert(text.experts / "math.safetensors", svf).z):
-        adapted = evaluate.score_task(model, tokenizer, tasks.TASKS["math"], examples, progress=False)
-    base = evaluate.score_task(model, tokenizer, tasks.TASKS["math"], examples, progress=False)
+        adapted = evaluate.score_task(text.loaded, tasks.TASKS["math"], examples, progress=False)
+    base = evaluate.score_task(text.loaded, tasks.TASKS["math"], examples, progress=False)
     assert rows["svf"]["accuracy"] == evaluate.summarise(adapted)["accuracy"]
     assert rows["svf"]["vs_base"] == report.paired_difference(adapted, base)
     # missing files: a note with the exact command that writes them where they are looked up
@@ -149,7 +150,7 @@ def test_grouped_second_pass_equals_per_prompt_adaptation(tokenizer, monkeypatch
     g = torch.Generator().manual_seed(0)
     experts = [Expert.from_svf(svf, {n: 1 + 0.5 * torch.randn(r, generator=g) for n, r in svf.ranks.items()}, label)
                for label in ("math", "code", "reasoning")]
-    adapter = Adapter(model, tokenizer, experts, svf=svf)
+    adapter = Adapter(LoadedModel.wrap(model, tokenizer), experts, svf=svf)
     prompts = [ex.prompt for ex in tasks.TASKS["math"].examples("test", 7)]
     examples = [tasks.Example(p, "yes" if i % 3 else "no", "", "recording") for i, p in enumerate(prompts)]
     alphas = [[1, 0, 0], [0, 1, 0], [0, 0, 0], [1, 0, 0], [0.5, 0.5, 0], [0, 1, 0], [0, 0, 0]]
@@ -159,7 +160,7 @@ def test_grouped_second_pass_equals_per_prompt_adaptation(tokenizer, monkeypatch
     calls = []
     real = svf.adapted
     monkeypatch.setattr(svf, "adapted", lambda z: calls.append(z) or real(z))
-    outcomes = report.score_grouped(svf, tokenizer, task, examples, passes, batch_size=2)
+    outcomes = report.score_grouped(adapter, task, examples, passes, batch_size=2)
     assert len(calls) == 4  # one weight swap per distinct α, not per prompt
     assert outcomes == [ex.reference == "yes" for ex in examples]  # back in the examples' order
     monkeypatch.undo()
@@ -171,7 +172,7 @@ def test_grouped_second_pass_equals_per_prompt_adaptation(tokenizer, monkeypatch
 
 def test_dispatch_confusion_counts(tokenizer):
     model = text_model(tokenizer)
-    adapter = Adapter(model, tokenizer, [])
+    adapter = Adapter(LoadedModel.wrap(model, tokenizer), [])
     examples = tasks.classification_examples("test", 10)
     per_category = {c: sum(ex.reference == c for ex in examples) for c in tasks.CATEGORIES}
     free = report.dispatch_confusion(adapter, examples, "prompt")
@@ -193,21 +194,22 @@ def test_dispatch_confusion_counts(tokenizer):
 def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
     text, vision = sides(tokenizer, text_dir, tmp_path)
     for seed, label in enumerate(("math", "code", "reasoning", "cls")):
-        write_expert(text.loaded[0], text.experts, label, seed=seed)
-    write_expert(vision.loaded[0], vision.experts, "vqa", seed=9)
+        write_expert(text.loaded.model, text.experts, label, seed=seed)
+    write_expert(vision.loaded.model, vision.experts, "vqa", seed=9)
     shots, fits = [], []
     real_fit = Adapter.fit
-    monkeypatch.setattr(Adapter, "fit", lambda self, name, examples, task, **kw: shots.append(examples) or
-                        fits.append(kw) or real_fit(self, name, examples, task, **kw))
-    before = snapshot(text.loaded[0])
+    monkeypatch.setattr(Adapter, "fit", lambda self, examples, task, **kw: shots.append(examples) or
+                        fits.append(kw) or real_fit(self, examples, task, **kw))
+    before = snapshot(text.loaded.model)
     result = report.table2(text, vision, limit=2, batch_size=2, task_names=("math-hard", "vqa-knowledge"), cls_limit=5,
                            fewshot_n=3, population=2, generations=1, fast=True, progress=False)
     json.dumps(result)  # JSON-ready
     assert result["fewshot"] == {"n": 3, "split": "validation", "population": 2, "generations": 1, "seed": 0,
                                  "fast": True}
     assert all(kw["fast"] is True and kw["population"] == 2 for kw in fits)
-    assert result["tasks"]["math-hard"]["experts"] == ["math", "code", "reasoning"]
-    assert result["tasks"]["vqa-knowledge"]["experts"] == ["vqa", "math", "code", "reasoning"]  # text ones transferred
+    # the experts as the app loads them (experts.load_model_experts: by label, own before transferred)
+    assert result["tasks"]["math-hard"]["experts"] == ["code", "math", "reasoning"]
+    assert result["tasks"]["vqa-knowledge"]["experts"] == ["vqa", "code", "math", "reasoning"]  # text ones transferred
     for name, entry in result["tasks"].items():
         rows = entry["rows"]
         assert list(rows) == ["base", "prompt", "cls", "fewshot"] and entry["n"] == 2
@@ -225,7 +227,7 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
         d = result["dispatch"][strategy]
         check_result(d, 5)
         assert sum(sum(row.values()) for row in d["confusion"].values()) == 5
-    after = snapshot(text.loaded[0])
+    after = snapshot(text.loaded.model)
     assert all(torch.equal(before[n], after[n]) for n in before)
     table = report.format_table2(result)
     assert "CEM" in table and "Dispatch cls" in table and "vqa-knowledge" in table and "fitness: log-likelihood" in table
@@ -236,7 +238,7 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
 
 def test_table2_missing_experts_give_train_commands(tokenizer, text_dir, tmp_path):
     text, _ = sides(tokenizer, text_dir, tmp_path)
-    write_expert(text.loaded[0], text.experts, "math")
+    write_expert(text.loaded.model, text.experts, "math")
     result = report.table2(text, None, limit=2, batch_size=2, task_names=("math-hard",), cls_limit=5, progress=False)
     rows = result["tasks"]["math-hard"]["rows"]
     check_result(rows["base"], 2)

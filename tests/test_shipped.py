@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from t2demo import generation, models, tasks
-from t2demo.dispatch import category_probabilities
+from t2demo.adapt.dispatch import category_probabilities
 from t2demo.experts import expert_dir, load_expert_dir
 from t2demo.svf import SVF
 
@@ -22,48 +22,49 @@ def text(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("T2DEMO_CACHE", str(tmp_path_factory.mktemp("cache")))
-        model, tokenizer = models.load_text_model("default", "cpu")
-        yield model, tokenizer, SVF(model)
+        lm = models.load_model("default", "text", "cpu")
+        yield lm, SVF(lm.model)
 
 
 def test_default_text_model_answers_offline(text):
-    model, tokenizer, _ = text
-    assert type(model).__name__ == "LlamaForCausalLM" and tokenizer.chat_template
+    lm, _ = text
+    assert type(lm.model).__name__ == "LlamaForCausalLM" and lm.tokenizer.chat_template
     examples = tasks.TASKS["math"].examples("test", 8)
-    answers = generation.generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=64)
+    answers = generation.generate(lm, [e.prompt for e in examples], max_new_tokens=64)
     assert sum(tasks.TASKS["math"].check_many(examples, answers)) >= 1  # a trained model, not a random one
 
 
 def test_shipped_text_experts_load_and_change_the_answers(text):
-    model, tokenizer, svf = text
+    lm, svf = text
     experts, cls = load_expert_dir(expert_dir(models.DEFAULT_TEXT_MODEL), svf)
     assert [e.label for e in experts] == ["code", "math", "reasoning"] and cls is not None
     prompts = [e.prompt for name in ("math", "code", "reasoning") for e in tasks.TASKS[name].examples("test", 4)]
-    base = generation.generate(model, tokenizer, prompts, max_new_tokens=48)
+    base = generation.generate(lm, prompts, max_new_tokens=48)
     for expert in experts:
         assert all(bool(torch.isfinite(v).all()) for v in expert.z.values())
-        with svf.adapted(expert.z) as m:
-            assert generation.generate(m, tokenizer, prompts, max_new_tokens=48) != base, expert.label
+        with svf.adapted(expert.z):
+            assert generation.generate(lm, prompts, max_new_tokens=48) != base, expert.label
     # the classification expert's job is the first pass: it moves the category probabilities
-    before = [category_probabilities(model, tokenizer, p) for p in prompts[:3]]
-    after = [category_probabilities(model, tokenizer, p, svf=svf, cls_z=cls.z) for p in prompts[:3]]
+    before = [category_probabilities(lm, p) for p in prompts[:3]]
+    after = [category_probabilities(lm, p, svf=svf, cls_z=cls.z) for p in prompts[:3]]
     assert before != after
 
 
 def test_default_vision_model_and_its_expert(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model, processor = models.load_vision_model("default", "cpu")
+    lm = models.load_model("default", "vision", "cpu")
+    model = lm.model
     assert type(model).__name__ == "LlavaNextForConditionalGeneration"
     svf = SVF(model)
     experts, _ = load_expert_dir(expert_dir(models.DEFAULT_VISION_MODEL), svf)
     assert [e.label for e in experts] == ["vqa"]
     examples = tasks.TASKS["vqa"].examples("test", 8)
     prompts, images = [e.prompt for e in examples], [e.image for e in examples]
-    answers = generation.generate(model, processor, prompts, images, max_new_tokens=8)
+    answers = generation.generate(lm, prompts, images, max_new_tokens=8)
     assert sum(tasks.TASKS["vqa"].check_many(examples, answers)) >= 4  # it reads (81 % on the test split)
     # the expert changes a good reader's greedy words only now and then; it must move its next-token
     # distribution at the answer position
-    batch = generation.encode_prompts(processor, prompts, images)
+    batch = generation.encode_prompts(lm, prompts, images)
     with torch.no_grad():
         base = model(**batch).logits[:, -1]
         with svf.adapted(experts[0].z) as m:

@@ -11,10 +11,10 @@ import pytest
 import torch
 from conftest import save_model_dir, tiny_chat_model
 
-from t2demo import __main__ as cli
-from t2demo import experts, pretrain, tasks, train
+from t2demo import cli, experts, pretrain, tasks, train
 from t2demo.experts import load_expert
 from t2demo.generation import encode_prompts
+from t2demo.models import LoadedModel
 from t2demo.svf import SVF
 
 
@@ -65,10 +65,11 @@ def checkpoint_params(out) -> tuple[dict[str, torch.Tensor], dict]:
     return {k.removeprefix("param/"): v for k, v in tensors.items() if k.startswith("param/")}, progress
 
 
-def p_rewarded(model, tokenizer, svf: SVF, z) -> float:
+def p_rewarded(lm: LoadedModel, svf: SVF, z) -> float:
     """Mean probability, over the toy prompts, that the first answer token earns the reward."""
+    model, tokenizer = lm.model, lm.tokenizer
     rewarded = [i for i in range(len(tokenizer)) if i not in tokenizer.all_special_ids and even_start(tokenizer.decode([i]))]
-    enc = encode_prompts(tokenizer, [ex.prompt for ex in ToyTask().examples("train", 16)])
+    enc = encode_prompts(lm, [ex.prompt for ex in ToyTask().examples("train", 16)])
     mask = enc["attention_mask"]
     with svf.adapted(z), torch.no_grad():
         logits = model(**enc, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[:, -1]
@@ -77,14 +78,15 @@ def p_rewarded(model, tokenizer, svf: SVF, z) -> float:
 
 def test_rl_moves_z_towards_the_reward(tokenizer, tmp_path):
     model = text_model(tokenizer, init=0.3)
+    lm = LoadedModel.wrap(model, tokenizer)
     out = tmp_path / "toy.safetensors"
-    summary = train.train_expert(model, tokenizer, ToyTask(), cfg(steps=10, batch_size=32, eval_every=5, train_n=64,
+    summary = train.train_expert(lm, ToyTask(), cfg(steps=10, batch_size=32, eval_every=5, train_n=64,
                                                                   normalize_rewards=True), out, progress_bar=False)
     svf = SVF(model)
     z, progress = checkpoint_params(out)
     assert progress["step"] == 10 and [e["step"] for e in progress["evals"]] == [0, 5, 10]
     assert max((v - 1).abs().max().item() for v in z.values()) > 0.1  # z moved off the base model
-    before, after = p_rewarded(model, tokenizer, svf, None), p_rewarded(model, tokenizer, svf, z)
+    before, after = p_rewarded(lm, svf, None), p_rewarded(lm, svf, z)
     assert after > before + 0.1, (before, after)
     rewards = [s["reward"] for s in summary["log"]]
     assert sum(rewards[-3:]) > sum(rewards[:3])
@@ -110,19 +112,21 @@ def test_group_advantages_compare_answers_to_the_same_prompt():
 
 def test_rl_with_group_rollouts_learns_the_toy_task(tokenizer, tmp_path):
     model = text_model(tokenizer, init=0.3)
+    lm = LoadedModel.wrap(model, tokenizer)
     svf = SVF(model)
     out = tmp_path / "toy.safetensors"
-    summary = train.train_expert(model, tokenizer, ToyTask(), cfg(steps=10, batch_size=8, rollouts=4, eval_every=5,
+    summary = train.train_expert(lm, ToyTask(), cfg(steps=10, batch_size=8, rollouts=4, eval_every=5,
                                                                   train_n=64), out, progress_bar=False)
     z, _ = checkpoint_params(out)
-    before, after = p_rewarded(model, tokenizer, svf, None), p_rewarded(model, tokenizer, svf, z)
+    before, after = p_rewarded(lm, svf, None), p_rewarded(lm, svf, z)
     assert after > before + 0.1, (before, after)
     assert len(summary["log"]) == 10
 
 
 def test_ntp_lowers_the_loss(tokenizer, tmp_path):
     model = text_model(tokenizer, init=0.3)
-    summary = train.train_expert(model, tokenizer, tasks.TASKS["math"], cfg(objective="ntp", steps=6, eval_every=6, val_n=2,
+    lm = LoadedModel.wrap(model, tokenizer)
+    summary = train.train_expert(lm, tasks.TASKS["math"], cfg(objective="ntp", steps=6, eval_every=6, val_n=2,
                                                                               train_n=4, lr=0.1), tmp_path / "m.safetensors",
                                  progress_bar=False)
     losses = [s["loss"] for s in summary["log"]]
@@ -131,11 +135,12 @@ def test_ntp_lowers_the_loss(tokenizer, tmp_path):
 
 def test_resume_continues_from_the_checkpoint(tokenizer, tmp_path):
     model = text_model(tokenizer, init=0.3)
+    lm = LoadedModel.wrap(model, tokenizer)
     task = ToyTask()
-    whole = train.train_expert(model, tokenizer, task, cfg(steps=4), tmp_path / "whole.safetensors", progress_bar=False)
+    whole = train.train_expert(lm, task, cfg(steps=4), tmp_path / "whole.safetensors", progress_bar=False)
     out = tmp_path / "split.safetensors"
-    train.train_expert(model, tokenizer, task, cfg(steps=2), out, progress_bar=False)  # "interrupted" after 2 steps
-    resumed = train.train_expert(model, tokenizer, task, cfg(steps=4), out, progress_bar=False)
+    train.train_expert(lm, task, cfg(steps=2), out, progress_bar=False)  # "interrupted" after 2 steps
+    resumed = train.train_expert(lm, task, cfg(steps=4), out, progress_bar=False)
     assert [s["step"] for s in resumed["log"]] == [3, 4]  # only the remaining steps
     assert [s["reward"] for s in resumed["log"]] == [s["reward"] for s in whole["log"][2:]]
     z_whole, _ = checkpoint_params(tmp_path / "whole.safetensors")
@@ -143,20 +148,21 @@ def test_resume_continues_from_the_checkpoint(tokenizer, tmp_path):
     assert progress["step"] == 4
     assert all(torch.allclose(z_whole[n], z_resumed[n], atol=1e-6) for n in z_whole)  # the same run, resumed
     with pytest.raises(train.CheckpointMismatch, match="another run"):
-        train.train_expert(model, tokenizer, task, cfg(steps=4, objective="ntp"), out, progress_bar=False)
-    again = train.train_expert(model, tokenizer, task, cfg(steps=1, eval_every=1), out, fresh=True, progress_bar=False)
+        train.train_expert(lm, task, cfg(steps=4, objective="ntp"), out, progress_bar=False)
+    again = train.train_expert(lm, task, cfg(steps=1, eval_every=1), out, fresh=True, progress_bar=False)
     assert [s["step"] for s in again["log"]] == [1]
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tokenizer, tmp_path, monkeypatch):
     model = text_model(tokenizer, init=0.3)
+    lm = LoadedModel.wrap(model, tokenizer)
     out = tmp_path / "toy.safetensors"
-    train.train_expert(model, tokenizer, ToyTask(), cfg(steps=2), out, progress_bar=False)
+    train.train_expert(lm, ToyTask(), cfg(steps=2), out, progress_bar=False)
     good, _ = checkpoint_params(out)
     real = train.rl_loss
     monkeypatch.setattr(train, "rl_loss", lambda *a, **k: (real(*a, **k)[0] * float("nan"), 0.0))
     with pytest.raises(train.TrainingDiverged, match=r"step 3: the loss is not finite.*checkpoint .*step 2"):
-        train.train_expert(model, tokenizer, ToyTask(), cfg(steps=4), out, progress_bar=False)
+        train.train_expert(lm, ToyTask(), cfg(steps=4), out, progress_bar=False)
     kept, progress = checkpoint_params(out)
     assert progress["step"] == 2 and all(torch.equal(good[n], kept[n]) for n in good)
     assert all(torch.isfinite(v).all() for v in load_expert(out, SVF(model)).z.values())
@@ -164,10 +170,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tokenizer, tmp
 
 def test_lora_runs_and_saves_with_peft(tokenizer, tmp_path):
     model = text_model(tokenizer, init=0.3)
+    lm = LoadedModel.wrap(model, tokenizer)
     counts = train.parameter_counts(model, "mlp", lora_rank=4)
     assert counts["svf"] == sum(SVF(model).ranks.values()) and counts["svf"] < counts["lora"]
     out = tmp_path / "toy-lora"
-    summary = train.train_expert(model, tokenizer, ToyTask(), cfg(method="lora", lora_rank=4, kl_coef=0.1), out,
+    summary = train.train_expert(lm, ToyTask(), cfg(method="lora", lora_rank=4, kl_coef=0.1), out,
                                  progress_bar=False)
     assert summary["trainable"] == counts["lora"] and summary["steps"] == 2
     assert summary["log"][-1]["kl"] > 0  # the adapter moved away from the base model
@@ -181,11 +188,12 @@ def test_lora_runs_and_saves_with_peft(tokenizer, tmp_path):
 def test_vision_model_trains_on_vqa(text_dir, tmp_path):
     model, processor = pretrain.build_vision_model(text_dir, tile=32, patch=8)
     model.eval()
+    lm = LoadedModel.wrap(model, processor)
     out = tmp_path / "vqa.safetensors"
     vqa = tasks.TASKS["vqa"]
-    summary = train.train_expert(model, processor, vqa, cfg(steps=1, batch_size=2, val_n=2, train_n=2), out, progress_bar=False)
+    summary = train.train_expert(lm, vqa, cfg(steps=1, batch_size=2, val_n=2, train_n=2), out, progress_bar=False)
     assert summary["steps"] == 1 and summary["log"][0]["grad_norm"] > 0
-    ntp = train.train_expert(model, processor, vqa, cfg(objective="ntp", steps=1, batch_size=2, val_n=2, train_n=2),
+    ntp = train.train_expert(lm, vqa, cfg(objective="ntp", steps=1, batch_size=2, val_n=2, train_n=2),
                              tmp_path / "vqa-ntp.safetensors", progress_bar=False)
     assert ntp["log"][0]["grad_norm"] > 0
     assert load_expert(out, SVF(model)).label == "vqa"
