@@ -65,7 +65,7 @@ def first_pass_summary(d: Dispatch) -> str:
         chosen = f"the z' of {d.mixture}" if d.mixture else "none (base weights)"
     base = f"; base share {d.base_share:.2f}" if abs(d.base_share) > 5e-3 else ""
     read = f"category **{d.category}** → " if d.category is not None else ""
-    return (f"**First pass** ({STRATEGIES[d.strategy].title}, {d.seconds * 1000:.0f} ms): {read}"
+    return (f"**First pass** ({d.strategy}, {d.seconds * 1000:.0f} ms): {read}"
             f"experts {chosen}; α = {shown}{base}")
 
 
