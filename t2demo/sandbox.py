@@ -269,6 +269,7 @@ def _inner_flags() -> list[str]:
 
 
 def _tail_flags() -> list[str]:
+    """The mounts after the runtime's: /proc, /dev, the only writable place /tmp; then the rest read-only."""
     return ["--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--chdir", "/tmp",
             "--remount-ro", "/dev", "--remount-ro", "/"]
 

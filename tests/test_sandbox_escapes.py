@@ -285,7 +285,8 @@ ATTEMPTS = {
     "open_by_handle_at (shocker)": lambda h: ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
         "handle = (ctypes.c_uint32 * 4)(8, 1, 2, 0)  # bytes, type, inode 2\nfd = os.open('/', os.O_RDONLY)\n"
         "r = libc.open_by_handle_at(fd, handle, 0)\nprint('open_by_handle_at', ESC if r >= 0 else 'refused', ctypes.get_errno())"),
-    "inject into the terminal (TIOCSTI)": lambda h: "must_fail('tty', lambda: open('/dev/tty', 'w'))",
+    "inject into the terminal (TIOCSTI)": lambda h: ("import fcntl, termios\nmust_fail('tty', lambda: open('/dev/tty', 'w'))\n"
+        "for fd in (0, 1, 2):\n    must_fail(fd, lambda: fcntl.ioctl(fd, termios.TIOCSTI, b'x'))\n"),
     # network (the issue: the network namespace held; it still must)
     "TCP to the host": lambda h: f"import socket\nmust_fail('tcp', lambda: socket.create_connection(('127.0.0.1', {h.tcp.getsockname()[1]}), timeout=2))",
     "TCP to the internet": lambda h: "import socket\nmust_fail('tcp', lambda: socket.create_connection(('1.1.1.1', 53), timeout=2))",
