@@ -19,11 +19,12 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
+from t2demo import paths
 from t2demo.atomic import save_safetensors_atomic
 from t2demo.svf import SVF
 
 FORMAT_VERSION = 1
-EXPERTS_DIR = Path(__file__).resolve().parent.parent / "experts"
+EXPERTS_DIR = paths.EXPERTS
 CLASSIFIER_LABEL = "cls"  # the first-pass classification expert; every other file is a task expert
 _REQUIRED = ("format_version", "label", "base_model", "fingerprint", "targets", "parameterisation", "notes")
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from t2demo import paths
 from t2demo.families import TEXT_FAMILY, VISION_FAMILY, Family, family_of
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = paths.ASSETS
 DEFAULT_MODELS = {"text": ASSETS / "t2demo-llama-tiny", "vision": ASSETS / "t2demo-llava-tiny"}
 DEFAULT_TEXT_MODEL, DEFAULT_VISION_MODEL = DEFAULT_MODELS["text"], DEFAULT_MODELS["vision"]
 KIND_FAMILY = {"text": TEXT_FAMILY, "vision": VISION_FAMILY}

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
 from t2demo import session as sessions
+from t2demo.paths import EXAMPLE_IMAGES
 from t2demo.session import MAX_MESSAGE_CHARS
 from t2demo.tasks import world
 from t2demo.ui.page_parts import Page
 from t2demo.ui.panel import build_controls, build_scaling_plots, respond, user_errors
 
 TITLE = "VQA"
-EXAMPLE_IMAGES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 
 
 def example_question(word: str) -> str:
