@@ -168,11 +168,10 @@ def app_startup(port: int, timeout: float = 300.0) -> float:
     import subprocess
     import sys
     import urllib.request
-    from pathlib import Path
+    from t2demo.paths import APP
 
-    root = Path(__file__).resolve().parent.parent
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(root / "app.py"), "--port", str(port)], cwd=root,
+    proc = subprocess.Popen([sys.executable, str(APP), "--port", str(port)], cwd=APP.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while time.perf_counter() - start < timeout:

@@ -304,7 +304,7 @@ def _add_report(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its flags."""
-    parser = argparse.ArgumentParser(prog="python -m t2demo",
+    parser = argparse.ArgumentParser(prog="t2demo",
                                      description="Transformer² self-adaptation: train, evaluate, report, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_bench, _add_train_base, _add_eval, _add_train_expert, _add_report, _add_export_lora):
