@@ -1,6 +1,8 @@
 """`python -m t2demo bench compose`: how fast and how exact SVF composition is, against the authors'
 formulation and against the floor a full-rank compose cannot beat (one plain matrix product);
 plus the cost of decomposing, loading the cache, swapping weights and the no-swap forward.
+`bench app`, `bench cem` and `bench serve` (many users at once: the old swap-and-lock path, the
+batched factored path and the base model alone) measure the app's paths on the shipped models.
 """
 
 from __future__ import annotations
@@ -277,4 +279,165 @@ def format_cem(result: dict) -> str:
         lines.append(f"{name:<14}{row['generations']:>4} gen {row['wall_s']:>9.1f} s {row['evaluations_per_s']:>9.2f} eval/s")
     lines.append(f"speedup over the naive loop: batched {result['speedup_batched']:.1f}x, fast {result['speedup_fast']:.1f}x "
                  f"(a full naive fit: ~{result['naive_full_fit_estimate_s']:.0f} s)")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- serving
+
+SERVE_USERS = (1, 4, 16)
+SERVE_TOKENS = 48
+SERVE_TARGETS = {"batched_over_swap": 5.0, "batched_over_base": 0.6}  # at N = 16
+
+
+def _serve_jobs(adapter, n: int, seed: int = 0) -> list[tuple[dict, dict | None]]:
+    """n users' chat messages (math, code and reasoning prompts in turn), each with its own random α
+    (a mixture of the experts, Dirichlet(1)), encoded as the app encodes a turn."""
+    from t2demo import tasks
+
+    g = torch.Generator().manual_seed(seed)
+    names = ("math", "code", "reasoning")
+    examples = [tasks.TASKS[name].examples("validation", n) for name in names]
+    jobs = []
+    for i in range(n):
+        alpha = -torch.rand(len(adapter.experts), generator=g).log()
+        jobs.append((adapter.encode(examples[i % 3][i].prompt, max_new_tokens=SERVE_TOKENS),
+                     adapter.z_from_alpha(alpha / alpha.sum())))
+    return jobs
+
+
+def _at_once(work: Callable[[int], object], n: int) -> tuple[float, list[float]]:
+    """work(i) for i < n, one thread each, released together: the wall time and each one's latency."""
+    import threading
+
+    barrier = threading.Barrier(n + 1)
+    done: list = [None] * n
+
+    def user(i: int) -> None:
+        barrier.wait()
+        try:
+            work(i)
+            done[i] = time.perf_counter()
+        except Exception as e:  # noqa: BLE001 - raised below, in the caller
+            done[i] = e
+
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    for d in done:
+        if isinstance(d, Exception):
+            raise d
+    return max(done) - start, [d - start for d in done]
+
+
+def _serve_paths(adapter, jobs: list[tuple[dict, dict | None]]) -> dict[str, Callable[[], tuple[float, list[float]]]]:
+    """The three ways to answer the users: (a) swap: each composes its z' under the lock and generates
+    alone (the old path); (b) batched: all through the scheduler, a z' per row; (c) base: the base
+    model alone, one dense batch. Every answer is exactly SERVE_TOKENS tokens (min = max)."""
+    from t2demo.serving import batch_inputs
+
+    tok, n = adapter.lm.tokenizer, len(jobs)
+    kwargs = {"max_new_tokens": SERVE_TOKENS, "min_new_tokens": SERVE_TOKENS, "do_sample": False,
+              "pad_token_id": tok.pad_token_id, "eos_token_id": adapter.scheduler.eos}
+
+    def on_device(enc: dict) -> dict:
+        return {k: v.to(adapter.lm.device) for k, v in enc.items()}
+
+    def swap(i: int) -> None:
+        enc, z = jobs[i]
+        with adapter.svf.adapted(z) as model, torch.no_grad():
+            model.generate(**on_device(enc), **kwargs)
+
+    def batched(i: int) -> None:
+        enc, z = jobs[i]
+        for _ in adapter.scheduler.submit(enc, [z], SERVE_TOKENS, SERVE_TOKENS):
+            pass
+
+    def base() -> tuple[float, list[float]]:
+        enc = on_device(batch_inputs([e for e, _ in jobs], tok.pad_token_id))
+        start = time.perf_counter()
+        with adapter.svf.adapted(None) as model, torch.no_grad():
+            model.generate(**enc, **kwargs)
+        wall = time.perf_counter() - start
+        return wall, [wall] * n
+
+    return {"swap": lambda: _at_once(swap, n), "batched": lambda: _at_once(batched, n), "base": base}
+
+
+def _serve_row(runs: list[tuple[float, list[float]]], n: int) -> dict:
+    """Throughput (median over repeats) and per-user latency percentiles (all users of all repeats)."""
+    latencies = torch.tensor([s for _, users in runs for s in users], dtype=torch.float64)
+    return {"tokens_per_s": statistics.median(n * SERVE_TOKENS / wall for wall, _ in runs),
+            "p50_s": latencies.quantile(0.5).item(), "p95_s": latencies.quantile(0.95).item(),
+            "wall_s": statistics.median(wall for wall, _ in runs)}
+
+
+def _factorize_s(svf: SVF, device: torch.device, repeats: int = 20) -> float:
+    """What a batch pays to factorize the model and put the dense modules back."""
+    from t2demo.factored import factorize
+
+    def once() -> None:
+        with svf.adapted(None):
+            factorize(svf).unfactorize()
+
+    return timed(once, device, repeats)
+
+
+def serve_bench(model_name: str = "default", device: str | None = None, repeats: int = 5) -> dict:
+    """`bench serve`: N = 1, 4, 16 simulated users at once, each one chat message with its own α,
+    answered by the swap path, the batched factored path and the base model alone (see _serve_paths);
+    the three are timed in turn within every repeat. Plus the factored path's memory."""
+    from t2demo.factored import memory_report
+
+    adapter, source = _bench_adapter(model_name, device)
+    dev = adapter.lm.device
+    users = {}
+    for n in SERVE_USERS:
+        paths = _serve_paths(adapter, _serve_jobs(adapter, n))
+        for fn in paths.values():  # warm-up
+            fn()
+        runs: dict[str, list] = {name: [] for name in paths}
+        batches_before = len(adapter.scheduler.batches)
+        for _ in range(repeats):
+            for name, fn in paths.items():
+                runs[name].append(fn())
+        row = {name: _serve_row(r, n) for name, r in runs.items()}
+        row["batched"]["batch_rows"] = list(adapter.scheduler.batches)[batches_before:]
+        row["batched_over_swap"] = row["batched"]["tokens_per_s"] / row["swap"]["tokens_per_s"]
+        row["batched_over_base"] = row["batched"]["tokens_per_s"] / row["base"]["tokens_per_s"]
+        users[n] = row
+    top = users[max(SERVE_USERS)]
+    targets = {k: {"target": v, "value": top[k], "met": top[k] >= v} for k, v in SERVE_TARGETS.items()}
+    return {"model": model_name, "device": str(dev), "dtype": str(adapter.model.dtype).removeprefix("torch."),
+            "experts": source, "max_new_tokens": SERVE_TOKENS, "repeats": repeats,
+            "torch_threads": torch.get_num_threads(), "users": users, "targets_at": max(SERVE_USERS),
+            "targets": targets, "memory": memory_report(adapter.svf), "factorize_s": _factorize_s(adapter.svf, dev)}
+
+
+def format_serve(res: dict) -> str:
+    lines = [(f"Serving N users at once, each one chat message with its own α (random mixture of the experts, "
+              f"{res['experts']}), {res['max_new_tokens']} new tokens each; {res['model']} on {res['device']} "
+              f"({res['dtype']}); tok/s: median of {res['repeats']}, latency: every user of every repeat"),
+             f"{'users':>5}  {'path':<8}{'tok/s':>9}{'p50 s':>8}{'p95 s':>8}  notes"]
+    for n, row in res["users"].items():
+        for path in ("swap", "batched", "base"):
+            r = row[path]
+            note = {"swap": "compose z' under the lock, one request at a time (the old path)",
+                    "batched": f"scheduler, a z' per row; rows per batch {r.get('batch_rows')}",
+                    "base": "base model alone, one dense batch"}[path]
+            lines.append(f"{n if path == 'swap' else '':>5}  {path:<8}{r['tokens_per_s']:>9.1f}{r['p50_s']:>8.3f}"
+                         f"{r['p95_s']:>8.3f}  {note}")
+        lines.append(f"{'':>5}  batched / swap {row['batched_over_swap']:.2f}×, "
+                     f"batched / base {row['batched_over_base']:.2f}×")
+    for k, t in res["targets"].items():
+        lines.append(f"target at N = {res['targets_at']}: {k.replace('_over_', ' / ')} ≥ {t['target']}×: "
+                     f"{t['value']:.2f}× ({'met' if t['met'] else 'missed'})")
+    m = res["memory"]
+    lines.append(f"factored path memory: factors {m['factor_bytes'] / 2**20:.1f} MiB for {m['matrices']} matrices "
+                 f"whose dense weights are {m['dense_bytes'] / 2**20:.1f} MiB ({m['memory_ratio']:.2f}×); "
+                 f"multiply-adds {m['compute_ratio']:.2f}× dense; factorize + unfactorize per batch "
+                 f"{res['factorize_s'] * 1e3:.1f} ms")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,17 +111,19 @@ def first_pass(adapter: Adapter, session: Session, message: str, strategy: str, 
 def turn(adapter: Adapter, session: Session, message: str, pairs: Sequence[tuple[str, str]], strategy: str,
          mode: str, alpha=None, mixture_name: str | None = None, image=None,
          max_new_tokens: int = MAX_NEW_TOKENS) -> Iterator[tuple]:
-    """One turn as events: ("first", Dispatch, z'), then ("answer", text so far) while the adapted
-    answer streams, then ("base", text so far) for the base model's answer to the same turn."""
+    """One turn as events: ("first", Dispatch, z'), then ("answer", text so far) for the adapted
+    answer and ("base", text so far) for the base model's answer to the same turn. The two are
+    rows of one batch (serving.Scheduler), so their events interleave."""
     message = check_message(message)
     enc = adapter.encode(message, image, pairs, max_new_tokens)
     d, z = first_pass(adapter, session, message, strategy, mode, alpha, mixture_name, image)
     yield "first", d, z
-    for kind, weights in (("answer", z), ("base", None)):
-        text = ""
-        for piece in adapter.stream(enc, weights, max_new_tokens):
-            text += piece
-            yield kind, text, None
+    texts = {"answer": "", "base": ""}
+    with closing(adapter.scheduler.submit(enc, [z, None], max_new_tokens)) as rows:
+        for row, piece in rows:
+            kind = ("answer", "base")[row]
+            texts[kind] += piece
+            yield kind, texts[kind], None
 
 
 def cem_examples(task_name: str, rows: Sequence[Sequence] | None, n: int) -> tuple[list[tasks.Example], object]:

@@ -5,10 +5,10 @@
     print(first.category, first.alpha)        # the first pass, already done
     print("".join(stream))                    # the second pass, streamed as it is generated
 
-The second pass runs in a worker thread (streaming.stream_from_thread) that holds the SVF lock
-from composing z' until generation ends and then restores the base weights; the caller only reads
-text. So a consumer that reads from several threads (as web frameworks do) is fine, and one that
-stops reading early does not keep the lock: closing the stream stops generation at the next token.
+The second pass is a request to the adapter's batching scheduler (serving.Scheduler): requests
+that arrive together, from any thread, are answered in one batch, each row with its own z', under
+the SVF lock for the batch; the caller only reads text. A reader that stops early (closes the
+stream) ends its row at the next token and never keeps the lock.
 
 Prompts longer than the context window are refused with a PipelineError, never truncated: cutting
 the start of a prompt changes the question silently, and for the first pass it would cut the
@@ -17,12 +17,10 @@ classification instruction.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
-from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
 from t2demo.adapt import cem
 from t2demo.adapt.dispatch import Dispatch, InstructionCache, PipelineError, check_fits, check_image
@@ -31,30 +29,8 @@ from t2demo.adapt.strategy import Request
 from t2demo.experts import Expert, mixture_expert
 from t2demo.generation import encode_prompts
 from t2demo.models import LoadedModel
-from t2demo.streaming import stream_from_thread
+from t2demo.serving import Scheduler
 from t2demo.svf import SVF
-
-
-class _Stop(StoppingCriteria):
-    """Ends generation when the reader closes the stream."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def __call__(self, input_ids, scores, **kwargs) -> Tensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-class _Emitter(TextStreamer):
-    """A streamer that hands each finished piece of text to a callback."""
-
-    def __init__(self, tokenizer, emit) -> None:
-        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        self.emit = emit
-
-    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-        if text:
-            self.emit(text)
 
 
 class Adapter:
@@ -72,6 +48,7 @@ class Adapter:
         self.cls_expert = cls_expert
         self.alpha_bounds = alpha_bounds
         self.instruction_cache = InstructionCache()  # the first pass's fixed opening, read once
+        self.scheduler = Scheduler(self.svf, lm.tokenizer)  # the second pass, batched across requests
 
     @property
     def model(self):
@@ -118,21 +95,13 @@ class Adapter:
                mixture: Expert | None = None) -> tuple[Dispatch, Iterator[str]]:
         """Run the first pass now (on this message alone); return it with the second pass's text, which
         continues the conversation `history` of (user, assistant) turns, as a lazy stream (greedy,
-        so the joined stream equals generation.generate with the same weights). The stream takes
-        svf's lock in its own thread: do not read it while holding that lock (svf.adapted)."""
+        so the joined stream equals generation.generate with the same weights). The scheduler takes
+        svf's lock in its own thread: do not read the stream while holding that lock (svf.adapted)."""
         enc = self.encode(prompt, image, history, max_new_tokens)
         d, z = self.first_pass(prompt, image, strategy, mode, alpha, mixture)
         return d, self.stream(enc, z, max_new_tokens)
 
     def stream(self, enc: dict, z: Mapping[str, Tensor] | None, max_new_tokens: int) -> Iterator[str]:
-        """Greedy generation from encoded inputs with weights z' (None: base), as a stream of text."""
-        tokenizer = self.lm.tokenizer
-
-        def work(emit, stop: threading.Event) -> None:
-            with self.svf.adapted(z) as model:  # the lock is held until generation ends
-                model.generate(**{k: v.to(model.device) for k, v in enc.items()}, max_new_tokens=max_new_tokens,
-                               do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                               eos_token_id=tokenizer.eos_token_id, streamer=_Emitter(tokenizer, emit),
-                               stopping_criteria=StoppingCriteriaList([_Stop(stop)]))
-
-        yield from stream_from_thread(work, "t2demo-second-pass")
+        """Greedy generation from encoded inputs with weights z' (None: base), as a stream of text:
+        one row of a batch of the scheduler (see serving)."""
+        return self.scheduler.stream(enc, z, max_new_tokens)
