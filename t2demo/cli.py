@@ -52,11 +52,6 @@ def _bench(args: argparse.Namespace) -> None:
             res, text = bench.cem_bench(args.model, args.device, args.naive_generations), bench.format_cem
         except models.ModelLoadError as e:
             raise SystemExit(f"bench cem: {e}") from e
-    elif args.what == "serve":
-        try:
-            res, text = bench.serve_bench(args.model, args.device), bench.format_serve
-        except models.ModelLoadError as e:
-            raise SystemExit(f"bench serve: {e}") from e
     elif args.what == "app":
         res, text = bench.app_bench(args.port), bench.format_app
     else:
@@ -197,6 +192,25 @@ def _export_lora(args: argparse.Namespace) -> None:
                                     f"KL on {args.kl_n} {args.task} validation texts{scored}"))
 
 
+def _import_authors(args: argparse.Namespace) -> None:
+    """`python -m t2demo import-authors FILE --model M --out EXPERT`: the authors' policy_params.pt or
+    learnable_params.pt as a t2demo expert of model M that composes their W' exactly."""
+    from t2demo import models
+    from t2demo.experts import ExpertError, import_authors_expert, save_expert
+    from t2demo.svf import SVF
+
+    out = Path(args.out)
+    try:
+        lm = models.load_model(args.model, args.kind, args.device, args.dtype)
+        expert = import_authors_expert(args.file, SVF(lm.model), args.label or out.stem, args.max_mult)
+    except (ExpertError, models.ModelLoadError) as e:
+        raise SystemExit(f"import-authors: {e}") from e
+    save_expert(expert, out)
+    c = list(expert.notes["authors_rescale"].values())
+    print(f"wrote {out} ({expert.label}, {len(expert.z)} matrices of {lm.path}, from {expert.notes['source_format']}; "
+          f"their Σσ rescale folded in: c from {min(c):.4f} to {max(c):.4f})")
+
+
 # ----------------------------------------------------------------------------- flags
 
 def _add_export_lora(sub) -> None:
@@ -225,12 +239,27 @@ def _add_export_lora(sub) -> None:
     p.set_defaults(func=_export_lora)
 
 
+def _add_import_authors(sub) -> None:
+    p = sub.add_parser("import-authors", help="convert an expert of the paper's code (policy_params.pt or "
+                       "learnable_params.pt) into a t2demo expert")
+    p.add_argument("file", help="the authors' policy_params.pt or learnable_params.pt (read with weights_only)")
+    p.add_argument("--model", required=True, help="the base model it was trained on: a folder or a hub id "
+                   "(a LLaVA-Next with --kind vision: the language model's MLP)")
+    p.add_argument("--out", required=True, help="expert file to write, e.g. experts/<model folder>/math.safetensors")
+    p.add_argument("--label", default=None, help="the expert's label (default: the --out file name)")
+    p.add_argument("--kind", default="text", choices=["text", "vision"])
+    p.add_argument("--max-mult", type=float, default=1.0, help="the policy's max_mult in their config (default 1)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=DTYPES)
+    p.set_defaults(func=_import_authors)
+
+
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="speed and memory benchmarks")
-    p.add_argument("what", choices=["compose", "cem", "app", "serve"], help="which benchmark")
+    p.add_argument("what", choices=["compose", "cem", "app"], help="which benchmark")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--device", default=None, help="cpu or cuda (default: fastest present)")
-    p.add_argument("--model", default="default", help="cem, serve: text model, 'default', a folder or a hub id")
+    p.add_argument("--model", default="default", help="cem: text model, 'default', a folder or a hub id")
     p.add_argument("--port", type=int, default=7861, help="app: port for the started app")
     p.add_argument("--naive-generations", type=int, default=2,
                    help="cem: generations of the naive per-example loop (its rate sets the speedup)")
@@ -312,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="t2demo",
                                      description="Transformer² self-adaptation: train, evaluate, report, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_bench, _add_train_base, _add_eval, _add_train_expert, _add_report, _add_export_lora):
+    for add in (_add_bench, _add_train_base, _add_eval, _add_train_expert, _add_report, _add_export_lora,
+                _add_import_authors):
         add(sub)
     return parser
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from t2demo import paths
@@ -154,25 +154,108 @@ def _match_name(key: str, svf: SVF) -> str:
     return found[0]
 
 
-def import_authors_expert(path: str | Path, svf: SVF, label: str) -> Expert:
-    """Convert the authors' released expert ({name: raw p}, torch.save; scale = sigmoid(p), max_mult 1)."""
-    path = Path(path)
+POLICY_PREFIX = "learnable_params_module_list."  # the authors' Policy.state_dict(): policy_params.pt
+AUTHORS_RESCALE = "authors_rescale"  # notes key: {matrix: c}, the Σσ / Σ(σ·mask) folded into an imported z
+
+
+def authors_order(svf: SVF) -> list[str]:
+    """The matrices the authors' Policy adapts, in its order: every decoder-layer weight whose name
+    holds "mlp", as model.state_dict() lists them (gate_proj, up_proj, down_proj per layer for
+    Llama-3 and Mistral). policy_params.pt numbers its vectors in this order."""
+    return [n for n in svf.names if ".mlp." in n and svf.layer_of(n) is not None]
+
+
+def _authors_raw(state: Mapping, svf: SVF, path: Path) -> tuple[str, dict[str, Tensor]]:
+    """The file kind and {target name: raw p}: policy_params.pt ({"learnable_params_module_list.N": p},
+    N in authors_order) or learnable_params.pt ({parameter name: p})."""
+    keys = [str(k) for k in state]
+    if "adaptive_weights" in keys:
+        raise ExpertError(f"{path} is a WeightedCombination policy (a mixture of experts), not an expert; "
+                          "import the experts it mixes")
+    if not any(k.startswith(POLICY_PREFIX) for k in keys):
+        return "learnable_params", {_match_name(k, svf): p for k, p in zip(keys, state.values())}
+    order = authors_order(svf)
+    expected = [f"{POLICY_PREFIX}{i}" for i in range(len(order))]
+    if sorted(keys) != sorted(expected):
+        raise ExpertError(f"{path}: a policy_params file with {len(keys)} entries, but this model's SVF targets "
+                          f"hold {len(order)} MLP matrices ({expected[0]}..{len(order) - 1} expected)")
+    return "policy_params", {name: state[key] for name, key in zip(order, expected)}
+
+
+def authors_mask(p: Tensor, max_mult: float = 1.0) -> Tensor:
+    """The authors' get_mask: sigmoid(p) in bfloat16, times max_mult (float32 out)."""
+    return (torch.sigmoid(p).to(torch.bfloat16) * max_mult).float()
+
+
+def authors_rescale(mask: Tensor, S: Tensor) -> float:
+    """c = Σσ / Σ(σ·mask): what the authors' compose_new_params multiplies U diag(σ·mask) Vᵀ by."""
+    S = S.detach().double().cpu()
+    return float(S.sum() / (S * mask.detach().double()).sum())
+
+
+def _is_safetensors(path: Path) -> bool:
+    try:
+        with safe_open(path, framework="pt"):
+            return True
+    except (SafetensorError, OSError):
+        return False
+
+
+def _load_authors_file(path: Path) -> Mapping:
+    """The file's {name: tensor} dict, unpickled weights_only. A safetensors file is refused (torch.load
+    would read it): it is a t2demo expert, or at least not the authors' format."""
+    if _is_safetensors(path):
+        raise ExpertError(f"{path} is a safetensors file (a t2demo expert?), not the authors' torch.save format")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ExpertError(f"{path} is not a loadable torch state dict: {e}") from e
     if not isinstance(state, Mapping) or not state:
         raise ExpertError(f"{path} does not hold a {{name: tensor}} dict")
-    z = {}
-    for key, p in state.items():
-        if not isinstance(p, Tensor) or p.ndim != 1:
-            raise ExpertError(f"{path}: {key!r} is not a 1-D tensor")
-        name = _match_name(key, svf)
+    return state
+
+
+def import_authors_expert(path: str | Path, svf: SVF, label: str, max_mult: float = 1.0) -> Expert:
+    """The authors' released expert as a t2demo expert that composes exactly their W'.
+
+    Both file kinds of SakanaAI/self-adaptive-llms load with torch.load(weights_only=True): policy_params.pt
+    (what their training always writes) and learnable_params.pt (save_legacy_params). Their W' is
+    U diag(σ·m) Vᵀ · Σσ/Σ(σ·m) with m = sigmoid(p)·max_mult; the rescale c is one scalar per matrix,
+    so z = m·c gives the same W' under t2demo's composition (no rescale), and every path (dispatch,
+    the app, eval --mix, export-lora) uses it unchanged. c is kept in notes[AUTHORS_RESCALE], so
+    authors_mixture can mix the way their WeightedCombination does.
+    """
+    path = Path(path)
+    state = _load_authors_file(path)
+    kind, raw = _authors_raw(state, svf, path)
+    z, rescale = {}, {}
+    for name, p in raw.items():
+        if not isinstance(p, Tensor) or p.ndim != 1 or not p.is_floating_point():
+            raise ExpertError(f"{path}: the vector for {name} is not a 1-D float tensor")
         if p.numel() != svf.ranks[name]:
-            raise ExpertError(f"{path}: {key!r} has {p.numel()} values but {name} has rank {svf.ranks[name]}")
-        z[name] = torch.sigmoid(p.float())
-    return Expert.from_svf(svf, z, label, notes={"imported_from": path.name,
-                                                 "source_parameterisation": "z = sigmoid(p) * max_mult, max_mult = 1"})
+            raise ExpertError(f"{path}: the vector for {name} has {p.numel()} values but {name} has rank {svf.ranks[name]}")
+        if not bool(torch.isfinite(p).all()):
+            raise ExpertError(f"{path}: the vector for {name} holds non-finite values")
+        mask = authors_mask(p.detach(), max_mult)
+        rescale[name] = authors_rescale(mask, svf.factors(name)[1])
+        z[name] = mask * rescale[name]
+    notes = {"imported_from": path.name, "source_format": kind, "max_mult": max_mult,
+             "source_parameterisation": "m = sigmoid(p) * max_mult; W' = U diag(σ m) Vᵀ · Σσ/Σ(σ m)",
+             "conversion": "z = m · c, c = Σσ/Σ(σ m) per matrix (notes.authors_rescale): the same W' without a rescale",
+             AUTHORS_RESCALE: rescale}
+    return Expert.from_svf(svf, z, label, notes=notes)
+
+
+def authors_mixture(svf: SVF, experts: Sequence[Expert], alpha: Tensor | Sequence) -> dict[str, Tensor]:
+    """z' that composes what the authors' WeightedCombination composes from imported experts: their
+    masks m = z / c mixed (svf.mix: Σ αₖ mₖ, any mass α leaves to the base mask 1), then the Σσ rescale,
+    folded in per matrix. svf.mix of the converted z's instead mixes the experts' W' linearly
+    (Σ αₖ W'ₖ where Σα = 1): the same for a one-hot α, slightly different in between."""
+    missing = [e.label for e in experts if AUTHORS_RESCALE not in e.notes]
+    if missing:
+        raise ExpertError(f"expert {missing[0]!r} was not imported from the authors' files (no {AUTHORS_RESCALE} in its notes)")
+    masks = [{n: v / e.notes[AUTHORS_RESCALE][n] for n, v in e.z.items()} for e in experts]
+    return {n: m * authors_rescale(m, svf.factors(n)[1]) for n, m in svf.mix(masks, alpha).items()}
 
 
 def mixture_expert(svf: SVF, experts: Sequence[Expert], alpha: Tensor | Sequence) -> Expert:

@@ -1,16 +1,21 @@
 """Prompt formatting and batched greedy generation, shared by training, evaluation and the app.
 
 Prompts always go through the checkpoint's own chat template, so the shipped models and a
-user's real checkpoint are driven the same way.
+user's real checkpoint are driven the same way: a processor (LLaVA-Next) gets every turn as a
+list of typed parts, which its template iterates over; a tokenizer gets plain strings. A prompt
+starts with one BOS, and generation stops where the checkpoint's generation_config says.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
+from transformers import ProcessorMixin
 
 from t2demo.models import LoadedModel
+
+_PROBE = "t2demo-probe-response"  # a reply no template alters, to find what closes an assistant turn
 
 
 def images_of(examples: Sequence) -> list | None:
@@ -18,19 +23,45 @@ def images_of(examples: Sequence) -> list | None:
     return [ex.image for ex in examples] if examples[0].image is not None else None
 
 
+def _content(text: str, image: bool, parts: bool) -> str | list[dict]:
+    """A turn's content: typed parts (the image slot first) for a processor or an image, else the string."""
+    if not (image or parts):
+        return text
+    return ([{"type": "image"}] if image else []) + [{"type": "text", "text": text}]
+
+
 def format_chat(preprocessor, prompt: str, response: str | None = None, image: bool = False,
                 history: Sequence[tuple[str, str]] = ()) -> str:
     """One user turn (with an image slot if asked) rendered by the chat template of a tokenizer or
     processor, after the earlier (user, assistant) turns of `history`.
 
-    Without a response the text ends with the assistant's header, ready to generate.
+    A processor's template (LLaVA-Next's) reads content only as a list of parts: given a string it
+    drops the text or fails, so every turn it sees, history included, is a list. Without a response
+    the text ends with the assistant's header, ready to generate.
     """
-    content = [{"type": "image"}, {"type": "text", "text": prompt}] if image else prompt
-    messages = [{"role": role, "content": text} for turn in history for role, text in zip(("user", "assistant"), turn)]
-    messages.append({"role": "user", "content": content})
+    parts = isinstance(preprocessor, ProcessorMixin)
+    messages = [{"role": role, "content": _content(text, False, parts)}
+                for turn in history for role, text in zip(("user", "assistant"), turn)]
+    messages.append({"role": "user", "content": _content(prompt, image, parts)})
     if response is not None:
-        messages.append({"role": "assistant", "content": response})
+        messages.append({"role": "assistant", "content": _content(response, False, parts)})
     return preprocessor.apply_chat_template(messages, tokenize=False, add_generation_prompt=response is None)
+
+
+def tokenize_chat(lm: LoadedModel, texts: Sequence[str], images: Sequence | None = None, **kwargs) -> dict:
+    """Model inputs for rendered chats (and their images), with one BOS whatever the template does.
+
+    Hugging Face's rule: a tokenizer's chat template carries its own special tokens, so none are
+    added; a processor adds them unless the text already starts with BOS (llama3-llava's template
+    has none and relies on the tokenizer, llava-v1.6-mistral's likewise; a template with BOS must
+    not get a second).
+    """
+    bos = lm.tokenizer.bos_token
+    add = lm.vision and not (bos and texts[0].startswith(bos))
+    if images is not None:
+        return dict(lm.preprocessor(images=list(images), text=list(texts), return_tensors="pt",
+                                    add_special_tokens=add, **kwargs))
+    return dict(lm.tokenizer(list(texts), return_tensors="pt", add_special_tokens=add, **kwargs))
 
 
 def encode_prompts(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
@@ -38,10 +69,30 @@ def encode_prompts(lm: LoadedModel, prompts: Sequence[str], images: Sequence | N
     """Left-padded model inputs for a batch of user prompts (and images for a vision model), each
     continuing the same conversation `history`."""
     texts = [format_chat(lm.preprocessor, p, image=images is not None, history=history) for p in prompts]
-    if images is not None:
-        return dict(lm.preprocessor(images=list(images), text=texts, return_tensors="pt", padding=True,
-                                    padding_side="left"))
-    return dict(lm.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False))
+    return tokenize_chat(lm, texts, images, padding=True, padding_side="left")
+
+
+def stop_token_ids(lm: LoadedModel) -> list[int]:
+    """Where generation ends: the checkpoint's generation_config eos ids (an int or a list, e.g.
+    Llama-3-Instruct's [<|end_of_text|>, <|eot_id|>], Gemma-2-it's [<eos>, <end_of_turn>]) and the
+    tokenizer's eos, in that order."""
+    configured = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
+    ids = configured if isinstance(configured, (list, tuple)) else [configured]
+    ids = [*ids, lm.tokenizer.eos_token_id]
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
+
+
+def end_of_turn_ids(lm: LoadedModel) -> list[int]:
+    """The tokens the chat template closes an assistant turn with, up to the first stop token
+    (<|eot_id|>, <end_of_turn>, <|im_end|>, </s>): what a reference answer ends with in next-token
+    training. A closing with no stop token (llava-v1.6-mistral's template writes a literal "<\\s>")
+    falls back to the tokenizer's eos, which is where that model really stops."""
+    turn = format_chat(lm.preprocessor, "hi", _PROBE)
+    closing = turn[turn.rindex(_PROBE) + len(_PROBE):]
+    ids = lm.tokenizer(closing, add_special_tokens=False)["input_ids"]
+    stops = set(stop_token_ids(lm))
+    end = next((i for i, t in enumerate(ids) if t in stops), None)
+    return ids[:end + 1] if end is not None else [lm.tokenizer.eos_token_id]
 
 
 @torch.inference_mode()
@@ -51,8 +102,6 @@ def generate(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = 
     deterministic so results are testable."""
     batch = {k: v.to(lm.device) for k, v in encode_prompts(lm, prompts, images).items()}
     tokenizer = lm.tokenizer
-    out = lm.model.generate(
-        **batch, max_new_tokens=max_new_tokens, do_sample=False,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
+    out = lm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                            pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(lm))
     return tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)

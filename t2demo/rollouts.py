@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from t2demo.generation import encode_prompts, images_of
+from t2demo.generation import encode_prompts, end_of_turn_ids, images_of
 from t2demo.models import LoadedModel
 
 
@@ -61,15 +61,18 @@ def sample_rollout(lm: LoadedModel, examples: Sequence, max_new_tokens: int,
 
 
 def reference_rollout(lm: LoadedModel, examples: Sequence) -> Rollout:
-    """The reference responses (+ eos) after the same prompts generation sees, for ntp."""
+    """The reference responses after the same prompts generation sees, for ntp, each closed as the
+    chat template closes an assistant turn (generation.end_of_turn_ids: <|eot_id|> for Llama-3,
+    <end_of_turn> for Gemma-2, not the tokenizer's eos), so training teaches the stop the model uses."""
     tokenizer = lm.tokenizer
     enc = _prompt_batch(lm, examples)
-    ids = [tokenizer(ex.response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for ex in examples]
+    end = end_of_turn_ids(lm)
+    ids = [tokenizer(ex.response, add_special_tokens=False)["input_ids"] + end for ex in examples]
     width = max(map(len, ids))
     answers = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
     for row, seq in enumerate(ids):
         answers[row, :len(seq)] = torch.tensor(seq)
-    return _rollout(enc, answers.to(lm.device), tokenizer.eos_token_id, tokenizer)
+    return _rollout(enc, answers.to(lm.device), end[-1], tokenizer)
 
 
 def answer_logprobs(model: torch.nn.Module, rollout: Rollout) -> Tensor:

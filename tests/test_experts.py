@@ -127,8 +127,9 @@ def test_import_authors_format(svf, tmp_path, prefix):
     torch.save(raw, path)
     expert = import_authors_expert(path, svf, "math")
     assert expert.parameterisation == "scale" and expert.fingerprint == svf.fingerprint
-    for n in svf.names:
-        assert torch.equal(expert.z[n], torch.sigmoid(raw[prefix + n]))
+    for n in svf.names:  # their mask sigmoid(p) (bf16), times their Σσ rescale c (tests/test_authors_experts.py)
+        c = expert.notes["authors_rescale"][n]
+        assert torch.allclose(expert.z[n], torch.sigmoid(raw[prefix + n]).to(torch.bfloat16).float() * c)
     save_expert(expert, tmp_path / "ours.safetensors")
     assert load_expert(tmp_path / "ours.safetensors", svf).notes["imported_from"] == "authors.pt"
 

@@ -25,7 +25,7 @@ from torch import Tensor
 from transformers import DynamicCache
 
 from t2demo import tasks
-from t2demo.generation import format_chat
+from t2demo.generation import format_chat, tokenize_chat
 from t2demo.models import LoadedModel
 from t2demo.svf import SVF
 
@@ -112,9 +112,11 @@ class InstructionCache:
         """The instruction's opening up to the last line break before the request (a token boundary
         in any tokenizer that does not merge across lines)."""
         text = format_chat(lm.preprocessor, tasks.CLASSIFICATION_INSTRUCTION)
+        if "{prompt}" not in text:  # a template that rewrites the request: nothing to share
+            return []
         head = text[:text.index("{prompt}")]
         head = head[:head.rindex("\n") + 1] if "\n" in head else head
-        return lm.tokenizer(head, add_special_tokens=False)["input_ids"]
+        return tokenize_chat(lm, [head])["input_ids"][0].tolist()
 
     def lookup(self, lm: LoadedModel, ids: list[int], weights: object) -> tuple[int, DynamicCache | None]:
         """(n, a copy of the cache of the first n tokens of ids) for the model under `weights` (None:
@@ -125,6 +127,8 @@ class InstructionCache:
                 if len(self._entries) >= 4:
                     self._entries.clear()
                 head = self.head_ids(lm)
+                if not head:
+                    return 0, None
                 kv = lm.model(input_ids=torch.tensor([head], device=lm.device), use_cache=True,
                               logits_to_keep=1).past_key_values
                 entry = self._entries[id(weights)] = (weights, head, kv)
@@ -145,10 +149,7 @@ def _label_scores(lm: LoadedModel, prompt: str, image, labels: Sequence[str],
     """
     model, tokenizer = lm.model, lm.tokenizer
     prefix = format_chat(lm.preprocessor, tasks.classification_prompt(prompt), image=image is not None) + "\\boxed{"
-    if image is not None:
-        enc = dict(lm.preprocessor(images=[image], text=[prefix], return_tensors="pt"))
-    else:
-        enc = dict(tokenizer([prefix], return_tensors="pt", add_special_tokens=False))
+    enc = tokenize_chat(lm, [prefix], [image] if image is not None else None)
     enc.pop("attention_mask")
     conts = [label_ids(tokenizer, prefix, label) for label in labels]
     width = max(map(len, conts))
