@@ -52,6 +52,11 @@ def _bench(args: argparse.Namespace) -> None:
             res, text = bench.cem_bench(args.model, args.device, args.naive_generations), bench.format_cem
         except models.ModelLoadError as e:
             raise SystemExit(f"bench cem: {e}") from e
+    elif args.what == "serve":
+        try:
+            res, text = bench.serve_bench(args.model, args.device), bench.format_serve
+        except models.ModelLoadError as e:
+            raise SystemExit(f"bench serve: {e}") from e
     elif args.what == "app":
         res, text = bench.app_bench(args.port), bench.format_app
     else:
@@ -256,10 +261,10 @@ def _add_import_authors(sub) -> None:
 
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="speed and memory benchmarks")
-    p.add_argument("what", choices=["compose", "cem", "app"], help="which benchmark")
+    p.add_argument("what", choices=["compose", "cem", "app", "serve"], help="which benchmark")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--device", default=None, help="cpu or cuda (default: fastest present)")
-    p.add_argument("--model", default="default", help="cem: text model, 'default', a folder or a hub id")
+    p.add_argument("--model", default="default", help="cem, serve: text model, 'default', a folder or a hub id")
     p.add_argument("--port", type=int, default=7861, help="app: port for the started app")
     p.add_argument("--naive-generations", type=int, default=2,
                    help="cem: generations of the naive per-example loop (its rate sets the speedup)")
