@@ -80,6 +80,7 @@ def test_a_turn_is_one_batch_of_the_adapted_and_the_base_row(text):
     assert final["answer"] == alone(text, "What is 2 + 9?", text.z_from_alpha([0, 1, 0]))
     assert final["base"] == alone(text, "What is 2 + 9?", None) != final["answer"]
     assert text.scheduler.batches[-1] == 2
+    assert text.scheduler.eos == generation.stop_token_ids(text.lm)  # rows stop where generate() stops
 
 
 def test_min_new_tokens_holds_per_row(text):

@@ -27,7 +27,7 @@ from t2demo.adapt.dispatch import Dispatch, InstructionCache, PipelineError, che
 from t2demo.adapt.registry import get_strategy
 from t2demo.adapt.strategy import Request
 from t2demo.experts import Expert, mixture_expert
-from t2demo.generation import encode_prompts
+from t2demo.generation import encode_prompts, stop_token_ids
 from t2demo.models import LoadedModel
 from t2demo.serving import Scheduler
 from t2demo.svf import SVF
@@ -48,7 +48,8 @@ class Adapter:
         self.cls_expert = cls_expert
         self.alpha_bounds = alpha_bounds
         self.instruction_cache = InstructionCache()  # the first pass's fixed opening, read once
-        self.scheduler = Scheduler(self.svf, lm.tokenizer)  # the second pass, batched across requests
+        # the second pass, batched across requests; a row stops where generation.generate stops
+        self.scheduler = Scheduler(self.svf, lm.tokenizer, stop_token_ids(lm))
 
     @property
     def model(self):
