@@ -81,10 +81,12 @@ def _train_base(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from t2demo import evaluate, models, pretrain, tasks
+    from t2demo import evaluate, models, pretrain
     from t2demo.atomic import write_json_atomic
     from t2demo.experts import ExpertError, mixture_from_labels, parse_mix
     from t2demo.runtime import load_adapter
+    from t2demo.tasks.benchmarks import Benchmark, BenchmarkDataError
+    from t2demo.tasks.benchmarks.selection import choose, evaluate_tasks
 
     try:
         mix = parse_mix(args.mix) if args.mix else {}
@@ -107,16 +109,21 @@ def _eval(args: argparse.Namespace) -> None:
             raise SystemExit(f"eval --mix: {e} for {name}") from e
         return adapter.lm
 
-    names = tasks.parse_task_list(args.tasks)
-    results = evaluate.evaluate(names, args.split, args.limit, load, batch_size=args.batch_size)
+    try:
+        chosen = choose(args.tasks, args.data or ())
+        results = evaluate_tasks(chosen, args.split, args.limit, load, batch_size=args.batch_size)
+    except BenchmarkDataError as e:
+        raise SystemExit(f"eval: {e}") from e
+    sources = {t.name: t.source for t in chosen if isinstance(t, Benchmark)}
     mixed = f" mix={args.mix}" if mix else ""
     print(evaluate.format_table(results, f"model={args.model} vlm={args.vlm} split={args.split}{mixed}"))
     if args.json:
         write_json_atomic(args.json, {"model": args.model, "vlm": args.vlm, "split": args.split, "mix": mix,
-                                      "results": results})
+                                      "sources": sources, "results": results})
     if args.card:
+        vision = {t.name: t.vision for t in chosen}
         for name, kind in ((args.model, "text"), (args.vlm, "vision")):
-            part = {t: r for t, r in results.items() if tasks.TASKS[t].vision == (kind == "vision")}
+            part = {t: r for t, r in results.items() if vision[t] == (kind == "vision")}
             if part:
                 pretrain.write_model_card(Path(models.resolve_model(name, kind)), part, _command_line())
 
@@ -285,8 +292,15 @@ def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="task accuracy with batched greedy generation")
     p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
     p.add_argument("--vlm", default="default", help="vision model for the vqa tasks")
-    p.add_argument("--tasks", default="all", help="'all', 'training', 'unseen' or a comma list")
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--tasks", default="all", help="'all', 'training', 'unseen', 'benchmarks' or a comma list; "
+                   "the paper's benchmarks: gsm8k, competition-math, mbpp, humaneval, arc-easy, arc-challenge, "
+                   "textvqa, okvqa")
+    p.add_argument("--data", action="append", metavar="[BENCHMARK=]PATH",
+                   help="a benchmark's local copy in its published format (jsonl/json/parquet): a file, or a folder "
+                   "of per-split files such as test.jsonl or test-00000-of-00001.parquet; name the benchmark when "
+                   "several are chosen; repeatable (default: the Hugging Face hub)")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"],
+                   help="benchmarks: only their official splits (gsm8k: train, test)")
     p.add_argument("--limit", type=int, default=500, help="examples per task")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None)

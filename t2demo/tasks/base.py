@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, TypeVar
 
 from PIL import Image
@@ -32,6 +32,7 @@ class Example:
     response: str  # a full correct assistant response, the supervised training target
     task: str  # samplers leave it empty; Task.examples fills it in
     image: Image.Image | None = None  # vqa tasks only (RGB)
+    meta: dict = field(default_factory=dict, hash=False)  # benchmarks: what a checker needs beyond the reference
 
 
 class Task(Protocol):

@@ -1,0 +1,74 @@
+"""Choosing what `eval` scores: synthetic tasks and groups, benchmarks, and the local copy each benchmark reads.
+
+Kept apart from the registry because it reaches for the evaluator (and so torch), which listing
+tasks must not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from t2demo.evaluate import score_task, summarise
+from t2demo.models import LoadedModel
+from t2demo.tasks.base import Task
+from t2demo.tasks.benchmarks.benchmark import Benchmark
+from t2demo.tasks.benchmarks.source import BenchmarkDataError
+from t2demo.tasks.registry import BENCHMARKS, REGISTRY
+
+GROUP = "benchmarks"  # --tasks benchmarks: every benchmark
+SYNTHETIC_GROUPS = ("all", "training", "unseen")
+
+
+def data_paths(values: Sequence[str], chosen: Sequence[str]) -> dict[str, str]:
+    """--data values as benchmark -> path: NAME=PATH, or a bare PATH when exactly one benchmark is chosen."""
+    paths: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not (sep and name in BENCHMARKS):
+            if not chosen:
+                raise BenchmarkDataError(f"--data {value}: --data is for benchmarks, and none is chosen")
+            if len(chosen) != 1:
+                raise BenchmarkDataError(f"--data {value}: with {len(chosen)} benchmarks chosen, name the one it is "
+                                         f"for, e.g. --data gsm8k={value}")
+            name, path = chosen[0], value
+        if name not in chosen or name in paths:
+            raise BenchmarkDataError(f"--data {value}: {name} is " + ("given twice" if name in paths else
+                                                                      "not among the chosen tasks"))
+        if not Path(path).exists():
+            raise BenchmarkDataError(f"--data {path}: no such file or folder")
+        paths[name] = path
+    return paths
+
+
+def choose(spec: str, data: Sequence[str] = ()) -> list[Task]:
+    """The tasks of an `eval --tasks` spec: synthetic groups and names, "benchmarks" and benchmark names,
+    each benchmark reading its --data copy if one is given (else the hub)."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    evaluable = REGISTRY.parse("all")
+    unknown = [i for i in items if i not in {*evaluable, *SYNTHETIC_GROUPS, *BENCHMARKS, GROUP}]
+    if unknown:
+        raise BenchmarkDataError(f"unknown task(s) {unknown}; choose from {sorted(evaluable)}, the benchmarks "
+                                 f"{list(BENCHMARKS)}, or a group: {', '.join(SYNTHETIC_GROUPS)}, {GROUP}")
+    names: list[str] = []
+    for item in items:
+        names += list(BENCHMARKS) if item == GROUP else [item] if item in BENCHMARKS else REGISTRY.parse(item)
+    names = list(dict.fromkeys(names))
+    paths = data_paths(data, [n for n in names if n in BENCHMARKS])
+    return [BENCHMARKS[n].with_data(paths.get(n)) if n in BENCHMARKS else REGISTRY[n] for n in names]
+
+
+def evaluate_tasks(chosen: Sequence[Task], split: str, limit: int, load: Callable[[str], LoadedModel],
+                   batch_size: int = 32, seed: int = 0) -> dict:
+    """evaluate.evaluate for task objects (a benchmark with --data is not the registered one). Every
+    task's examples are read first, so a data error stops the run before a model loads."""
+    examples = {task.name: task.examples(split, limit, seed) for task in chosen}
+    results, loaded = {}, {}
+    for task in chosen:
+        kind = "vision" if task.vision else "text"
+        if kind not in loaded:
+            loaded[kind] = load(kind)
+        results[task.name] = summarise(score_task(loaded[kind], task, examples[task.name], batch_size))
+        if isinstance(task, Benchmark):
+            results[task.name] |= {"metric": task.metric, "source": task.source}
+    return results
