@@ -50,15 +50,17 @@ def format_table(results: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def evaluate(task_names: Sequence[str], split: str, limit: int, load: Callable[[str], LoadedModel],
+def evaluate(chosen: Sequence[tasks.Task], split: str, limit: int, load: Callable[[str], LoadedModel],
              batch_size: int = 32, seed: int = 0) -> dict:
-    """Evaluate each task on the model of its kind, load("text") or load("vision"), loaded lazily."""
+    """Evaluate each task on the model of its kind, load("text") or load("vision"), loaded lazily.
+    Every task's examples are read first, so a data error stops the run before a model loads; a
+    task that names its metric and data source (the benchmarks) has them in its result."""
+    examples = {task.name: task.examples(split, limit, seed) for task in chosen}
     results, loaded = {}, {}
-    for name in task_names:
-        task = tasks.TASKS[name]
+    for task in chosen:
         kind = "vision" if task.vision else "text"
         if kind not in loaded:
             loaded[kind] = load(kind)
-        examples = task.examples(split, limit, seed)
-        results[name] = summarise(score_task(loaded[kind], task, examples, batch_size))
+        results[task.name] = summarise(score_task(loaded[kind], task, examples[task.name], batch_size))
+        results[task.name] |= {key: getattr(task, key) for key in ("metric", "source") if hasattr(task, key)}
     return results

@@ -1,18 +1,14 @@
 """Choosing what `eval` scores: synthetic tasks and groups, benchmarks, and the local copy each benchmark reads.
 
-Kept apart from the registry because it reaches for the evaluator (and so torch), which listing
-tasks must not.
+Kept apart from the registry: it checks --data paths, which listing tasks must not need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from t2demo.evaluate import score_task, summarise
-from t2demo.models import LoadedModel
 from t2demo.tasks.base import Task
-from t2demo.tasks.benchmarks.benchmark import Benchmark
 from t2demo.tasks.benchmarks.source import BenchmarkDataError
 from t2demo.tasks.registry import BENCHMARKS, REGISTRY
 
@@ -56,19 +52,3 @@ def choose(spec: str, data: Sequence[str] = ()) -> list[Task]:
     names = list(dict.fromkeys(names))
     paths = data_paths(data, [n for n in names if n in BENCHMARKS])
     return [BENCHMARKS[n].with_data(paths.get(n)) if n in BENCHMARKS else REGISTRY[n] for n in names]
-
-
-def evaluate_tasks(chosen: Sequence[Task], split: str, limit: int, load: Callable[[str], LoadedModel],
-                   batch_size: int = 32, seed: int = 0) -> dict:
-    """evaluate.evaluate for task objects (a benchmark with --data is not the registered one). Every
-    task's examples are read first, so a data error stops the run before a model loads."""
-    examples = {task.name: task.examples(split, limit, seed) for task in chosen}
-    results, loaded = {}, {}
-    for task in chosen:
-        kind = "vision" if task.vision else "text"
-        if kind not in loaded:
-            loaded[kind] = load(kind)
-        results[task.name] = summarise(score_task(loaded[kind], task, examples[task.name], batch_size))
-        if isinstance(task, Benchmark):
-            results[task.name] |= {"metric": task.metric, "source": task.source}
-    return results
