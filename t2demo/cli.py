@@ -86,7 +86,7 @@ def _eval(args: argparse.Namespace) -> None:
     from t2demo.experts import ExpertError, mixture_from_labels, parse_mix
     from t2demo.runtime import load_adapter
     from t2demo.tasks.benchmarks import Benchmark, BenchmarkDataError
-    from t2demo.tasks.benchmarks.selection import choose, evaluate_tasks
+    from t2demo.tasks.benchmarks.selection import choose
 
     try:
         mix = parse_mix(args.mix) if args.mix else {}
@@ -111,7 +111,7 @@ def _eval(args: argparse.Namespace) -> None:
 
     try:
         chosen = choose(args.tasks, args.data or ())
-        results = evaluate_tasks(chosen, args.split, args.limit, load, batch_size=args.batch_size)
+        results = evaluate.evaluate(chosen, args.split, args.limit, load, batch_size=args.batch_size)
     except BenchmarkDataError as e:
         raise SystemExit(f"eval: {e}") from e
     sources = {t.name: t.source for t in chosen if isinstance(t, Benchmark)}
