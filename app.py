@@ -41,7 +41,7 @@ def main(argv=None) -> None:
     except (models.ModelLoadError, ExpertError, ValueError) as e:
         raise SystemExit(f"t2demo: {e}") from None
     demo = build_app(rt)
-    demo.queue(default_concurrency_limit=4)
+    demo.queue(default_concurrency_limit=32)  # concurrent turns fill the scheduler's batches (t2demo.serving)
     print(f"ready in {time.perf_counter() - start:.1f} s on {rt.device}; open http://{args.host}:{args.port}")
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, show_error=True)
 

@@ -1,4 +1,5 @@
-"""Work in a thread, read as a stream: the pattern behind the streamed second pass and live CEM.
+"""Work in a thread, read as a stream: the pattern behind live CEM (the second pass streams from
+the batching scheduler, t2demo.serving).
 
 The worker emits items into a queue; the reader (a web framework's thread, a CLI loop) iterates
 them as they come. A reader that stops early (closes the generator) sets the stop event, so the
