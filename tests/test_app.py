@@ -92,7 +92,7 @@ def test_moving_a_slider_changes_the_heatmap(runtime):
 def test_soft_mode_fills_sliders_with_probabilities(runtime, session):
     *_, first, sliders, _, _ = last(respond(runtime.text, session, "What is 3 + 4?", [], "prompt-based", "soft", [0, 0, 0]))
     d, _ = runtime.text.first_pass("What is 3 + 4?", strategy="prompt", mode="soft")
-    assert sliders == pytest.approx([d.probabilities[lab] for lab in LABELS], abs=1e-6)
+    assert sliders == pytest.approx([d.probabilities[lab] for lab in LABELS], abs=5e-4)  # rounded to 3 decimals
     assert "base share" in first
 
 
@@ -156,7 +156,7 @@ def test_cem_fits_saves_and_serves_as_the_fewshot_mixture(runtime, session):
     assert names == ["my-mix"]
     *_, first, sliders, _, _ = last(respond(runtime.text, session, "What is 5 + 5?", [], "few-shot", "hard",
                                                 [0, 0, 0], "my-mix"))
-    assert "few" in first and sliders == pytest.approx(alpha.tolist(), abs=1e-6)
+    assert "few" in first and sliders == pytest.approx(alpha.tolist(), abs=5e-4)  # rounded to 3 decimals
 
 
 def test_cem_per_layer_and_cancel(runtime):

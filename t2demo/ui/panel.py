@@ -13,15 +13,20 @@ from dataclasses import dataclass
 
 import gradio as gr
 import plotly.graph_objects as go
-import torch
 
 from t2demo import session as sessions
 from t2demo.adapt.adapter import Adapter
 from t2demo.adapt.dispatch import Dispatch, PipelineError
 from t2demo.adapt.registry import STRATEGIES
 from t2demo.experts import ExpertError
+from t2demo.transcript import first_pass_record
 from t2demo.ui import texts
-from t2demo.ui.figures import detail_figure, heatmap_figure, probabilities_figure
+from t2demo.ui.figures import (
+    detail_figure,
+    heat_limit,
+    heatmap_figure,
+    probabilities_figure,
+)
 
 USER_ERRORS = (PipelineError, ExpertError, FileExistsError)
 
@@ -55,30 +60,63 @@ def alpha_of(adapter: Adapter, values) -> list[float]:
 
 
 def first_pass_summary(d: Dispatch) -> str:
-    per_expert = d.expert_alpha
-    if d.labels:
-        layered = " (mean over layers)" if torch.as_tensor(d.alpha).ndim == 2 else ""
-        shown = ", ".join(f"{lab} {a:.2f}" for lab, a in zip(d.labels, per_expert)) + layered
-        chosen = ", ".join(lab for lab, a in zip(d.labels, per_expert) if a > 0) or "none (base weights)"
-    else:
-        shown = "none"
-        chosen = f"the z' of {d.mixture}" if d.mixture else "none (base weights)"
-    base = f"; base share {d.base_share:.2f}" if abs(d.base_share) > 5e-3 else ""
-    read = f"category **{d.category}** → " if d.category is not None else ""
-    return (f"**First pass** ({d.strategy}, {d.seconds * 1000:.0f} ms): {read}"
-            f"experts {chosen}; α = {shown}{base}")
+    """The panel's line on the latest first pass (the same record every turn of the chat keeps)."""
+    return f"**First pass** · {first_pass_record(d)}"
 
 
 def slider_values(adapter: Adapter, d: Dispatch) -> list[float]:
-    """Per-expert slider positions for a first-pass α; zeros when its weights are not a mix of the
-    loaded experts."""
-    return d.expert_alpha if d.labels == adapter.labels else [0.0] * len(adapter.experts)
+    """Per-expert slider positions for a first-pass α, rounded to 3 decimals (0.9999901 reads
+    as 1.0); zeros when its weights are not a mix of the loaded experts."""
+    values = d.expert_alpha if d.labels == adapter.labels else [0.0] * len(adapter.experts)
+    return [round(v, 3) for v in values]
+
+
+@functools.cache
+def heat_limit_of(adapter: Adapter) -> float:
+    """The model's fixed heatmap range, from its experts (figures.heat_limit), computed once."""
+    return heat_limit(adapter.svf, [e.z for e in adapter.experts])
+
+
+def alpha_title(labels: list[str], alphas: list[float]) -> str:
+    """The nonzero α of a title, rounded ("α: math 1.00, code 0.20"; all zero: the base weights)."""
+    shown = [f"{lab} {a:.2f}" for lab, a in zip(labels, alphas) if abs(a) > 5e-3]
+    return "α: " + ", ".join(shown) if shown else "α = 0: the base weights"
+
+
+def answer_title(d: Dispatch) -> str:
+    """Which strategy and α produced a heatmap."""
+    what = alpha_title(d.labels, d.expert_alpha) if d.labels else f"z' of {d.mixture or 'the base weights'}"
+    return f"z' of this answer ({d.strategy}) · {what}"
 
 
 def scaling_view(adapter: Adapter, alphas, matrix: str | None) -> tuple[go.Figure, go.Figure]:
     """Heatmap and detail plot for the sliders' α (no generation): what moving a slider does."""
-    z = adapter.z_from_alpha(alpha_of(adapter, alphas))
-    return heatmap_figure(adapter.svf, z, "z' of the sliders' α"), detail_figure(adapter.svf, z, matrix)
+    alpha = alpha_of(adapter, alphas)
+    z = adapter.z_from_alpha(alpha)
+    title = f"z' of the sliders' α (manual) · {alpha_title(adapter.labels, alpha)}"
+    return heatmap_figure(adapter.svf, z, title, heat_limit_of(adapter)), detail_figure(adapter.svf, z, matrix)
+
+
+def sliders_note(adapter: Adapter, alphas) -> str:
+    """The panel's line once the sliders were moved: the next message uses them (manual), not the
+    last message's first pass."""
+    return (f"**Sliders moved** · the next message uses manual {alpha_title(adapter.labels, alpha_of(adapter, alphas))}"
+            " (each turn's own first pass stays in its record in the chat)")
+
+
+def matrix_kinds(adapter: Adapter) -> list[str]:
+    """The kinds of adapted matrix in the decoder layers (the detail plot's second picker)."""
+    return list(dict.fromkeys(adapter.svf.matrix_kind(n) for n in _layer_names(adapter)))
+
+
+def matrix_name(adapter: Adapter, layer, kind: str | None) -> str | None:
+    """The target matrix at (layer, kind), or None where that layer has no such target."""
+    return next((n for n in _layer_names(adapter)
+                 if adapter.svf.layer_of(n) == int(layer or 0) and adapter.svf.matrix_kind(n) == kind), None)
+
+
+def _layer_names(adapter: Adapter) -> list[str]:
+    return [n for n in adapter.svf.names if adapter.svf.layer_of(n) is not None]
 
 
 def history_pairs(history: list[dict]) -> list[tuple[str, str]]:
@@ -110,7 +148,8 @@ def respond(adapter: Adapter, session: sessions.Session, message: str, history: 
         if kind == "first":
             history += [{"role": "user", "content": message.strip()}, {"role": "assistant", "content": ""}]
             panel = (probabilities_figure(value), first_pass_summary(value), slider_values(adapter, value),
-                     heatmap_figure(adapter.svf, z, "z' of this answer"), detail_figure(adapter.svf, z, matrix))
+                     heatmap_figure(adapter.svf, z, answer_title(value), heat_limit_of(adapter)),
+                     detail_figure(adapter.svf, z, matrix))
         elif kind == "answer":
             history[-1] = {"role": "assistant", "content": value}
         else:
@@ -131,7 +170,7 @@ class Panel:
     sliders: list
     reset: gr.Button
     heat: gr.Plot | None = None
-    matrix: gr.Dropdown | None = None
+    matrix: gr.Textbox | None = None  # the detail plot's matrix name (set by the layer and kind pickers)
     detail: gr.Plot | None = None
 
     @property
@@ -160,15 +199,24 @@ def build_controls(adapter: Adapter, label: str) -> Panel:
 
 
 def build_scaling_plots(panel: Panel) -> None:
-    """The z' heatmap and detail plot under a panel, wired to its sliders and reset button."""
+    """The z' heatmap and detail plot under a panel, wired to its sliders and reset button. The detail
+    plot's matrix is picked by layer and kind; panel.matrix holds the chosen name for the callbacks."""
     adapter = panel.adapter
-    names = [n for n in adapter.svf.names if adapter.svf.layer_of(n) is not None]
+    names, kinds = _layer_names(adapter), matrix_kinds(adapter)
+    first = names[0] if names else None
     with gr.Row():
         with gr.Column(scale=3):
-            panel.heat = gr.Plot(value=heatmap_figure(adapter.svf, None, "z' (base model: all 0)"), label="z' heatmap")
+            base_heat = heatmap_figure(adapter.svf, None, "z' (base model: all 0)", heat_limit_of(adapter))
+            panel.heat = gr.Plot(value=base_heat, label="z' heatmap")
         with gr.Column(scale=2):
-            panel.matrix = gr.Dropdown(names, value=names[0] if names else None, label="matrix for the detail plot")
-            panel.detail = gr.Plot(value=detail_figure(adapter.svf, None, names[0] if names else None), label="z' detail")
+            with gr.Row():
+                layer = gr.Slider(0, max(adapter.svf.num_layers - 1, 1), value=0, step=1, label="detail: decoder layer")
+                kind = gr.Dropdown(kinds, value=kinds[0] if kinds else None, label="detail: matrix")
+            panel.matrix = gr.Textbox(value=first, visible=False)
+            panel.detail = gr.Plot(value=detail_figure(adapter.svf, None, first), label="z' detail")
+    for picker in (layer, kind):
+        picker.change(lambda lay, k: matrix_name(adapter, lay, k), [layer, kind], panel.matrix,
+                      api_visibility="private")
     with gr.Accordion("What are SVD, z-vectors and this heatmap?", open=False):
         gr.Markdown(texts.EXPLAIN_SVD + "\n\n" + texts.EXPLAIN_HEATMAP)
     _wire(panel)
@@ -179,15 +227,17 @@ def _wire(panel: Panel) -> None:
     adapter, sliders, manual = panel.adapter, panel.sliders, STRATEGIES["manual"].title
 
     def moved(m, *alphas):
-        return (manual, *scaling_view(adapter, alphas, m))
+        return (manual, sliders_note(adapter, alphas), *scaling_view(adapter, alphas, m))
 
-    for s in sliders:
-        s.release(moved, [panel.matrix, *sliders], [panel.strategy, panel.heat, panel.detail], api_visibility="private")
+    for slider in sliders:
+        slider.release(moved, [panel.matrix, *sliders], [panel.strategy, panel.first, panel.heat, panel.detail],
+                       api_visibility="private")
     panel.matrix.change(lambda m, *a: scaling_view(adapter, a, m)[1], [panel.matrix, *sliders], panel.detail,
                         api_visibility="private")
 
     def to_base(m):
-        return (*([0.0] * len(sliders)), manual, *scaling_view(adapter, [0.0] * len(sliders), m))
+        zeros = [0.0] * len(sliders)
+        return (*zeros, manual, sliders_note(adapter, zeros), *scaling_view(adapter, zeros, m))
 
-    panel.reset.click(to_base, panel.matrix, [*sliders, panel.strategy, panel.heat, panel.detail],
+    panel.reset.click(to_base, panel.matrix, [*sliders, panel.strategy, panel.first, panel.heat, panel.detail],
                       api_visibility="private")

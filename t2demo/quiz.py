@@ -1,0 +1,111 @@
+"""Questions with known answers: the tasks' test examples as prompts to click, a random one, and
+each turn's base and adapted answers marked right or wrong by the task's own checker.
+
+Why: a demo of adaptation convinces only when the viewer can see which answer is right, and a
+running tally (base right / adapted right over the questions asked) makes the point measurable.
+Any message that is, word for word, one of these test prompts is marked, typed or clicked.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass
+
+from t2demo import tasks
+
+EXAMPLES_PER_TASK = 3  # clickable prompts per task
+POOL = 40  # test examples per task a random question is drawn from (and a typed prompt is looked up in)
+
+
+@dataclass(frozen=True)
+class Question:
+    """One test example of a task: the prompt to ask and the reference its checker compares with."""
+
+    task: str
+    example: tasks.Example
+
+    @property
+    def category(self) -> str:
+        return tasks.TASKS[self.task].category
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A turn's two answers checked against the question's reference."""
+
+    question: Question
+    adapted: bool
+    base: bool
+
+
+def task_names(vision: bool = False) -> list[str]:
+    """The tasks whose questions the model can be asked (vision tasks need the vision model)."""
+    return [n for n, t in tasks.TASKS.items() if t.vision == vision]
+
+
+@functools.cache
+def pool(task: str) -> tuple[tasks.Example, ...]:
+    """The test examples questions come from (generated once; the test split is fixed)."""
+    return tuple(tasks.TASKS[task].examples("test", POOL))
+
+
+def examples_by_category(vision: bool = False, per_task: int = EXAMPLES_PER_TASK) -> dict[str, list[Question]]:
+    """Clickable questions grouped by the category the first pass should read."""
+    grouped: dict[str, list[Question]] = {}
+    for name in task_names(vision):
+        for example in pool(name)[:per_task]:
+            grouped.setdefault(tasks.TASKS[name].category, []).append(Question(name, example))
+    return grouped
+
+
+def random_question(rng: random.Random, vision: bool = False) -> Question:
+    """A test question of a task picked at random (each task equally likely)."""
+    name = rng.choice(task_names(vision))
+    return Question(name, rng.choice(pool(name)))
+
+
+def lookup(prompt: str, vision: bool = False) -> Question | None:
+    """The test question this prompt is, if any (so a typed question is marked as a clicked one)."""
+    return _index(vision).get(prompt.strip())
+
+
+@functools.cache
+def _index(vision: bool) -> dict[str, Question]:
+    return {e.prompt.strip(): Question(n, e) for n in task_names(vision) for e in pool(n)}
+
+
+def grade(question: Question, adapted: str, base: str) -> Grade:
+    """Both answers checked in one call of the task's checker (code runs both in its sandbox)."""
+    ok_adapted, ok_base = tasks.TASKS[question.task].check_many([question.example] * 2, [adapted, base])
+    return Grade(question, bool(ok_adapted), bool(ok_base))
+
+
+def mark(right: bool) -> str:
+    return "✅ right" if right else "❌ wrong"
+
+
+def reference_text(question: Question) -> str:
+    """The reference as the viewer should read it (code tasks: the hidden tests)."""
+    ref = question.example.reference
+    if "\n" in ref or ref.startswith("assert"):
+        return f"hidden tests:\n```python\n{ref}\n```"
+    return f"**{ref}**"
+
+
+class Tally:
+    """Base right / adapted right over the graded questions of one session."""
+
+    def __init__(self) -> None:
+        self.asked = self.base = self.adapted = 0
+
+    def add(self, g: Grade) -> None:
+        self.asked += 1
+        self.base += g.base
+        self.adapted += g.adapted
+
+    def text(self) -> str:
+        if not self.asked:
+            return "**Tally**: no test question asked yet — click an example or draw a random one."
+        return (f"**Tally** over {self.asked} test question{'s' * (self.asked != 1)}: "
+                f"base right {self.base}/{self.asked} · adapted right {self.adapted}/{self.asked}")

@@ -1,0 +1,120 @@
+"""A chat as turn records: each turn's message, adapted and base answers, first-pass record and
+grade, and the views drawn from them (two matching chat columns, the word diff of a turn).
+
+Why: base and adapted answers are comparable only when every turn keeps both, rendered the same
+way, with the first pass that produced the adapted one (strategy, probabilities, experts, α, time)
+recorded beside it rather than shown once and then left stale.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+import torch
+
+from t2demo import quiz
+from t2demo.adapt.dispatch import Dispatch
+
+ADAPTED_ONLY, BASE_ONLY = "adapted only", "base only"
+
+
+@dataclass
+class TurnRecord:
+    """One turn; `adapted` and `base` grow while the answers stream."""
+
+    message: str
+    first: Dispatch | None = None
+    adapted: str = ""
+    base: str = ""
+    question: quiz.Question | None = None
+    grade: quiz.Grade | None = None
+    done: bool = False  # both answers complete (only done turns are history for the next one)
+    stopped: bool = False  # the viewer pressed Stop: the answers stay as far as they got
+
+
+def alpha_text(d: Dispatch) -> str:
+    """α per expert, rounded, with the base share 1 − Σα explained (and Σα > 1 called out)."""
+    if not d.labels:
+        return f"the z' of {d.mixture} (used whole, no α)" if d.mixture else "no experts: the base weights (z' = 1)"
+    alphas = d.expert_alpha
+    layered = " (mean over layers)" if torch.as_tensor(d.alpha).ndim == 2 else ""
+    shown = ", ".join(f"{lab} {a:.2f}" for lab, a in zip(d.labels, alphas)) + layered
+    total = sum(alphas)
+    if total > 1 + 5e-3:
+        share = (f"; Σα = {total:.2f} > 1, so z' goes past the experts (base share 1 − Σα = {1 - total:.2f}: "
+                 "the base weights are subtracted, not kept)")
+    elif total > 5e-3:
+        share = f"; base share 1 − Σα = {1 - total:.2f} (that part of z' stays at the base weights)"
+    else:
+        share = " (all 0: the base weights)"
+    return f"α = {shown}{share}"
+
+
+def first_pass_record(d: Dispatch) -> str:
+    """The first pass of one turn, in one paragraph: strategy, reading, experts, α and time."""
+    if d.probabilities:
+        top = sorted(d.probabilities.items(), key=lambda kv: -kv[1])[:3]
+        read = "read as " + ", ".join(f"{c} {p:.2f}" for c, p in top) + " → "
+    else:
+        read = "no classification (α given) → " if d.mixture is None else "few-shot mixture → "
+    chosen = [lab for lab, a in zip(d.labels, d.expert_alpha) if a > 5e-3]
+    experts = ", ".join(chosen) if chosen else (d.mixture or "none (base weights)")
+    return f"**{d.strategy}**, {d.seconds * 1000:.0f} ms: {read}experts {experts}; {alpha_text(d)}"
+
+
+def grade_line(g: quiz.Grade | None, which: str) -> str:
+    if g is None:
+        return ""
+    return f"\n\n---\n{quiz.mark(getattr(g, which))} · reference {quiz.reference_text(g.question)}"
+
+
+def _answer(text: str, r: TurnRecord, which: str) -> str:
+    stopped = "\n\n*(stopped)*" if r.stopped else ""
+    return (text or ("" if r.stopped else "…")) + stopped + grade_line(r.grade, which)
+
+
+def columns(records: list[TurnRecord]) -> tuple[list[dict], list[dict]]:
+    """Chat messages for the adapted and the base column, turn for turn the same shape (so the
+    columns line up), each answer followed by its right/wrong mark when the turn was graded."""
+    adapted, base = [], []
+    for r in records:
+        user = {"role": "user", "content": r.message}
+        title = "First pass" if r.first is None else f"First pass: {r.first.strategy}, experts and α"
+        note = first_pass_record(r.first) if r.first is not None else "…"
+        adapted += [user, {"role": "assistant", "content": note, "metadata": {"title": title, "status": "done"}},
+                    {"role": "assistant", "content": _answer(r.adapted, r, "adapted")}]
+        base += [user, {"role": "assistant", "content": "The base model's weights (z' = 1 everywhere).",
+                        "metadata": {"title": "No first pass: the base model", "status": "done"}},
+                 {"role": "assistant", "content": _answer(r.base, r, "base")}]
+    return adapted, base
+
+
+def word_diff(base: str, adapted: str) -> list[tuple[str, str | None]]:
+    """The adapted answer with the words base lacks marked, and base's own words struck in, for a
+    highlighted-text view; whitespace is kept so the text reads as written."""
+    a, b = re.findall(r"\s+|\S+", base), re.findall(r"\s+|\S+", adapted)
+    out: list[tuple[str, str | None]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.append(("".join(b[j1:j2]), None))
+            continue
+        if i2 > i1:
+            out.append(("".join(a[i1:i2]), BASE_ONLY))
+        if j2 > j1:
+            out.append(("".join(b[j1:j2]), ADAPTED_ONLY))
+    return out
+
+
+def diff_summary(base: str, adapted: str) -> str:
+    """One line: identical, or how much of the text the two answers share."""
+    if base == adapted:
+        return "The two answers are identical: adaptation did not change this answer."
+    ratio = difflib.SequenceMatcher(None, base, adapted, autojunk=False).ratio()
+    return f"The answers differ ({ratio:.0%} of the text shared); highlighted below."
+
+
+def pairs(records: list[TurnRecord]) -> list[tuple[str, str]]:
+    """Earlier turns for the chat template: the adapted conversation."""
+    return [(r.message, r.adapted) for r in records if r.done]

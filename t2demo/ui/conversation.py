@@ -1,0 +1,213 @@
+"""The side-by-side conversation: base and adapted answers of every turn in two matching columns,
+the words that differ, test questions with their references, right/wrong marks and a tally.
+
+The callbacks are plain generators over turn records (t2demo.transcript) and quiz questions
+(t2demo.quiz); the widgets only show what they yield. A refused input (an empty message, few-shot
+without a mixture) is one line next to the message box and a toast, never an error over the answers.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import gradio as gr
+
+from t2demo import quiz
+from t2demo import session as sessions
+from t2demo.adapt.adapter import Adapter
+from t2demo.transcript import (
+    ADAPTED_ONLY,
+    BASE_ONLY,
+    TurnRecord,
+    columns,
+    diff_summary,
+    pairs,
+    word_diff,
+)
+from t2demo.ui.figures import detail_figure, heatmap_figure, probabilities_figure
+from t2demo.ui.panel import (
+    USER_ERRORS,
+    Panel,
+    alpha_of,
+    answer_title,
+    first_pass_summary,
+    heat_limit_of,
+    slider_values,
+)
+
+DEFAULT_MAX_NEW_TOKENS = sessions.MAX_NEW_TOKENS
+DIFF_COLOURS = {ADAPTED_ONLY: "#9be3a7", BASE_ONLY: "#f4b6b6"}
+
+
+@dataclass
+class Request:
+    """What one turn is asked with (the panel's settings at the time of sending)."""
+
+    message: str
+    strategy: str
+    mode: str
+    alphas: list[float]
+    mixture: str | None = None
+    matrix: str | None = None
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+
+
+def converse(adapter: Adapter, session: sessions.Session, tally: quiz.Tally, records: list[TurnRecord],
+             req: Request):
+    """One turn, streamed: yields (records, note, panel) after the first pass and after every piece
+    of either answer; note is "" or the reason the input was refused (then nothing else changes),
+    panel is None or (probabilities, first-pass text, slider values, heatmap, detail)."""
+    record = TurnRecord(req.message.strip() if isinstance(req.message, str) else "",
+                        question=quiz.lookup(req.message) if isinstance(req.message, str) else None)
+    events = sessions.turn(adapter, session, req.message, pairs(records), req.strategy, req.mode,
+                           alpha_of(adapter, req.alphas), req.mixture or None, None, int(req.max_new_tokens))
+    try:
+        kind, d, z = next(events)
+    except USER_ERRORS as e:
+        yield records, str(e), None
+        return
+    record.first, records = d, [*records, record]
+    yield records, "", (probabilities_figure(d), first_pass_summary(d), slider_values(adapter, d),
+                        heatmap_figure(adapter.svf, z, answer_title(d), heat_limit_of(adapter)),
+                        detail_figure(adapter.svf, z, req.matrix))
+    for kind, text, _ in events:
+        setattr(record, "adapted" if kind == "answer" else "base", text)
+        yield records, "", None
+    record.done = True
+    if record.question is not None:
+        record.grade = quiz.grade(record.question, record.adapted, record.base)
+        tally.add(record.grade)
+    yield records, "", None
+
+
+def views(records: list[TurnRecord]) -> tuple[list[dict], list[dict], list, str]:
+    """The two chat columns and the latest turn's diff (highlighted words and a one-line summary)."""
+    adapted, base = columns(records)
+    if not records:
+        return adapted, base, [], "Differences between the two answers of the latest turn appear here."
+    last = records[-1]
+    return adapted, base, word_diff(last.base, last.adapted), diff_summary(last.base, last.adapted)
+
+
+def regenerate_request(records: list[TurnRecord], req: Request) -> tuple[list[TurnRecord], Request]:
+    """The last turn dropped and its message asked again (with the current settings)."""
+    if not records:
+        raise sessions.PipelineError("Nothing to regenerate yet: send a message first.")
+    return records[:-1], Request(records[-1].message, req.strategy, req.mode, req.alphas, req.mixture, req.matrix,
+                                 req.max_new_tokens)
+
+
+def random_prompt(seed: int | None = None) -> str:
+    """A random test question's prompt (its reference is found again by quiz.lookup when sent)."""
+    return quiz.random_question(random.Random(seed)).example.prompt
+
+
+def example_samples() -> tuple[list[list[str]], list[str]]:
+    """The clickable test questions: their prompts and short labels ("math · Eva had 17 cards…")."""
+    questions = [q for qs in quiz.examples_by_category().values() for q in qs]
+    labels = [f"{q.category} · {q.example.prompt.splitlines()[0][:60]}" for q in questions]
+    return [[q.example.prompt] for q in questions], labels
+
+
+@dataclass
+class Conversation:
+    """The widgets of the side-by-side chat (chat.py lays them out and wires them with `wire`)."""
+
+    adapted: gr.Chatbot
+    base: gr.Chatbot
+    message: gr.Textbox
+    note: gr.Markdown
+    send: gr.Button
+    stop: gr.Button
+    regenerate: gr.Button
+    clear: gr.Button
+    random: gr.Button
+    examples: gr.Dataset
+    diff_line: gr.Markdown
+    diff: gr.HighlightedText
+    tally: gr.Markdown
+    max_new_tokens: gr.Slider
+    records: gr.State
+    counts: gr.State
+
+
+def stopped(records: list[TurnRecord]) -> list[TurnRecord]:
+    """After Stop: the unfinished turn marked as stopped (its partial answers stay visible)."""
+    if records and not records[-1].done:
+        records[-1].stopped = True
+    return records
+
+
+def build(adapter: Adapter) -> Conversation:
+    """The two answer columns, the message box with its buttons, the diff, the tally and the test
+    questions (laid out where it is called)."""
+    with gr.Row(equal_height=True):
+        adapted = gr.Chatbot(label="Adapted answer (second pass)", height=340, buttons=["copy"])
+        base = gr.Chatbot(label="Base model's answer (z' = 1)", height=340, buttons=["copy"])
+    message = gr.Textbox(label="Message", lines=1, max_lines=8, max_length=sessions.MAX_MESSAGE_CHARS,
+                         placeholder="Ask a math, code or reasoning question (Enter sends, Shift+Enter: new line)")
+    note = gr.Markdown(elem_classes="t2-note")
+    with gr.Row():
+        send = gr.Button("Send", variant="primary", min_width=80)
+        stop = gr.Button("Stop", variant="stop", min_width=80)
+        regenerate = gr.Button("Regenerate", min_width=80)
+        clear = gr.Button("Clear chat", min_width=80)
+        pick = gr.Button("Random test question", min_width=80)
+    tally = gr.Markdown(quiz.Tally().text())
+    diff_line = gr.Markdown(views([])[3])
+    diff = gr.HighlightedText(label="Differences (latest turn): green only in the adapted answer, red only in the base",
+                              color_map=DIFF_COLOURS, combine_adjacent=True, show_legend=True)
+    samples, labels = example_samples()
+    examples = gr.Dataset(label="Test questions with known answers: click one, then press Enter",
+                          components=[message], samples=samples, sample_labels=labels, samples_per_page=6)
+    max_new_tokens = gr.Slider(16, 512, value=DEFAULT_MAX_NEW_TOKENS, step=16,
+                               label="max new tokens (decoding is greedy: the scheduler does not sample)")
+    return Conversation(adapted, base, message, note, send, stop, regenerate, clear, pick, examples, diff_line, diff,
+                        tally, max_new_tokens, gr.State([]), gr.State(quiz.Tally()))
+
+
+def outputs_of(c: Conversation, panel: Panel) -> list:
+    return [c.records, c.adapted, c.base, c.diff, c.diff_line, c.tally, c.note, c.message, *panel.outputs]
+
+
+def shown(adapter: Adapter, tally: quiz.Tally, steps):
+    """converse's steps as the values of outputs_of: a refusal changes only the note (and toasts)."""
+    n_panel = 4 + len(adapter.experts)
+    for i, (records, note, panel) in enumerate(steps):
+        if note:
+            gr.Warning(note)
+            yield records, *[gr.skip()] * 5, f"⚠️ {note}", gr.skip(), *[gr.skip()] * n_panel
+            return
+        values = [gr.skip()] * n_panel if panel is None else [panel[0], panel[1], *panel[2], panel[3], panel[4]]
+        message = "" if panel is not None else gr.skip()  # cleared once the turn is accepted
+        yield records, *views(records), tally.text(), "", message, *values
+
+
+def wire(c: Conversation, adapter: Adapter, session: gr.State, panel: Panel) -> None:
+    """Send (button or Enter), Stop, Regenerate, Clear, a random question and the examples."""
+    inputs = [session, c.counts, c.records, c.message, panel.strategy, panel.mode, panel.mixture, panel.matrix,
+              c.max_new_tokens, *panel.sliders]
+    outputs = outputs_of(c, panel)
+
+    def send_fn(sess, tally, records, msg, strat, md, mix, mat, mnt, *alphas):
+        req = Request(msg, strat, md, list(alphas), mix, mat, mnt)
+        yield from shown(adapter, tally, converse(adapter, sess, tally, records, req))
+
+    def regenerate_fn(sess, tally, records, msg, strat, md, mix, mat, mnt, *alphas):
+        if not records:
+            yield from shown(adapter, tally, [(records, "Nothing to regenerate yet: send a message first.", None)])
+            return
+        records, req = regenerate_request(records, Request(msg, strat, md, list(alphas), mix, mat, mnt))
+        yield from shown(adapter, tally, converse(adapter, sess, tally, records, req))
+
+    runs = [c.send.click(send_fn, inputs, outputs, api_visibility="private"),
+            c.message.submit(send_fn, inputs, outputs, api_visibility="private"),
+            c.regenerate.click(regenerate_fn, inputs, outputs, api_visibility="private")]
+    c.stop.click(lambda records: (stopped(records), *views(records)[:2]), c.records, [c.records, c.adapted, c.base],
+                 cancels=runs, api_visibility="private")
+    c.clear.click(lambda: ([], *views([]), "", probabilities_figure(None), "*The first pass appears here after a "
+                           "message.*"), None, [c.records, c.adapted, c.base, c.diff, c.diff_line, c.note, panel.probs,
+                                               panel.first], cancels=runs, api_visibility="private")
+    c.random.click(lambda: random_prompt(), None, c.message, api_visibility="private")
+    c.examples.click(lambda sample: sample[0], c.examples, c.message, api_visibility="private")

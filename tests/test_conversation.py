@@ -1,0 +1,137 @@
+"""Questions with references, turn records, the side-by-side conversation and readable plots, as plain
+functions (the browser test drives the same through the page). Tiny random models (conftest)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from t2demo import quiz, tasks
+from t2demo.adapt.dispatch import Dispatch
+from t2demo.session import Session
+from t2demo.transcript import ADAPTED_ONLY, BASE_ONLY, TurnRecord, alpha_text, columns, word_diff
+from t2demo.ui import conversation, figures, panel
+
+
+def last(gen):
+    *_, final = gen
+    return final
+
+
+def math_question() -> quiz.Question:
+    return quiz.examples_by_category()["math"][0]
+
+
+def test_answers_are_marked_by_the_tasks_checker_and_tallied():
+    q = math_question()
+    right, wrong = q.example.reference, str(int(q.example.reference) + 2)
+    g = quiz.grade(q, f"The answer is {wrong}.", f"So {right}.")
+    assert (g.adapted, g.base) == (False, True)
+    tally = quiz.Tally()
+    tally.add(g)
+    tally.add(quiz.grade(q, right, right))
+    assert "base right 2/2 · adapted right 1/2" in tally.text()
+    assert quiz.lookup("  " + q.example.prompt + "\n") == q  # a typed test prompt is found again
+    assert quiz.lookup("What is 3 + 4?") is None
+
+
+def test_examples_cover_every_text_category_and_random_questions_come_from_the_test_split():
+    grouped = quiz.examples_by_category()
+    assert set(grouped) == {t.category for t in tasks.TASKS.values() if not t.vision}
+    q = quiz.random_question(random.Random(3))
+    assert q.example in tasks.TASKS[q.task].examples("test", quiz.POOL)
+    assert not tasks.TASKS[q.task].vision
+
+
+def test_alpha_text_rounds_and_explains_the_base_share():
+    d = Dispatch({}, None, [0.9999901, 0.0], 0.01, "manual", ["math", "code"])
+    assert "math 1.00" in alpha_text(d) and "0.9999" not in alpha_text(d)
+    over = alpha_text(Dispatch({}, None, [0.8, 0.58], 0.01, "manual", ["math", "code"]))
+    assert "Σα = 1.38 > 1" in over and "base share 1 − Σα = -0.38" in over
+    assert "base share 1 − Σα = 0.40" in alpha_text(Dispatch({}, None, [0.6, 0], 0, "manual", ["math", "code"]))
+
+
+def test_columns_match_turn_for_turn_and_carry_marks_and_first_pass():
+    q = math_question()
+    d = Dispatch({"math": 0.9, "code": 0.1}, "math", [1.0, 0.0], 0.02, "prompt", ["math", "code"])
+    r = TurnRecord(q.example.prompt, d, "21", q.example.reference, q, quiz.grade(q, "21", q.example.reference), True)
+    adapted, base = columns([r, TurnRecord("hi", d, "hello", "hey", done=True)])
+    assert len(adapted) == len(base) == 6 and [m["role"] for m in adapted] == [m["role"] for m in base]
+    assert "read as math 0.90" in adapted[1]["content"] and "experts math" in adapted[1]["content"]
+    assert adapted[2]["content"].startswith("21") and "❌ wrong" in adapted[2]["content"]
+    assert "✅ right" in base[2]["content"] and q.example.reference in base[2]["content"]
+    assert "✅" not in adapted[5]["content"]  # not a test question: no mark
+
+
+def test_word_diff_marks_what_each_answer_has_alone():
+    parts = word_diff("The answer is 18.", "The answer is 21.")
+    assert ("18.", BASE_ONLY) in parts and ("21.", ADAPTED_ONLY) in parts
+    assert "".join(t for t, c in parts if c != BASE_ONLY) == "The answer is 21."
+
+
+def test_converse_streams_both_answers_grades_and_keeps_history(app_runtime):
+    text, tally, q = app_runtime.text, quiz.Tally(), math_question()
+    req = conversation.Request(q.example.prompt, "prompt-based", "hard", [0, 0, 0], max_new_tokens=12)
+    steps = list(conversation.converse(text, Session(), tally, [], req))
+    records, note, first_panel = steps[0]
+    assert note == "" and first_panel is not None and "z' of this answer (prompt)" in first_panel[3].layout.title.text
+    records, *_ = steps[-1]
+    r = records[-1]
+    assert r.done and r.grade is not None and tally.asked == 1 and r.first.strategy == "prompt"
+    assert len(steps) >= 3  # the first pass, then answer pieces as they come
+    again = conversation.Request("and now?", "manual", "hard", [0, 1, 0], max_new_tokens=4)
+    records, *_ = last(conversation.converse(text, Session(), tally, records, again))
+    assert len(records) == 2 and records[1].first.strategy == "manual" and records[1].grade is None
+    assert tally.asked == 1
+
+
+def test_a_refused_input_is_a_note_and_changes_nothing_else(app_runtime):
+    text, records = app_runtime.text, [TurnRecord("old", done=True)]
+    for msg, strategy, needle in (("", "prompt-based", "Type a message"), ("hi", "few-shot", "needs a mixture")):
+        steps = list(conversation.converse(text, Session(), quiz.Tally(), records,
+                                           conversation.Request(msg, strategy, "hard", [0, 0, 0])))
+        assert len(steps) == 1 and steps[0][0] is records and needle in steps[0][1] and steps[0][2] is None
+
+
+def test_regenerate_asks_the_last_message_again_and_stop_marks_the_turn():
+    records = [TurnRecord("a", done=True), TurnRecord("b", done=True)]
+    kept, req = conversation.regenerate_request(records, conversation.Request("", "manual", "hard", [0]))
+    assert [r.message for r in kept] == ["a"] and req.message == "b"
+    running = [TurnRecord("c", adapted="half")]
+    assert conversation.stopped(running)[0].stopped and "(stopped)" in columns(running)[0][2]["content"]
+
+
+def test_heatmaps_share_one_fixed_colour_range_and_say_which_alpha(app_runtime):
+    text = app_runtime.text
+    a, _ = panel.scaling_view(text, [0, 1, 0], None)
+    b, _ = panel.scaling_view(text, [0.3, 0, 0.2], None)
+    limit = panel.heat_limit_of(text)
+    assert (a.data[0].zmin, a.data[0].zmax) == (b.data[0].zmin, b.data[0].zmax) == (-limit, limit)
+    peak = max(abs(v) for e in text.experts for row in text.svf.scaling_grid(e.z)[1].nan_to_num(0).tolist() for v in row)
+    assert peak <= limit < 2.5 * peak and f"±{limit:g}" in a.data[0].colorbar.title.text
+    assert "math 1.00" in a.layout.title.text and "code 0.30, reasoning 0.20" in b.layout.title.text
+
+
+def test_detail_plot_shows_both_spectra_full_log_ticks_axis_titles_and_the_base_line(app_runtime):
+    text = app_runtime.text
+    name = panel.matrix_name(text, 1, panel.matrix_kinds(text)[0])
+    assert text.svf.layer_of(name) == 1
+    fig = figures.detail_figure(text.svf, text.experts[0].z, name)
+    before, after = fig.data[1], fig.data[2]
+    assert before.line.width > after.line.width and after.line.dash == "dash"  # the wide base stays visible
+    assert fig.layout.yaxis2.type == "log" and all(float(t) == v for t, v in zip(fig.layout.yaxis2.ticktext,
+                                                                                     fig.layout.yaxis2.tickvals))
+    assert fig.layout.yaxis.title.text == "z'" and fig.layout.yaxis2.title.text.startswith("σ")
+    assert any(s.y0 == 1 == s.y1 for s in fig.layout.shapes)  # the z' = 1 line
+    assert figures.log_ticks(0.15, 3) == ([0.2, 0.5, 1, 2], ["0.2", "0.5", "1", "2"])
+
+
+def test_experts_norms_start_at_zero(app_runtime):
+    fig = figures.norms_figure(app_runtime.text.svf, app_runtime.text.experts[0])
+    assert fig.data[0].zmin == 0 and fig.layout.title.text.startswith("‖z − 1‖ per matrix")
+
+
+@pytest.mark.parametrize("x, nice", [(0.0012, 0.002), (0.02, 0.02), (0.031, 0.05), (0.21, 0.25), (0.6, 1.0)])
+def test_nice_ceiling(x, nice):
+    assert figures.nice_ceiling(x) == pytest.approx(nice)
