@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 
+import gradio as gr
 import pytest
 
-from t2demo import quiz, tasks
+from t2demo import comparison, generation, quiz, tasks
 from t2demo.adapt.dispatch import Dispatch
 from t2demo.session import Session
 from t2demo.transcript import ADAPTED_ONLY, BASE_ONLY, TurnRecord, alpha_text, columns, word_diff
-from t2demo.ui import conversation, figures, panel
+from t2demo.ui import compare, conversation, figures, panel
 
 
 def last(gen):
@@ -135,3 +136,16 @@ def test_experts_norms_start_at_zero(app_runtime):
 @pytest.mark.parametrize("x, nice", [(0.0012, 0.002), (0.02, 0.02), (0.031, 0.05), (0.21, 0.25), (0.6, 1.0)])
 def test_nice_ceiling(x, nice):
     assert figures.nice_ceiling(x) == pytest.approx(nice)
+
+
+def test_compare_answers_with_the_base_model_and_each_expert_alone_in_one_batch(app_runtime):
+    text, q = app_runtime.text, math_question()
+    batches = len(text.scheduler.batches)
+    grid = last(comparison.compare(text, q.example.prompt, max_new_tokens=6))
+    assert [c.label for c in grid] == ["base model"] + [f"{lab} expert alone" for lab in text.labels]
+    assert list(text.scheduler.batches)[batches:] == [1 + len(text.labels)]  # one batch for the whole grid
+    with text.svf.adapted(text.experts[1].z):
+        alone = generation.generate(text.lm, [q.example.prompt], max_new_tokens=6)[0]
+    assert grid[2].answer == alone and all(c.right is not None for c in grid)
+    note, *cells = last(compare.grid_values(text, "", 6))  # a refused prompt: a note, the grid unchanged
+    assert "Type a message" in note and all(c is gr.skip() or c == gr.skip() for c in cells)
