@@ -149,3 +149,10 @@ def test_compare_answers_with_the_base_model_and_each_expert_alone_in_one_batch(
     assert grid[2].answer == alone and all(c.right is not None for c in grid)
     note, *cells = last(compare.grid_values(text, "", 6))  # a refused prompt: a note, the grid unchanged
     assert "Type a message" in note and all(c is gr.skip() or c == gr.skip() for c in cells)
+
+
+def test_strategies_a_model_cannot_run_are_not_offered_and_the_reason_is_given(app_runtime):
+    offered, why = panel.strategy_choices(app_runtime.text)
+    assert "classification expert" in offered and why == ""
+    offered, why = panel.strategy_choices(app_runtime.vision)  # the tiny vision model has no cls expert
+    assert "classification expert" not in offered and "no classification expert" in why

@@ -179,10 +179,20 @@ class Panel:
         return [self.probs, self.first, *self.sliders, self.heat, self.detail]
 
 
+def strategy_choices(adapter: Adapter) -> tuple[list[str], str]:
+    """The strategies this model can run, and why any is left out (a vision model without a
+    classification expert is not offered that strategy, rather than failing when picked)."""
+    offered = [s.title for s in STRATEGIES.values() if not (s.needs_classifier and adapter.cls_expert is None)]
+    left_out = [s.title for s in STRATEGIES.values() if s.title not in offered]
+    why = f"Not offered: {', '.join(left_out)} (this model has no classification expert)." if left_out else ""
+    return offered, why
+
+
 def build_controls(adapter: Adapter, label: str) -> Panel:
     """Strategy controls, first-pass chart and α sliders for one model."""
-    strategy = gr.Radio([s.title for s in STRATEGIES.values()], value=STRATEGIES["prompt"].title,
-                        label="First-pass strategy")
+    offered, missing = strategy_choices(adapter)
+    strategy = gr.Radio(offered, value=STRATEGIES["prompt"].title, label="First-pass strategy",
+                        info=missing or None)
     mode = gr.Radio(["hard", "soft"], value="hard", label="Dispatch mode (hard: argmax expert; soft: α = probabilities)")
     mixture = gr.Dropdown(choices=[], value=None, label="Few-shot mixture (fit one with CEM, or upload an expert)")
     first = gr.Markdown("*The first pass appears here after a message.*")
