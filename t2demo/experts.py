@@ -27,6 +27,8 @@ FORMAT_VERSION = 1
 EXPERTS_DIR = paths.EXPERTS
 CLASSIFIER_LABEL = "cls"  # the first-pass classification expert; every other file is a task expert
 _REQUIRED = ("format_version", "label", "base_model", "fingerprint", "targets", "parameterisation", "notes")
+MAX_LABEL_CHARS = 90  # "uploaded:" + a label still fits the app's names (validation.MAX_NAME_CHARS)
+SHOWN_NOTES = ("task", "objective", "steps", "best_val_accuracy")  # expert_row's columns
 
 
 class ExpertError(ValueError):
@@ -137,9 +139,26 @@ def load_expert(path: str | Path, svf: SVF | None = None, *, allow_transfer: boo
         targets, notes = json.loads(meta["targets"]), json.loads(meta["notes"])
     except json.JSONDecodeError as e:
         raise ExpertError(f"{path}: metadata 'targets' or 'notes' is not valid JSON ({e})") from e
+    _check_metadata(path, meta["label"], targets, notes)
     expert = Expert(z=z, label=meta["label"], base_model=meta["base_model"], fingerprint=meta["fingerprint"],
                     targets=targets, parameterisation="scale", notes=notes)
     return expert if svf is None else _check_against(expert, svf, path, allow_transfer)
+
+
+def _check_metadata(path: Path, label: str, targets, notes) -> None:
+    """Refuse metadata of the wrong type or content before an Expert holds it: the experts table,
+    mixture names and messages read these fields as the types below."""
+    if not 0 < len(label) <= MAX_LABEL_CHARS or not label.isprintable():
+        raise ExpertError(f"{path}: metadata 'label' must be 1 to {MAX_LABEL_CHARS} printable characters, "
+                          f"got {label[:MAX_LABEL_CHARS]!r}{'...' if len(label) > MAX_LABEL_CHARS else ''}")
+    if not (isinstance(targets, str) or (isinstance(targets, list) and all(isinstance(t, str) for t in targets))):
+        raise ExpertError(f"{path}: metadata 'targets' must be a string or a list of strings, "
+                          f"got {type(targets).__name__}")
+    if not isinstance(notes, dict):
+        raise ExpertError(f"{path}: metadata 'notes' must be a JSON object, got {type(notes).__name__}")
+    wrong = [k for k in SHOWN_NOTES if not isinstance(notes.get(k, ""), (str, int, float))]
+    if wrong:
+        raise ExpertError(f"{path}: notes {wrong} must be text or numbers")
 
 
 def _match_name(key: str, svf: SVF) -> str:

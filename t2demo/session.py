@@ -9,7 +9,6 @@ Input that cannot be served is refused here with a PipelineError that says why.
 from __future__ import annotations
 
 import copy
-import re
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -17,7 +16,7 @@ from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
 from t2demo import tasks
@@ -27,9 +26,14 @@ from t2demo.adapt.dispatch import PipelineError
 from t2demo.adapt.registry import get_strategy
 from t2demo.experts import Expert, save_expert
 from t2demo.streaming import stream_from_thread
+from t2demo.validation import (  # noqa: F401
+    MAX_MESSAGE_CHARS,
+    NOT_AN_IMAGE,
+    check_message,
+    clean_name,
+    open_image_file,
+)
 
-MAX_MESSAGE_CHARS = 4000
-MAX_IMAGE_PIXELS = 16_000_000
 MAX_NEW_TOKENS = 160
 
 
@@ -58,45 +62,22 @@ class Session:
         return name
 
     def mixture(self, adapter: Adapter, name: str | None) -> Expert:
+        """A mixture by the name it was stored under or the name it was given (both clean the same)."""
         mixtures = self.mixtures_of(adapter)
-        if not name or name not in mixtures:
+        found = mixtures.get(clean_name(name, "mixture")) if name else None
+        if found is None:
             raise PipelineError("Few-shot needs a mixture: fit one in the CEM panel (or upload an expert) and pick it "
                                 f"(this session has: {sorted(mixtures) or 'none'}).")
-        return mixtures[name]
-
-
-def clean_name(name: str | None, what: str) -> str:
-    """A user's name for a mixture or folder, reduced to letters, digits and '._:+-' (no path parts,
-    not '.' or '..')."""
-    name = re.sub(r"[^\w.:+-]+", "-", str(name or "").strip()).strip("-.:+")
-    if not name:
-        raise PipelineError(f"Give the {what} a name.")
-    return name
-
-
-def check_message(message) -> str:
-    """The message, stripped; refused when empty, too long or not text."""
-    message = (message if isinstance(message, str) else "").strip()
-    if not message:
-        raise PipelineError("Type a message first.")
-    if len(message) > MAX_MESSAGE_CHARS:
-        raise PipelineError(f"The message has {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}.")
-    return message
+        return found
 
 
 def open_image(path: str | None) -> Image.Image:
-    """A user's image as RGB; its size is read from the header and refused above the limit before
-    any pixel is decoded; non-images are refused."""
-    if not path:
-        raise PipelineError("Add an image first (upload, paste or pick an example).")
-    try:
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise PipelineError(f"The image is {img.width}×{img.height}; the limit is "
-                                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels. Resize it and try again.")
+    """A user's image as RGB, decoded only after validation.open_image_file passed its header."""
+    with open_image_file(path) as img:
+        try:
             return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise PipelineError("That file is not an image this app can read.") from e
+        except (OSError, ValueError, SyntaxError) as e:  # a valid header over broken pixel data
+            raise PipelineError(NOT_AN_IMAGE) from e
 
 
 def first_pass(adapter: Adapter, session: Session, message: str, strategy: str, mode: str, alpha=None,
@@ -126,16 +107,13 @@ def turn(adapter: Adapter, session: Session, message: str, pairs: Sequence[tuple
             yield kind, texts[kind], None
 
 
-def cem_examples(task_name: str, rows: Sequence[Sequence] | None, n: int) -> tuple[list[tasks.Example], object]:
-    """Few-shot examples and their task: n validation examples of a built-in task, or the user's
-    (prompt, answer) rows for "custom"."""
+def cem_examples(task_name: str, rows: Sequence[tuple[str, str]], n: int) -> tuple[list[tasks.Example], object]:
+    """Few-shot examples and their task, from settings validation.check_cem_settings passed: n
+    validation examples of a built-in task, or the user's (prompt, answer) rows for "custom"."""
     if task_name == "custom":
-        pairs = [(str(r[0] or ""), str(r[1] or "")) for r in rows or [] if len(r) >= 2]
-        return tasks.custom_examples(pairs), tasks.CUSTOM
-    if task_name not in tasks.TASKS:
-        raise PipelineError(f"unknown task {task_name!r}; choose 'custom' or one of {sorted(tasks.TASKS)}")
+        return tasks.custom_examples(rows), tasks.CUSTOM
     task = tasks.TASKS[task_name]
-    return task.examples("validation", int(n)), task
+    return task.examples("validation", n), task
 
 
 def fit_stream(adapter: Adapter, examples: list[tasks.Example], task, cancel: threading.Event | None = None,

@@ -1,13 +1,24 @@
-"""Few-shot CEM in the Chat tab: fit α on examples, watch it live, keep it as a mixture."""
+"""Few-shot CEM in the Chat tab: fit α on examples, watch it live, keep it as a mixture.
+
+A run is bounded (validation.CEM_LIMITS: its size and time, how many run at once) and stops when
+whoever asked for it is gone: the Cancel button, a closed tab, an API client that cancels or
+disconnects. Gradio notices a request that is gone only when its callback yields, and then closes
+it, so callbacks read a run through `ticking`, which yields at least every TICK_S seconds; a run
+whose reader stops coming back without closing it (cancelled before Gradio registered it) stops
+too, after IDLE_S (Lease).
+"""
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import gradio as gr
 
 from t2demo import session as sessions
-from t2demo import tasks
 from t2demo.adapt.adapter import Adapter
 from t2demo.adapt.dispatch import PipelineError
 from t2demo.adapt.registry import STRATEGIES
@@ -15,19 +26,118 @@ from t2demo.ui import texts
 from t2demo.ui.figures import cem_figure, layer_alpha_figure
 from t2demo.ui.page_parts import Page
 from t2demo.ui.panel import Panel, scaling_view, user_errors
+from t2demo.validation import CEM_LIMITS, CEMLimits, cem_tasks, check_cem_settings
+
+TICK_S = 0.5
+IDLE_S = 10.0
+_END = object()
+
+
+class Lease(threading.Event):
+    """A stop switch that also reads as set once its reader has not come back for `idle` seconds
+    (Gradio resumes a streaming callback right after each of its yields)."""
+
+    def __init__(self, idle: float = IDLE_S) -> None:
+        super().__init__()
+        self.idle = idle
+        self.renew()
+
+    def renew(self) -> None:
+        self._seen = time.monotonic()
+
+    def is_set(self) -> bool:
+        return super().is_set() or time.monotonic() - self._seen > self.idle
+
+
+class CEMRuns:
+    """The CEM runs going on: at most `limit` in the app, and one per owner (a session)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._owners: list = []  # one entry per run (None: a run without an owner)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, owner=None) -> Iterator[None]:
+        """Hold one of the app's slots for a run, or refuse with a message saying why."""
+        with self._lock:
+            if owner is not None and any(o is owner for o in self._owners):
+                raise PipelineError("A CEM run is already going in this session: wait for it to end, or cancel it.")
+            if len(self._owners) >= self.limit:
+                raise PipelineError(f"The server is busy: {len(self._owners)} CEM runs are going (the limit is "
+                                    f"{self.limit}). Try again in a minute.")
+            self._owners.append(owner)
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._owners[next(i for i, o in enumerate(self._owners) if o is owner)]
+
+
+RUNS = CEMRuns(CEM_LIMITS.runs)
+
+
+def ticking(steps: Iterator, stop: Lease, every: float = TICK_S) -> Iterator:
+    """steps, read in a thread of their own, as they come, and None whenever `every` seconds pass
+    without one; each return of the reader renews `stop`. Closing this generator sets `stop` and
+    returns at once, without waiting for the work (Gradio closes it in its event loop); the thread
+    ends when `steps` does, soon after `stop`."""
+    items: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for step in steps:
+                items.put((True, step))
+            items.put((True, _END))
+        except BaseException as e:  # handed to the reader
+            items.put((False, e))
+
+    threading.Thread(target=pump, name="t2demo-cem-reader", daemon=True).start()
+    try:
+        yield None  # at once: Gradio can close a run only once its first yield registered it
+        stop.renew()
+        while True:
+            try:
+                ok, step = items.get(timeout=every)
+            except queue.Empty:
+                ok, step = True, None
+            if not ok:
+                raise step
+            if step is _END:
+                return
+            yield step
+            stop.renew()
+    finally:
+        stop.set()
 
 
 @user_errors
-def run_cem(adapter: Adapter, task_name: str, table, n: int, population: int, generations: int, per_layer: bool,
-            fast: bool, cancel=None):
-    """Fit α by CEM; yields (history, α or None, status) after each generation and once more with the
-    final α. Closing the generator (the Cancel button) stops the search."""
-    rows = table.values.tolist() if hasattr(table, "values") else list(table or [])
-    examples, task = sessions.cem_examples(task_name, rows, n)
-    for history, result in sessions.fit_stream(adapter, examples, task, cancel, per_layer=per_layer,
-                                               population=int(population), generations=int(generations), fast=fast):
-        status = sessions.cem_status(history, int(generations), result, len(examples))
-        yield history, None if result is None else result.alpha, status
+def run_cem(adapter: Adapter, task_name, table, n, population, generations, per_layer, fast,
+            cancel: threading.Event | None = None, owner: sessions.Session | None = None,
+            limits: CEMLimits = CEM_LIMITS):
+    """Fit α by CEM on settings checked against limits; yields (history, α or None, status) after each
+    generation and once more with the final α (the best so far when stopped). Setting `cancel` (the
+    owner's Cancel button, a client gone) or the limits.seconds deadline stops the search."""
+    rows = table.values.tolist() if hasattr(table, "values") else table  # the page's table is a DataFrame
+    s = check_cem_settings(task_name, rows, n, population, generations, per_layer, fast, limits)
+    examples, task = sessions.cem_examples(s.task, s.rows, s.n)
+    stop, expired = cancel or threading.Event(), threading.Event()
+    deadline = threading.Timer(limits.seconds, lambda: (expired.set(), stop.set()))
+    deadline.daemon = True  # never keeps the app from exiting
+    with RUNS.slot(owner):
+        if owner is not None:
+            owner.cancel = stop  # what the session's Cancel button sets
+        deadline.start()
+        try:
+            for history, result in sessions.fit_stream(adapter, examples, task, stop, per_layer=s.per_layer,
+                                                       population=s.population, generations=s.generations,
+                                                       fast=s.fast, max_rows=limits.rows_per_call):
+                status = sessions.cem_status(history, s.generations, result, len(examples))
+                if result is not None and expired.is_set():
+                    status += f" (stopped at the {limits.seconds:.0f} s limit)"
+                yield history, None if result is None else result.alpha, status
+        finally:
+            deadline.cancel()
 
 
 @user_errors
@@ -40,40 +150,46 @@ def save_mixture(adapter: Adapter, session: sessions.Session, name: str, alpha) 
 
 
 def build(page: Page, panel: Panel) -> None:
-    """The accordion under the chat, wired to the text model's panel."""
-    text = page.rt.text
-    choices = ["custom"] + [name for name in tasks.names() if not tasks.TASKS[name].vision and name != "smalltalk"]
+    """The accordion under the chat, wired to the text model's panel; its sliders stop at CEM_LIMITS."""
+    text, lim = page.rt.text, CEM_LIMITS
     with gr.Accordion("Few-shot adaptation: fit α by CEM", open=False):
         gr.Markdown(texts.EXPLAIN_CEM)
         with gr.Row():
             with gr.Column():
-                task = gr.Dropdown(choices, value="math-hard", label="Examples from a built-in task (validation split) or custom")
-                n = gr.Slider(2, 50, value=10, step=1, label="built-in: number of examples")
+                task = gr.Dropdown(cem_tasks(), value="math-hard",
+                                   label="Examples from a built-in task (validation split) or custom")
+                n = gr.Slider(*lim.examples, value=8, step=1, label="built-in: number of examples")
                 table = gr.Dataframe(headers=["prompt", "answer"], column_count=(2, "fixed"),
                                      value=[["What is 12 + 30?", "42"], ["What is 7 times 6?", "42"]],
                                      label="custom examples (prompt, answer)", interactive=True, wrap=True)
             with gr.Column():
-                population = gr.Slider(4, 64, value=16, step=1, label="population")
-                generations = gr.Slider(1, 50, value=8, step=1, label="generations")
+                population = gr.Slider(*lim.population, value=16, step=1, label="population")
+                generations = gr.Slider(*lim.generations, value=8, step=1, label="generations")
                 per_layer = gr.Checkbox(label="α per expert and layer (else per expert)")
                 fast = gr.Checkbox(label="fast: log-likelihood of the answers only (no generation)")
                 with gr.Row():
                     run = gr.Button("Run CEM", variant="primary")
                     cancel = gr.Button("Cancel")
                 status = gr.Markdown()
+        gr.Markdown(lim.describe(), elem_classes="t2-note")
         with gr.Row():
             plot = gr.Plot(value=cem_figure([]), label="fitness")
             alpha_plot = gr.Plot(value=layer_alpha_figure([0.0] * len(text.labels), text.labels), label="fitted α")
         with gr.Row():
             name = gr.Textbox(label="mixture name", value="my-mixture")
             save = gr.Button("Save as few-shot mixture")
+    outputs = [plot, status, *panel.sliders, alpha_plot, panel.heat, panel.detail]
 
     def cem_fn(sess, task_name, tbl, k, pop, gens, layered, quick, mat, progress=gr.Progress()):
-        sess.cancel = threading.Event()
-        for history, alpha, line in run_cem(text, task_name, tbl, k, pop, gens, layered, quick, sess.cancel):
+        stop = Lease()
+        for step in ticking(run_cem(text, task_name, tbl, k, pop, gens, layered, quick, stop, sess), stop):
+            if step is None:  # nothing new: the tick that lets Gradio notice a closed tab
+                yield (gr.update(),) * len(outputs)
+                continue
+            history, alpha, line = step
             progress(len(history) / max(int(gens), 1), desc="CEM")
             if alpha is None:
-                yield cem_figure(history), line, *([gr.update()] * (len(panel.sliders) + 3))
+                yield cem_figure(history), line, *([gr.update()] * (len(outputs) - 2))
             else:
                 sess.fitted = alpha
                 flat = (alpha.mean(1) if alpha.ndim == 2 else alpha).tolist()
@@ -82,7 +198,7 @@ def build(page: Page, panel: Panel) -> None:
                        *scaling_view(text, flat, mat))
 
     run.click(cem_fn, [page.session, task, table, n, population, generations, per_layer, fast, panel.matrix],
-              [plot, status, *panel.sliders, alpha_plot, panel.heat, panel.detail], api_visibility="private")
+              outputs, api_visibility="private")
     cancel.click(lambda sess: sess.cancel.set(), page.session, None, api_visibility="private")
 
     def save_fn(sess, wanted):

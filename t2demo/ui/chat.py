@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from t2demo.session import MAX_MESSAGE_CHARS
 from t2demo.ui import cem_panel
 from t2demo.ui.page_parts import Page
 from t2demo.ui.panel import build_controls, build_scaling_plots, respond
+from t2demo.validation import MAX_MESSAGE_CHARS
 
 TITLE = "Chat"
 

@@ -9,10 +9,11 @@ import gradio as gr
 from t2demo import export
 from t2demo import session as sessions
 from t2demo.adapt.adapter import Adapter
-from t2demo.experts import EXPERT_COLUMNS, expert_row, load_expert
+from t2demo.experts import EXPERT_COLUMNS, ExpertError, expert_row, load_expert
 from t2demo.ui.figures import norms_figure, similarity_figure
 from t2demo.ui.page_parts import Page
 from t2demo.ui.panel import alpha_of, user_errors
+from t2demo.validation import check_upload_size
 
 TITLE = "Experts"
 EXPORTS = Path("exports")
@@ -25,12 +26,23 @@ def experts_table(adapter: Adapter, session: sessions.Session) -> list[list]:
             + [expert_row(e, "session") for e in session.mixtures_of(adapter).values()])
 
 
+def largest_expert_file(adapter: Adapter) -> int:
+    """Bytes a valid expert file for this model can have: float64 vectors and a generous header."""
+    return 8 * sum(adapter.svf.ranks.values()) + 2**20
+
+
 @user_errors
 def upload_expert(adapter: Adapter, session: sessions.Session, path: str | None) -> tuple[list[str], str]:
-    """Validate a user's expert file against the model; only a valid one becomes a few-shot mixture."""
+    """Validate a user's expert file against the model; only a valid one becomes a few-shot mixture.
+    Refusals name the file and the model by their names, never by their paths on the server."""
     if not path:
         raise sessions.PipelineError("Choose an expert file (.safetensors) to upload.")
-    expert = load_expert(path, adapter.svf)
+    file_name, model = Path(path).name, adapter.svf.base_model_name
+    check_upload_size(path, largest_expert_file(adapter), f"file {file_name!r}")
+    try:
+        expert = load_expert(path, adapter.svf)
+    except ExpertError as e:
+        raise ExpertError(str(e).replace(str(Path(path)), file_name).replace(model, Path(model).name)) from e
     name = session.keep(adapter, f"uploaded:{expert.label}", expert)
     return sorted(session.mixtures_of(adapter)), f"loaded {expert.label!r} ({len(expert.z)} matrices) as mixture {name!r}"
 

@@ -6,6 +6,8 @@ wire to the panels of earlier ones (page.panels).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from t2demo.runtime import Runtime
@@ -23,8 +25,8 @@ TABS = (
 def header(rt: Runtime) -> str:
     text, vision = rt.text, rt.vision
     return ("# t2demo · Transformer² self-adaptation\n"
-            f"Text model: `{text.svf.base_model_name}` · vision model: "
-            f"`{vision.svf.base_model_name if vision else 'not loaded'}` · device: `{rt.device}` · "
+            f"Text model: `{Path(text.svf.base_model_name).name}` · vision model: "  # folder names, not server paths
+            f"`{Path(vision.svf.base_model_name).name if vision else 'not loaded'}` · device: `{rt.device}` · "
             f"experts: {', '.join(text.labels) or 'none'}"
             + (f" · classifier: {text.cls_expert.label}" if text.cls_expert else "")
             + "".join(f"\n\n> {note}" for note in rt.notes))

@@ -6,12 +6,23 @@ import gradio as gr
 
 from t2demo import session as sessions
 from t2demo.paths import EXAMPLE_IMAGES
-from t2demo.session import MAX_MESSAGE_CHARS
 from t2demo.tasks import world
 from t2demo.ui.page_parts import Page
 from t2demo.ui.panel import build_controls, build_scaling_plots, respond, user_errors
+from t2demo.validation import MAX_MESSAGE_CHARS
 
 TITLE = "VQA"
+
+
+def image_file(**kwargs) -> gr.Image:
+    """An image input whose callback gets the uploaded file's path, unread. gr.Image's own
+    preprocess opens and converts the file before the app sees it (a small file can decode to
+    gigabytes, and a non-image fails as Gradio's "Could not preprocess input"); session.open_image
+    reads the header and refuses first. (Not a subclass: Gradio writes a .pyi beside the module
+    of every component class.)"""
+    image = gr.Image(type="filepath", **kwargs)
+    image.preprocess = lambda payload: None if payload is None else payload.path
+    return image
 
 
 def example_question(word: str) -> str:
@@ -37,7 +48,7 @@ def build(page: Page) -> None:
     with gr.Tab(TITLE):
         with gr.Row():
             with gr.Column(scale=3):
-                image = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Image", height=260)
+                image = image_file(sources=["upload", "clipboard"], label="Image", height=260)
                 question = gr.Textbox(label="Question", value="What word is written on the sign?",
                                       max_length=MAX_MESSAGE_CHARS)
                 examples = sorted(EXAMPLE_IMAGES.glob("*.png"))
