@@ -59,6 +59,12 @@ def examples_by_category(vision: bool = False, per_task: int = EXAMPLES_PER_TASK
     return grouped
 
 
+def examples_interleaved(vision: bool = False, per_task: int = EXAMPLES_PER_TASK) -> list[Question]:
+    """The clickable questions taking turns by category, so the first few show every category."""
+    grouped = list(examples_by_category(vision, per_task).values())
+    return [qs[i] for i in range(max(map(len, grouped), default=0)) for qs in grouped if i < len(qs)]
+
+
 def random_question(rng: random.Random, vision: bool = False) -> Question:
     """A test question of a task picked at random (each task equally likely)."""
     name = rng.choice(task_names(vision))
@@ -82,7 +88,7 @@ def grade(question: Question, adapted: str, base: str) -> Grade:
 
 
 def mark(right: bool) -> str:
-    return "✅ right" if right else "❌ wrong"
+    return "✓ right" if right else "✗ wrong"  # glyphs every font has (emoji fonts are often missing)
 
 
 def reference_text(question: Question) -> str:

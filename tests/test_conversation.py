@@ -11,7 +11,14 @@ import pytest
 from t2demo import comparison, generation, quiz, tasks
 from t2demo.adapt.dispatch import Dispatch
 from t2demo.session import Session
-from t2demo.transcript import ADAPTED_ONLY, BASE_ONLY, TurnRecord, alpha_text, columns, word_diff
+from t2demo.transcript import (
+    ADAPTED_ONLY,
+    BASE_ONLY,
+    TurnRecord,
+    alpha_text,
+    columns,
+    word_diff,
+)
 from t2demo.ui import compare, conversation, figures, panel
 
 
@@ -60,9 +67,9 @@ def test_columns_match_turn_for_turn_and_carry_marks_and_first_pass():
     adapted, base = columns([r, TurnRecord("hi", d, "hello", "hey", done=True)])
     assert len(adapted) == len(base) == 6 and [m["role"] for m in adapted] == [m["role"] for m in base]
     assert "read as math 0.90" in adapted[1]["content"] and "experts math" in adapted[1]["content"]
-    assert adapted[2]["content"].startswith("21") and "❌ wrong" in adapted[2]["content"]
-    assert "✅ right" in base[2]["content"] and q.example.reference in base[2]["content"]
-    assert "✅" not in adapted[5]["content"]  # not a test question: no mark
+    assert adapted[2]["content"].startswith("21") and "✗ wrong" in adapted[2]["content"]
+    assert "✓ right" in base[2]["content"] and q.example.reference in base[2]["content"]
+    assert "✓" not in adapted[5]["content"]  # not a test question: no mark
 
 
 def test_word_diff_marks_what_each_answer_has_alone():

@@ -29,8 +29,8 @@ def grid_values(adapter: Adapter, message: str, max_new_tokens: int):
         steps = comparison.compare(adapter, message, int(max_new_tokens))
         first = next(steps)
     except PipelineError as e:
-        gr.Warning(str(e))
-        yield f"⚠️ {e}", *[gr.skip()] * (2 * n)
+        gr.Warning(str(e), duration=5)
+        yield f"**⚠ Not compared:** {e}", *[gr.skip()] * (2 * n)
         return
     limit = heat_limit_of(adapter)
     heats = [heatmap_figure(adapter.svf, c.z, f"z' of {c.label}", limit) for c in first]
@@ -56,10 +56,10 @@ def build(page: Page) -> None:
         answers, heats = [], []
         with gr.Row(elem_classes="t2-grid"):
             for c in comparison.cells(text):
-                with gr.Column(min_width=220):
-                    answers.append(gr.Markdown(cell_text(c), elem_classes="t2-cell"))
+                with gr.Column(min_width=220):  # the heatmap first, so the grid's heatmaps line up
                     heats.append(gr.Plot(value=heatmap_figure(text.svf, c.z, f"z' of {c.label}", heat_limit_of(text)),
                                          label=f"z' heatmap: {c.label}"))
+                    answers.append(gr.Markdown(cell_text(c), elem_classes="t2-cell"))
 
     def compare_fn(message):
         yield from grid_values(text, message, comparison.MAX_NEW_TOKENS)

@@ -105,7 +105,7 @@ def random_prompt(seed: int | None = None) -> str:
 
 def example_samples() -> tuple[list[list[str]], list[str]]:
     """The clickable test questions: their prompts and short labels ("math · Eva had 17 cards…")."""
-    questions = [q for qs in quiz.examples_by_category().values() for q in qs]
+    questions = quiz.examples_interleaved()
     labels = [f"{q.category} · {q.example.prompt.splitlines()[0][:60]}" for q in questions]
     return [[q.example.prompt] for q in questions], labels
 
@@ -139,32 +139,40 @@ def stopped(records: list[TurnRecord]) -> list[TurnRecord]:
     return records
 
 
-def build(adapter: Adapter) -> Conversation:
-    """The two answer columns, the message box with its buttons, the diff, the tally and the test
-    questions (laid out where it is called)."""
+def build_answers() -> dict:
+    """The two answer columns, the message box with its buttons, the note and the tally."""
     with gr.Row(equal_height=True):
-        adapted = gr.Chatbot(label="Adapted answer (second pass)", height=340, buttons=["copy"])
-        base = gr.Chatbot(label="Base model's answer (z' = 1)", height=340, buttons=["copy"])
+        adapted = gr.Chatbot(label="Adapted answer (second pass)", height=320, buttons=["copy"])
+        base = gr.Chatbot(label="Base model's answer (z' = 1)", height=320, buttons=["copy"])
     message = gr.Textbox(label="Message", lines=1, max_lines=8, max_length=sessions.MAX_MESSAGE_CHARS,
                          placeholder="Ask a math, code or reasoning question (Enter sends, Shift+Enter: new line)")
     note = gr.Markdown(elem_classes="t2-note")
-    with gr.Row():
-        send = gr.Button("Send", variant="primary", min_width=80)
-        stop = gr.Button("Stop", variant="stop", min_width=80)
-        regenerate = gr.Button("Regenerate", min_width=80)
-        clear = gr.Button("Clear chat", min_width=80)
-        pick = gr.Button("Random test question", min_width=80)
+    with gr.Row(elem_classes="t2-buttons"):
+        send = gr.Button("Send", variant="primary", size="md", min_width=70)
+        stop = gr.Button("Stop", variant="stop", size="md", min_width=70)
+        regenerate = gr.Button("Regenerate", size="md", min_width=70)
+        clear = gr.Button("Clear chat", size="md", min_width=70)
+        pick = gr.Button("Random question", size="md", min_width=70)
     tally = gr.Markdown(quiz.Tally().text())
+    return dict(adapted=adapted, base=base, message=message, note=note, send=send, stop=stop, regenerate=regenerate,
+                clear=clear, random=pick, tally=tally)
+
+
+def build_extras(message: gr.Textbox) -> dict:
+    """The latest turn's diff, the test questions to click and the answer length."""
     diff_line = gr.Markdown(views([])[3])
     diff = gr.HighlightedText(label="Differences (latest turn): green only in the adapted answer, red only in the base",
                               color_map=DIFF_COLOURS, combine_adjacent=True, show_legend=True)
     samples, labels = example_samples()
     examples = gr.Dataset(label="Test questions with known answers: click one, then press Enter",
-                          components=[message], samples=samples, sample_labels=labels, samples_per_page=6)
+                          components=[message], samples=samples, sample_labels=labels, samples_per_page=8)
     max_new_tokens = gr.Slider(16, 512, value=DEFAULT_MAX_NEW_TOKENS, step=16,
                                label="max new tokens (decoding is greedy: the scheduler does not sample)")
-    return Conversation(adapted, base, message, note, send, stop, regenerate, clear, pick, examples, diff_line, diff,
-                        tally, max_new_tokens, gr.State([]), gr.State(quiz.Tally()))
+    return dict(diff_line=diff_line, diff=diff, examples=examples, max_new_tokens=max_new_tokens)
+
+
+def conversation_of(answers: dict, extras: dict) -> Conversation:
+    return Conversation(**answers, **extras, records=gr.State([]), counts=gr.State(quiz.Tally()))
 
 
 def outputs_of(c: Conversation, panel: Panel) -> list:
@@ -176,8 +184,8 @@ def shown(adapter: Adapter, tally: quiz.Tally, steps):
     n_panel = 4 + len(adapter.experts)
     for i, (records, note, panel) in enumerate(steps):
         if note:
-            gr.Warning(note)
-            yield records, *[gr.skip()] * 5, f"⚠️ {note}", gr.skip(), *[gr.skip()] * n_panel
+            gr.Warning(note, duration=5)
+            yield records, *[gr.skip()] * 5, f"**⚠ Not sent:** {note}", gr.skip(), *[gr.skip()] * n_panel
             return
         values = [gr.skip()] * n_panel if panel is None else [panel[0], panel[1], *panel[2], panel[3], panel[4]]
         message = "" if panel is not None else gr.skip()  # cleared once the turn is accepted

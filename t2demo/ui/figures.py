@@ -25,7 +25,7 @@ def probabilities_figure(d: Dispatch | None) -> go.Figure:
     else:
         title = "first pass: no classification (manual or few-shot α)" if d is not None else "first pass"
         fig.update_xaxes(visible=False)  # no bars: an empty numeric axis would only puzzle
-    fig.update_layout(title=title, yaxis=dict(range=[0, 1], title="probability"), height=260,
+    fig.update_layout(title=title, yaxis=dict(range=[0, 1], title="probability"), height=220,
                       margin=dict(l=50, r=10, t=40, b=40))
     return fig
 

@@ -188,15 +188,21 @@ def strategy_choices(adapter: Adapter) -> tuple[list[str], str]:
     return offered, why
 
 
-def build_controls(adapter: Adapter, label: str) -> Panel:
-    """Strategy controls, first-pass chart and α sliders for one model."""
+def build_readout() -> tuple[gr.Markdown, gr.Plot]:
+    """The latest first pass: its line and its category chart (a tab may place them apart from the
+    controls, next to the answers)."""
+    first = gr.Markdown("*The first pass appears here after a message.*")
+    return first, gr.Plot(value=probabilities_figure(None), label="category probabilities")
+
+
+def build_controls(adapter: Adapter, label: str, readout: tuple[gr.Markdown, gr.Plot] | None = None) -> Panel:
+    """Strategy controls, first-pass chart (unless built elsewhere: readout) and α sliders for one model."""
     offered, missing = strategy_choices(adapter)
     strategy = gr.Radio(offered, value=STRATEGIES["prompt"].title, label="First-pass strategy",
                         info=missing or None)
     mode = gr.Radio(["hard", "soft"], value="hard", label="Dispatch mode (hard: argmax expert; soft: α = probabilities)")
     mixture = gr.Dropdown(choices=[], value=None, label="Few-shot mixture (fit one with CEM, or upload an expert)")
-    first = gr.Markdown("*The first pass appears here after a message.*")
-    probs = gr.Plot(value=probabilities_figure(None), label="category probabilities")
+    first, probs = readout or build_readout()
     gr.Markdown(f"**α per expert** ({label}) — filled by the first pass; moving one switches to manual. "
                 "0 = the base model, 1 = the whole expert; what the α leave over goes to the base.")
     sliders = [gr.Slider(0, 1, value=0, step=0.01, label=lab) for lab in adapter.labels]
@@ -208,28 +214,37 @@ def build_controls(adapter: Adapter, label: str) -> Panel:
     return Panel(adapter, strategy, mode, mixture, first, probs, sliders, reset)
 
 
-def build_scaling_plots(panel: Panel) -> None:
-    """The z' heatmap and detail plot under a panel, wired to its sliders and reset button. The detail
-    plot's matrix is picked by layer and kind; panel.matrix holds the chosen name for the callbacks."""
+def build_heatmap(adapter: Adapter) -> gr.Plot:
+    base = heatmap_figure(adapter.svf, None, "z' (base model: all 0)", heat_limit_of(adapter))
+    return gr.Plot(value=base, label="z' heatmap")
+
+
+def build_detail(panel: Panel) -> None:
+    """The detail plot, its matrix picked by layer and kind (panel.matrix holds the chosen name for
+    the callbacks), the explanation, and the wiring of sliders, reset and plots (panel.heat built)."""
     adapter = panel.adapter
     names, kinds = _layer_names(adapter), matrix_kinds(adapter)
     first = names[0] if names else None
     with gr.Row():
-        with gr.Column(scale=3):
-            base_heat = heatmap_figure(adapter.svf, None, "z' (base model: all 0)", heat_limit_of(adapter))
-            panel.heat = gr.Plot(value=base_heat, label="z' heatmap")
-        with gr.Column(scale=2):
-            with gr.Row():
-                layer = gr.Slider(0, max(adapter.svf.num_layers - 1, 1), value=0, step=1, label="detail: decoder layer")
-                kind = gr.Dropdown(kinds, value=kinds[0] if kinds else None, label="detail: matrix")
-            panel.matrix = gr.Textbox(value=first, visible=False)
-            panel.detail = gr.Plot(value=detail_figure(adapter.svf, None, first), label="z' detail")
+        layer = gr.Slider(0, max(adapter.svf.num_layers - 1, 1), value=0, step=1, label="detail: decoder layer")
+        kind = gr.Dropdown(kinds, value=kinds[0] if kinds else None, label="detail: matrix")
+    panel.matrix = gr.Textbox(value=first, visible=False)
+    panel.detail = gr.Plot(value=detail_figure(adapter.svf, None, first), label="z' detail")
     for picker in (layer, kind):
         picker.change(lambda lay, k: matrix_name(adapter, lay, k), [layer, kind], panel.matrix,
                       api_visibility="private")
     with gr.Accordion("What are SVD, z-vectors and this heatmap?", open=False):
         gr.Markdown(texts.EXPLAIN_SVD + "\n\n" + texts.EXPLAIN_HEATMAP)
     _wire(panel)
+
+
+def build_scaling_plots(panel: Panel) -> None:
+    """The z' heatmap and detail plot under a panel, wired to its sliders and reset button."""
+    with gr.Row():
+        with gr.Column(scale=3):
+            panel.heat = build_heatmap(panel.adapter)
+        with gr.Column(scale=2):
+            build_detail(panel)
 
 
 def _wire(panel: Panel) -> None:
