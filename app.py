@@ -43,7 +43,8 @@ def main(argv=None) -> None:
     demo = build_app(rt)
     demo.queue(default_concurrency_limit=32)  # concurrent turns fill the scheduler's batches (t2demo.serving)
     print(f"ready in {time.perf_counter() - start:.1f} s on {rt.device}; open http://{args.host}:{args.port}")
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, show_error=True)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, show_error=True,
+                max_file_size="64mb")  # uploads above it are refused before they are stored
 
 
 if __name__ == "__main__":
