@@ -210,14 +210,14 @@ def test_similarity_and_norms(runtime):
 
 
 def test_export_writes_a_loadable_adapted_checkpoint(runtime, tmp_path):
-    folder = experts_tab.export_model(runtime.text, [0, 1, 0], "my model", root=tmp_path)
+    folder = experts_tab.export_model(runtime.text, [0, 1, 0], "my model", tmp_path)
     loaded = AutoModelForCausalLM.from_pretrained(folder)
     name = runtime.text.svf.names[0]
     expected = runtime.text.svf.compose(name, runtime.text.experts[1].z[name])
     assert torch.allclose(loaded.get_parameter(name), expected, atol=1e-6)
     assert not torch.equal(runtime.text.model.get_parameter(name), expected)  # the app's weights are back to base
     with pytest.raises(gr.Error, match="already exists"):
-        experts_tab.export_model(runtime.text, [0, 1, 0], "my model", root=tmp_path)
+        experts_tab.export_model(runtime.text, [0, 1, 0], "my model", tmp_path)
 
 
 def test_bad_model_folder_is_a_clear_exit(tmp_path, capsys):

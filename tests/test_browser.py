@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
 import pytest
+from conftest import APP_LABELS
 from PIL import Image, ImageDraw
 
 import app
-from conftest import APP_LABELS
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -108,6 +109,101 @@ def set_slider(page, label: str, value) -> None:
     box.blur()
 
 
+def block(page, label: str):
+    """The visible block (a chatbot, a plot, ...) whose block label is `label`."""
+    block_label = page.get_by_test_id("block-label").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return block_label.locator("visible=true").locator("xpath=..")
+
+
+def heat_range(page) -> tuple:
+    return tuple(plot(page, "z' heatmap").evaluate("e => [e.data[0].zmin, e.data[0].zmax]"))
+
+
+def no_error_badges(page) -> bool:
+    """No output shows Gradio's "Error" status (a refusal is a note and a toast, not a badge)."""
+    return page.locator("[data-testid=status-tracker]").filter(has_text=re.compile(r"^\s*Error")).locator(
+        "visible=true").count() == 0
+
+
+def shoot(page, shots: Path, name: str) -> None:
+    """A full-page screenshot at the desktop width and at a 390 px phone width."""
+    page.screenshot(path=shots / f"{name}-desktop.png", full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)  # plotly redraws for the width
+    page.screenshot(path=shots / f"{name}-phone.png", full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.wait_for_timeout(300)
+
+
+MARK = re.compile(r"(✓ right|✗ wrong)")
+
+
+def test_examples_marks_first_pass_record_stop_and_errors_in_a_real_browser(page, shots, app_runtime, monkeypatch):
+    page.get_by_role("button", name="Send", exact=True).wait_for()
+    plot(page, "z' heatmap").wait_for()
+    page.screenshot(path=shots / "chat-above-the-fold.png")  # the viewport only: what shows without scrolling
+    message = page.get_by_role("textbox", name="Message", exact=True)
+
+    # an invalid input: one note under the message box, no error badge over the outputs
+    page.get_by_role("button", name="Send", exact=True).click()
+    page.get_by_text("⚠ Not sent: Type a message first.").wait_for()
+    assert no_error_badges(page)
+
+    # click a test question, press Enter: both answers marked against the reference, a first-pass record
+    page.get_by_text(re.compile(r"^math · ")).first.click()
+    sync_api.expect(message).not_to_have_value("", timeout=WAIT_MS)
+    message.press("Enter")
+    adapted, base = block(page, "Adapted answer (second pass)"), block(page, "Base model's answer (z' = 1)")
+    adapted.get_by_text(MARK).wait_for()
+    base.get_by_text(MARK).wait_for()
+    wait_until_idle(page)
+    assert "reference" in adapted.inner_text() and "reference" in base.inner_text()
+    adapted.get_by_text(re.compile(r"^First pass: prompt, experts and α")).wait_for()
+    page.get_by_text(re.compile(r"^Tally over 1 test question: base right [01]/1 · adapted right [01]/1")).wait_for()
+    first_range = heat_range(page)
+    assert first_range[0] == -first_range[1] > -10
+    shoot(page, shots, "chat-answered")
+
+    # a second, different answer: the heatmap keeps the same colour range; Shift+Enter is a new line
+    message.fill("Say hi")
+    message.press("Shift+Enter")
+    assert message.input_value() == "Say hi\n"
+    message.press("Enter")
+    wait_for_figure(page, "z' heatmap", "f.title.startsWith(\"z' of this answer\")")
+    wait_until_idle(page)
+    assert heat_range(page) == first_range and adapted.locator("[data-testid=user]").count() == 2
+
+    # Stop ends a generation (one that would never end by itself); the partial answers stay, marked
+    def endless(enc, zs, max_new_tokens, min_new_tokens=0):
+        while True:
+            for row in range(len(zs)):
+                yield row, "and on "
+            time.sleep(0.05)
+
+    monkeypatch.setattr(app_runtime.text.scheduler, "submit", endless)
+    message.fill("Tell me a story that never ends.")
+    message.press("Enter")
+    adapted.get_by_text("and on and on").first.wait_for()
+    page.get_by_role("button", name="Stop", exact=True).click()
+    wait_until_idle(page)
+    adapted.get_by_text("(stopped)").first.wait_for()
+    base.get_by_text("(stopped)").first.wait_for()
+    assert no_error_badges(page)
+
+
+def test_comparison_grid_in_a_real_browser(page, shots):
+    page.get_by_role("tab", name="Compare experts", exact=True).click()
+    page.get_by_role("textbox", name="Prompt to compare", exact=True).fill("What is 3 + 4?")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    wait_until_idle(page)
+    for label in ("base model", *(f"{lab} expert alone" for lab in LABELS)):
+        sync_api.expect(page.get_by_text(label, exact=True)).to_be_visible()
+        heat = figure(page, f"z' heatmap: {label}")
+        assert heat["data"][0]["type"] == "heatmap"
+    assert page.get_by_text("…", exact=True).count() == 0  # every cell answered
+    shoot(page, shots, "compare")
+
+
 def test_chat_slider_cem_and_vqa_in_a_real_browser(page, shots, tmp_path):
     page.get_by_role("button", name="Send", exact=True).wait_for()
     for label in ("category probabilities", "z' heatmap", "z' detail"):
@@ -120,24 +216,24 @@ def test_chat_slider_cem_and_vqa_in_a_real_browser(page, shots, tmp_path):
     probs = wait_for_figure(page, "category probabilities", "f.data.length > 0 && f.data[0].type === 'bar'")
     assert probs["title"].startswith("first pass (prompt)")
     assert sum(probs["data"][0]["y"]) == pytest.approx(1, abs=1e-3) and set(LABELS) <= set(probs["data"][0]["x"])
-    first = page.get_by_text(re.compile(r"^First pass \(prompt, \d+ ms\): category"))
+    first = page.get_by_text(re.compile(r"^First pass · prompt, \d+ ms: read as"))
     first.wait_for()
-    base = page.get_by_role("textbox", name="Base model's answer to the same message", exact=True)
-    sync_api.expect(base).not_to_have_value("", timeout=WAIT_MS)
+    base = block(page, "Base model's answer (z' = 1)")
     wait_until_idle(page)
-    bot = page.get_by_test_id("bot").last
-    assert page.get_by_test_id("user").last.inner_text().strip() == "What is 3 + 4?"
-    assert bot.is_visible() and bot.inner_text().strip()
+    for column in (block(page, "Adapted answer (second pass)"), base):  # both columns hold the turn
+        assert column.get_by_test_id("user").last.inner_text().strip() == "What is 3 + 4?"
+        assert column.get_by_test_id("bot").last.inner_text().strip()
     assert page.get_by_role("textbox", name="Message", exact=True).input_value() == ""  # cleared for the next one
     heat = figure(page, "z' heatmap")
-    assert heat["title"] == "z' of this answer" and heat["data"][0]["type"] == "heatmap"
+    assert heat["title"].startswith("z' of this answer (prompt)") and heat["data"][0]["type"] == "heatmap"
     page.screenshot(path=shots / "1-chat.png", full_page=True)
 
     # 2. moving an α slider recomposes z' and redraws the heatmap (no generation)
     before = heat["data"][0]["z"]
     code = float(number_input(page, "code").input_value())
     set_slider(page, "code", 0.37 if code != 0.37 else 0.73)
-    moved = wait_for_figure(page, "z' heatmap", "f.title === \"z' of the sliders' α\"")
+    moved = wait_for_figure(page, "z' heatmap", "f.title.startsWith(\"z' of the sliders' α (manual)\")")
+    page.get_by_text(re.compile(r"^Sliders moved · the next message uses manual α: code 0.(37|73)")).wait_for()
     assert moved["data"][0]["z"] != before
     assert any(abs(v) > 1e-3 for row in moved["data"][0]["z"] for v in row)
     sync_api.expect(page.get_by_role("radio", name="manual", exact=True)).to_be_checked()  # switched to manual

@@ -163,3 +163,23 @@ def test_strategies_a_model_cannot_run_are_not_offered_and_the_reason_is_given(a
     assert "classification expert" in offered and why == ""
     offered, why = panel.strategy_choices(app_runtime.vision)  # the tiny vision model has no cls expert
     assert "classification expert" not in offered and "no classification expert" in why
+
+
+def test_export_is_an_archive_outside_the_working_folder_and_transferred_experts_are_marked(app_runtime, tmp_path,
+                                                                                            monkeypatch):
+    import zipfile
+    from pathlib import Path
+
+    from t2demo.ui import experts_tab
+
+    monkeypatch.chdir(tmp_path)
+    archive, line = experts_tab.export_archive(app_runtime.text, [0, 1, 0], "my model")
+    assert archive.endswith("my-model.zip") and "config.json" in " ".join(zipfile.ZipFile(archive).namelist())
+    assert list(tmp_path.iterdir()) == [] and str(Path(archive).parent) not in line  # no server path shown
+    assert not Path(archive).with_suffix("").exists()  # only the archive is left
+    sources = [row[1] for row in experts_tab.experts_table(app_runtime.vision, Session())]
+    assert sources[0] == "loaded" and all(s.startswith("transferred from ") for s in sources[1:4])
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not an expert")
+    names, note = experts_tab.upload_note(app_runtime.text, Session(), str(bad))
+    assert names is None and note.startswith("**⚠ Not loaded:**")

@@ -1,43 +1,35 @@
-"""The Chat tab: a streaming multi-turn chat on the text model beside its adaptation panel."""
+"""The Chat tab: the adapted and the base answer of every turn side by side (ui.conversation) with
+the latest first pass and z' heatmap beside them (all above the fold on a desktop), then the test
+questions, the strategy and α controls, the detail plot and the few-shot CEM accordion."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from t2demo.ui import cem_panel
+from t2demo.ui import cem_panel, conversation
 from t2demo.ui.page_parts import Page
-from t2demo.ui.panel import build_controls, build_scaling_plots, respond
-from t2demo.validation import MAX_MESSAGE_CHARS
+from t2demo.ui.panel import build_controls, build_detail, build_heatmap, build_readout
 
 TITLE = "Chat"
 
 
 def build(page: Page) -> None:
-    """Chat, the text model's panel, its heatmaps and the few-shot CEM accordion."""
     text = page.rt.text
     with gr.Tab(TITLE):
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="Adapted answer (second pass)", height=360)
-                message = gr.Textbox(label="Message", placeholder="Ask a math, code or reasoning question, or just say hi",
-                                     lines=2, max_length=MAX_MESSAGE_CHARS)
-                with gr.Row():
-                    send = gr.Button("Send", variant="primary")
-                    clear = gr.Button("Clear chat")
-                base = gr.Textbox(label="Base model's answer to the same message", lines=4, max_lines=8,
-                                  interactive=False)
+                answers = conversation.build_answers()
             with gr.Column(scale=2):
-                panel = build_controls(text, "text model")
-        build_scaling_plots(panel)
+                readout, heat = build_readout(), build_heatmap(text)
+        with gr.Row():
+            with gr.Column(scale=3):
+                conv = conversation.conversation_of(answers, conversation.build_extras(answers["message"]))
+            with gr.Column(scale=2):
+                panel = build_controls(text, "text model", readout)
+                panel.heat = heat
+        with gr.Row():
+            with gr.Column():
+                build_detail(panel)
         page.panels["text"] = panel
         cem_panel.build(page, panel)
-
-    def chat_fn(sess, msg, history, strat, md, mix, mat, *alphas):
-        for h, b, p, f, vals, hm, dt in respond(text, sess, msg, history, strat, md, alphas, mix, None, mat):
-            yield h, b, p, f, *vals, hm, dt, ""
-
-    outputs = [chatbot, base, *panel.outputs, message]
-    inputs = [page.session, message, chatbot, panel.strategy, panel.mode, panel.mixture, panel.matrix, *panel.sliders]
-    send.click(chat_fn, inputs, outputs, api_visibility="private")
-    message.submit(chat_fn, inputs, outputs, api_visibility="private")
-    clear.click(lambda: ([], ""), None, [chatbot, base], api_visibility="private")
+    conversation.wire(conv, text, page.session, panel)

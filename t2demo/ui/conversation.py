@@ -35,6 +35,7 @@ from t2demo.ui.panel import (
     heat_limit_of,
     slider_values,
 )
+from t2demo.validation import MAX_MESSAGE_CHARS
 
 DEFAULT_MAX_NEW_TOKENS = sessions.MAX_NEW_TOKENS
 DIFF_COLOURS = {ADAPTED_ONLY: "#9be3a7", BASE_ONLY: "#f4b6b6"}
@@ -144,7 +145,7 @@ def build_answers() -> dict:
     with gr.Row(equal_height=True):
         adapted = gr.Chatbot(label="Adapted answer (second pass)", height=320, buttons=["copy"])
         base = gr.Chatbot(label="Base model's answer (z' = 1)", height=320, buttons=["copy"])
-    message = gr.Textbox(label="Message", lines=1, max_lines=8, max_length=sessions.MAX_MESSAGE_CHARS,
+    message = gr.Textbox(label="Message", lines=1, max_lines=8, max_length=MAX_MESSAGE_CHARS,
                          placeholder="Ask a math, code or reasoning question (Enter sends, Shift+Enter: new line)")
     note = gr.Markdown(elem_classes="t2-note")
     with gr.Row(elem_classes="t2-buttons"):

@@ -12,13 +12,14 @@ import gradio as gr
 
 from t2demo.runtime import Runtime
 from t2demo.session import Session
-from t2demo.ui import api, chat, experts_tab, vqa
+from t2demo.ui import api, chat, compare, experts_tab, vqa
 from t2demo.ui.page_parts import Page
 
 TABS = (
     chat,
     vqa,
     experts_tab,
+    compare,
 )
 
 
