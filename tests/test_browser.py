@@ -261,6 +261,9 @@ def test_chat_slider_cem_and_vqa_in_a_real_browser(page, shots, tmp_path):
 
     # 4. VQA: upload an image, ask, see the adapted answer
     page.get_by_role("tab", name="VQA", exact=True).click()
+    page.get_by_role("button", name="Ask", exact=True).click()  # no image yet: a note, no error badges
+    page.get_by_text(re.compile(r"^⚠ Not asked: Add an image")).wait_for()
+    assert no_error_badges(page)
     picture = tmp_path / "sign.png"
     sign = Image.new("RGB", (192, 96), "#2a6f3e")
     ImageDraw.Draw(sign).text((60, 40), "TAXI", fill="white")
@@ -275,4 +278,7 @@ def test_chat_slider_cem_and_vqa_in_a_real_browser(page, shots, tmp_path):
         "", timeout=WAIT_MS)
     wait_until_idle(page)
     assert figure(page, "category probabilities")["data"][0]["type"] == "bar"
-    page.screenshot(path=shots / "4-vqa.png", full_page=True)
+    shoot(page, shots, "vqa")
+    page.get_by_role("tab", name="Experts", exact=True).click()
+    plot(page, "similarity of the experts").wait_for()
+    shoot(page, shots, "experts")

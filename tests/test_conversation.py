@@ -4,6 +4,7 @@ functions (the browser test drives the same through the page). Tiny random model
 from __future__ import annotations
 
 import random
+import threading
 
 import gradio as gr
 import pytest
@@ -102,12 +103,31 @@ def test_a_refused_input_is_a_note_and_changes_nothing_else(app_runtime):
         assert len(steps) == 1 and steps[0][0] is records and needle in steps[0][1] and steps[0][2] is None
 
 
-def test_regenerate_asks_the_last_message_again_and_stop_marks_the_turn():
+def test_regenerate_asks_the_last_message_again():
     records = [TurnRecord("a", done=True), TurnRecord("b", done=True)]
     kept, req = conversation.regenerate_request(records, conversation.Request("", "manual", "hard", [0]))
     assert [r.message for r in kept] == ["a"] and req.message == "b"
-    running = [TurnRecord("c", adapted="half")]
-    assert conversation.stopped(running)[0].stopped and "(stopped)" in columns(running)[0][2]["content"]
+
+
+def test_stop_ends_the_turn_at_the_next_piece_and_marks_it(app_runtime, monkeypatch):
+    text, stop, pieces = app_runtime.text, threading.Event(), []
+
+    def endless(enc, zs, max_new_tokens, min_new_tokens=0):
+        try:
+            while True:
+                yield len(pieces) % 2, "on "
+                pieces.append(1)
+        finally:
+            pieces.append("closed")
+
+    monkeypatch.setattr(text.scheduler, "submit", endless)
+    steps = conversation.converse(text, Session(), quiz.Tally(), [], conversation.Request("go", "manual", "hard",
+                                                                                          [0, 0, 0]), stop)
+    next(steps), next(steps), next(steps)
+    stop.set()
+    records, *_ = last(steps)
+    assert records[-1].stopped and not records[-1].done and pieces[-1] == "closed"
+    assert "(stopped)" in columns(records)[0][2]["content"] and records[-1].adapted.startswith("on")
 
 
 def test_heatmaps_share_one_fixed_colour_range_and_say_which_alpha(app_runtime):

@@ -9,6 +9,7 @@ without a mixture) is one line next to the message box and a toast, never an err
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass
 
 import gradio as gr
@@ -54,11 +55,24 @@ class Request:
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
 
 
+class StopSwitch:
+    """The Stop button's switch for one session's running turn. The turn stops itself when it sees it
+    (so its last update, marked stopped, is also the last one shown; cancelling the event from
+    outside would race with updates still on their way). Each session copy gets its own Event."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __deepcopy__(self, memo: dict) -> StopSwitch:
+        return StopSwitch()
+
+
 def converse(adapter: Adapter, session: sessions.Session, tally: quiz.Tally, records: list[TurnRecord],
-             req: Request):
+             req: Request, stop: threading.Event | None = None):
     """One turn, streamed: yields (records, note, panel) after the first pass and after every piece
     of either answer; note is "" or the reason the input was refused (then nothing else changes),
-    panel is None or (probabilities, first-pass text, slider values, heatmap, detail)."""
+    panel is None or (probabilities, first-pass text, slider values, heatmap, detail). Setting `stop`
+    ends the turn at the next piece, its partial answers kept and marked stopped (not graded)."""
     record = TurnRecord(req.message.strip() if isinstance(req.message, str) else "",
                         question=quiz.lookup(req.message) if isinstance(req.message, str) else None)
     events = sessions.turn(adapter, session, req.message, pairs(records), req.strategy, req.mode,
@@ -74,6 +88,11 @@ def converse(adapter: Adapter, session: sessions.Session, tally: quiz.Tally, rec
                         detail_figure(adapter.svf, z, req.matrix))
     for kind, text, _ in events:
         setattr(record, "adapted" if kind == "answer" else "base", text)
+        if stop is not None and stop.is_set():
+            events.close()  # the scheduler drops the rows
+            record.stopped = True
+            yield records, "", None
+            return
         yield records, "", None
     record.done = True
     if record.question is not None:
@@ -131,13 +150,7 @@ class Conversation:
     max_new_tokens: gr.Slider
     records: gr.State
     counts: gr.State
-
-
-def stopped(records: list[TurnRecord]) -> list[TurnRecord]:
-    """After Stop: the unfinished turn marked as stopped (its partial answers stay visible)."""
-    if records and not records[-1].done:
-        records[-1].stopped = True
-    return records
+    switch: gr.State  # StopSwitch
 
 
 def build_answers() -> dict:
@@ -173,7 +186,8 @@ def build_extras(message: gr.Textbox) -> dict:
 
 
 def conversation_of(answers: dict, extras: dict) -> Conversation:
-    return Conversation(**answers, **extras, records=gr.State([]), counts=gr.State(quiz.Tally()))
+    return Conversation(**answers, **extras, records=gr.State([]), counts=gr.State(quiz.Tally()),
+                        switch=gr.State(StopSwitch()))
 
 
 def outputs_of(c: Conversation, panel: Panel) -> list:
@@ -195,26 +209,27 @@ def shown(adapter: Adapter, tally: quiz.Tally, steps):
 
 def wire(c: Conversation, adapter: Adapter, session: gr.State, panel: Panel) -> None:
     """Send (button or Enter), Stop, Regenerate, Clear, a random question and the examples."""
-    inputs = [session, c.counts, c.records, c.message, panel.strategy, panel.mode, panel.mixture, panel.matrix,
+    inputs = [session, c.switch, c.counts, c.records, c.message, panel.strategy, panel.mode, panel.mixture, panel.matrix,
               c.max_new_tokens, *panel.sliders]
     outputs = outputs_of(c, panel)
 
-    def send_fn(sess, tally, records, msg, strat, md, mix, mat, mnt, *alphas):
+    def send_fn(sess, switch, tally, records, msg, strat, md, mix, mat, mnt, *alphas):
+        switch.event.clear()
         req = Request(msg, strat, md, list(alphas), mix, mat, mnt)
-        yield from shown(adapter, tally, converse(adapter, sess, tally, records, req))
+        yield from shown(adapter, tally, converse(adapter, sess, tally, records, req, switch.event))
 
-    def regenerate_fn(sess, tally, records, msg, strat, md, mix, mat, mnt, *alphas):
+    def regenerate_fn(sess, switch, tally, records, msg, strat, md, mix, mat, mnt, *alphas):
         if not records:
             yield from shown(adapter, tally, [(records, "Nothing to regenerate yet: send a message first.", None)])
             return
+        switch.event.clear()
         records, req = regenerate_request(records, Request(msg, strat, md, list(alphas), mix, mat, mnt))
-        yield from shown(adapter, tally, converse(adapter, sess, tally, records, req))
+        yield from shown(adapter, tally, converse(adapter, sess, tally, records, req, switch.event))
 
     runs = [c.send.click(send_fn, inputs, outputs, api_visibility="private"),
             c.message.submit(send_fn, inputs, outputs, api_visibility="private"),
             c.regenerate.click(regenerate_fn, inputs, outputs, api_visibility="private")]
-    c.stop.click(lambda records: (stopped(records), *views(records)[:2]), c.records, [c.records, c.adapted, c.base],
-                 cancels=runs, api_visibility="private")
+    c.stop.click(lambda switch: switch.event.set(), c.switch, None, queue=False, api_visibility="private")
     c.clear.click(lambda: ([], *views([]), "", probabilities_figure(None), "*The first pass appears here after a "
                            "message.*"), None, [c.records, c.adapted, c.base, c.diff, c.diff_line, c.note, panel.probs,
                                                panel.first], cancels=runs, api_visibility="private")

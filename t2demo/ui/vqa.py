@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import gradio as gr
 
 from t2demo import session as sessions
 from t2demo.paths import EXAMPLE_IMAGES
 from t2demo.tasks import world
 from t2demo.ui.page_parts import Page
-from t2demo.ui.panel import build_controls, build_scaling_plots, respond, user_errors
+from t2demo.ui.panel import USER_ERRORS, build_controls, build_scaling_plots, respond
 from t2demo.validation import MAX_MESSAGE_CHARS
 
 TITLE = "VQA"
@@ -32,12 +34,19 @@ def example_question(word: str) -> str:
     return "What word is written on the sign?"
 
 
-@user_errors
 def ask(adapter, sess, path, question, strategy, mode, mixture, matrix, *alphas):
-    """Answer a question about an image: the adapted answer, the base answer and the panel."""
-    image = sessions.open_image(path)
-    for h, b, p, f, vals, hm, dt in respond(adapter, sess, question, [], strategy, mode, alphas, mixture, image, matrix):
-        yield h[-1]["content"], b, p, f, *vals, hm, dt
+    """Answer a question about an image: (note, adapted answer, base answer, *panel) as they grow. A
+    refused image or question is the note alone (and a toast); the answers and panel stay as they were."""
+    try:
+        image = sessions.open_image(path)
+        steps = respond.__wrapped__(adapter, sess, question, [], strategy, mode, alphas, mixture, image, matrix)
+        first = next(steps)
+    except USER_ERRORS as e:
+        gr.Warning(str(e), duration=5)
+        yield f"**⚠ Not asked:** {e}", *[gr.skip()] * (6 + len(adapter.experts))
+        return
+    for h, b, p, f, vals, hm, dt in itertools.chain([first], steps):
+        yield "", h[-1]["content"], b, p, f, *vals, hm, dt
 
 
 def build(page: Page) -> None:
@@ -48,16 +57,20 @@ def build(page: Page) -> None:
     with gr.Tab(TITLE):
         with gr.Row():
             with gr.Column(scale=3):
-                image = image_file(sources=["upload", "clipboard"], label="Image", height=260)
-                question = gr.Textbox(label="Question", value="What word is written on the sign?",
-                                      max_length=MAX_MESSAGE_CHARS)
+                with gr.Row():
+                    image = image_file(sources=["upload", "clipboard"], label="Image", height=220)
+                    with gr.Column():
+                        question = gr.Textbox(label="Question", value="What word is written on the sign?",
+                                              max_length=MAX_MESSAGE_CHARS)
+                        button = gr.Button("Ask", variant="primary")
+                        note = gr.Markdown(elem_classes="t2-note")
+                with gr.Row(equal_height=True):  # the two answers side by side, alike
+                    answer = gr.Textbox(label="Adapted answer (second pass)", max_lines=6, interactive=False)
+                    base = gr.Textbox(label="Base model's answer", max_lines=6, interactive=False)
                 examples = sorted(EXAMPLE_IMAGES.glob("*.png"))
                 if examples:
                     gr.Examples([[str(p), example_question(p.stem)] for p in examples], [image, question],
-                                label="example images")
-                button = gr.Button("Ask", variant="primary")
-                answer = gr.Textbox(label="Adapted answer (second pass)", max_lines=6, interactive=False)
-                base = gr.Textbox(label="Base model's answer", max_lines=6, interactive=False)
+                                label="example images", examples_per_page=12)
             with gr.Column(scale=2):
                 panel = build_controls(vision, "vision model")
         build_scaling_plots(panel)
@@ -68,4 +81,4 @@ def build(page: Page) -> None:
 
     button.click(ask_fn,
                  [page.session, image, question, panel.strategy, panel.mode, panel.mixture, panel.matrix, *panel.sliders],
-                 [answer, base, *panel.outputs], api_visibility="private")
+                 [note, answer, base, *panel.outputs], api_visibility="private")
