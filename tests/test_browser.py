@@ -126,7 +126,10 @@ def no_error_badges(page) -> bool:
 
 
 def shoot(page, shots: Path, name: str) -> None:
-    """A full-page screenshot at the desktop width and at a 390 px phone width."""
+    """A full-page screenshot at the desktop width and at a 390 px phone width; the page's text names
+    no server path."""
+    text = page.inner_text("body")
+    assert not re.search(r"(/tmp/|/root/|/home/|/work/)", text), "a server path is shown"
     page.screenshot(path=shots / f"{name}-desktop.png", full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(300)  # plotly redraws for the width
@@ -161,6 +164,10 @@ def test_examples_marks_first_pass_record_stop_and_errors_in_a_real_browser(page
     adapted.get_by_text(re.compile(r"^First pass: prompt, experts and α")).wait_for()
     page.get_by_text(re.compile(r"^Tally over 1 test question: base right [01]/1 · adapted right [01]/1")).wait_for()
     first_range = heat_range(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    for label in ("Adapted answer (second pass)", "Base model's answer (z' = 1)", "category probabilities", "z' heatmap"):
+        box = block(page, label).bounding_box()  # above the fold at 1400 × 900
+        assert box["y"] + box["height"] <= 900, label
     assert first_range[0] == -first_range[1] > -10
     shoot(page, shots, "chat-answered")
 

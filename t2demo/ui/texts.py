@@ -23,4 +23,8 @@ result is a mixture you can save and then pick as the few-shot strategy for late
 CSS = """
 .t2-note {font-size: 0.9em; color: #555;}
 footer {display: none !important;}
+/* example thumbnails whole (letterboxed), not cropped to a square */
+.t2-examples .container.table {width: 9rem !important; height: 4.5rem !important;}
+.t2-examples .container img {object-fit: contain !important;}
+.t2-buttons button {white-space: nowrap;}
 """

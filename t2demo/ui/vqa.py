@@ -56,7 +56,7 @@ def build(page: Page) -> None:
         return
     with gr.Tab(TITLE):
         with gr.Row():
-            with gr.Column(scale=3):
+            with gr.Column(scale=3, elem_classes="t2-examples"):
                 with gr.Row():
                     image = image_file(sources=["upload", "clipboard"], label="Image", height=220)
                     with gr.Column():
