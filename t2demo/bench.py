@@ -245,31 +245,38 @@ def _bench_adapter(model_name: str, device: str | None):
 
 
 def cem_bench(model_name: str = "default", device: str | None = None, naive_generations: int = 2) -> dict:
-    """One CEM fit (10 examples, population 32, 20 generations), batched and fast, against the naive
-    per-example loop on the same members; the naive loop runs `naive_generations` generations
-    and its rate is what the speedup compares (a full naive fit would take hours on a CPU)."""
+    """One CEM fit (10 examples, population 32, 20 generations) with each generation's members ×
+    examples as rows of one batch (accuracy mode and fast mode), against scoring one member at a
+    time (per_member, the earlier way) and the naive per-example loop, both on the same members for
+    `naive_generations` generations; the naive rate is what the speedups compare (a full naive fit
+    would take hours on a CPU); whether their shared generations pick the same α is reported."""
     from t2demo import tasks
-    from t2demo.adapt.cem import cem, fewshot_objective, naive_objective
+    from t2demo.adapt.cem import cem, fewshot_batch_objective, fewshot_objective, naive_objective
 
     adapter, source = _bench_adapter(model_name, device)
     task = tasks.TASKS["math-hard"]
     examples = task.examples("validation", 10)
     settings = dict(population=32, elite_frac=0.2, seed=0)
-    rows = {}
+    rows, alphas = {}, {}
     for name, gens, objective in (
-        ("batched", 20, fewshot_objective(adapter, examples, task)),
-        ("batched_fast", 20, fewshot_objective(adapter, examples, task, fast=True)),
+        ("batched", 20, fewshot_batch_objective(adapter, examples, task)),
+        ("batched_fast", 20, fewshot_batch_objective(adapter, examples, task, fast=True)),
+        ("per_member", naive_generations, fewshot_objective(adapter, examples, task)),
         ("naive", naive_generations, naive_objective(adapter, examples, task)),
     ):
         r = cem(objective, (len(adapter.experts),), generations=gens, **settings)
         rows[name] = {"generations": gens, "evaluations": r.evaluations, "wall_s": r.seconds,
                       "evaluations_per_s": r.evaluations / r.seconds, "best_fitness": r.fitness,
                       "alpha": r.alpha.tolist()}
+        alphas[name] = [h["alpha"] for h in r.history[:naive_generations]]
     rate = rows["naive"]["evaluations_per_s"]
     return {"model": model_name, "device": str(adapter.lm.device), "experts": source, "task": task.name,
             "examples": len(examples), **settings, "runs": rows,
             "speedup_batched": rows["batched"]["evaluations_per_s"] / rate,
             "speedup_fast": rows["batched_fast"]["evaluations_per_s"] / rate,
+            "speedup_per_member": rows["per_member"]["evaluations_per_s"] / rate,
+            "same_alpha_as_per_member": alphas["batched"] == alphas["per_member"],
+            "same_alpha_as_naive": alphas["batched"] == alphas["naive"],
             "naive_full_fit_estimate_s": rows["batched"]["evaluations"] / rate}
 
 
@@ -277,8 +284,11 @@ def format_cem(result: dict) -> str:
     lines = [f"CEM on {result['task']}, {result['examples']} examples, population 32, {result['model']} on {result['device']}"]
     for name, row in result["runs"].items():
         lines.append(f"{name:<14}{row['generations']:>4} gen {row['wall_s']:>9.1f} s {row['evaluations_per_s']:>9.2f} eval/s")
-    lines.append(f"speedup over the naive loop: batched {result['speedup_batched']:.1f}x, fast {result['speedup_fast']:.1f}x "
-                 f"(a full naive fit: ~{result['naive_full_fit_estimate_s']:.0f} s)")
+    lines.append(f"speedup over the naive loop: batched {result['speedup_batched']:.1f}x, fast {result['speedup_fast']:.1f}x, "
+                 f"per member {result['speedup_per_member']:.1f}x (a full naive fit: ~{result['naive_full_fit_estimate_s']:.0f} s)")
+    lines.append(f"first {result['runs']['naive']['generations']} generations pick the same alpha as per member: "
+                 f"{'yes' if result['same_alpha_as_per_member'] else 'no'}, as naive: "
+                 f"{'yes' if result['same_alpha_as_naive'] else 'no'}")
     return "\n".join(lines)
 
 

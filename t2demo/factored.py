@@ -11,6 +11,9 @@ of a row stays valid from one decoding step to the next.
     out = generate_rows(handle, enc, [z_math, None, svf.mix(zs, alpha)], max_new_tokens=64)
     handle.unfactorize()           # the original modules and bit-exact weights are back
 
+On a model shared with users of the compose path, `with factorized(svf) as handle:` does the same
+under svf's lock, for the block only.
+
 Cost: r·(m + n) multiply-adds per token against m·n for the dense W (r = min(m, n)): 1.29× for
 Llama-3-8B's 14336×4096 MLP matrices; `memory_report` gives both ratios for a model.
 
@@ -234,6 +237,33 @@ def factorize(svf: SVF, keep_dense: bool = True) -> FactoredModel:
 def unfactorize(handle: FactoredModel) -> None:
     """Put back the original modules and bit-exact base weights (see FactoredModel.unfactorize)."""
     handle.unfactorize()
+
+
+@contextmanager
+def factorized(svf: SVF) -> Iterator[FactoredModel]:
+    """`with factorized(svf) as handle: generate_rows(handle, ...)`: svf.model factorized for the
+    block only, for callers that share the model with users of svf.adapted (the app).
+
+    The block holds svf's lock from start to end, so a concurrent svf.adapted waits for it instead
+    of failing on the factored modules; on exit the original modules and bit-exact base weights are
+    back (keep_dense=True: nothing is recomposed). Nested in the same thread (the lock is re-entrant),
+    or entered while svf.model is factorized already, it yields the live handle and leaves it as is."""
+    with svf.adapted(None):
+        live = _live_handle(svf)
+        if live is not None:
+            yield live
+            return
+        handle = FactoredModel(svf, keep_dense=True)
+        try:
+            yield handle
+        finally:
+            handle.unfactorize()
+
+
+def _live_handle(svf: SVF) -> FactoredModel | None:
+    """The handle that has factorized svf.model, None when its targets are dense."""
+    module = svf.model.get_submodule(svf.names[0].removesuffix(".weight"))
+    return module.owner if isinstance(module, FactoredLinear) else None
 
 
 def generate_rows(handle: FactoredModel, enc: Mapping[str, Tensor], zs: Sequence[RowZ],

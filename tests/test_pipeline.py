@@ -249,8 +249,9 @@ def test_fit_alpha_on_a_model_and_reuse_as_mixture(adapter, tmp_path):
     assert full.history == [h | {"seconds": g["seconds"]} for h, g in zip(again.history, full.history)]
     assert 0 < full.fitness < 1 + 1e-3 and full.alpha.shape == (3,)
     # the base model (α = 0) is scored first: the bar shown beside every generation
-    objective = cem.fewshot_objective(adapter, examples, tasks.TASKS["math"], max_new_tokens=4)
-    assert full.base_fitness == objective(torch.zeros(3)) and all(h["base"] == full.base_fitness for h in full.history)
+    objective = cem.fewshot_batch_objective(adapter, examples, tasks.TASKS["math"], max_new_tokens=4)
+    assert full.base_fitness == objective.score(torch.zeros(1, 3))[0]
+    assert all(h["base"] == full.base_fitness for h in full.history)
     assert full.evaluations == 8  # members only
     # the fitted mixture, saved and reloaded, drives the fewshot strategy (which reports the mixture, not a category)
     save_expert(adapter.mixture(fast.alpha), tmp_path / "math-mix.safetensors")

@@ -12,7 +12,13 @@ Fitness = accuracy on the examples (greedy answers, the task's checker) + 1e-3·
 log-likelihood): the second term lies in (0, 5e-4], below one example's worth of accuracy for up to
 2,000 examples, so it only breaks ties, as in the paper. The mean log-likelihood is the per-token
 mean log p of each example's reference response (teacher-forced), averaged over examples. fast=True
-uses that log-likelihood alone: one forward per member, no generation.
+uses that log-likelihood alone: no generation.
+
+Scoring (`fewshot_batch_objective`, what fit_alpha uses): a generation's members × examples are the
+rows of one batch, each row adapted by its member's z' through the factored forward (factored.py),
+so one greedy generate() and one teacher-forced forward score many members at once, under svf's
+lock for each call only. `fewshot_objective` scores one member at a time with z' composed into the
+weights (the reference the batched path is tested against).
 
 `python -m t2demo bench cem` times a fit against the authors' way of scoring (one member, one
 example, one full generation at a time; `naive_objective`).
@@ -20,6 +26,7 @@ example, one full generation at a time; `naive_objective`).
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -32,14 +39,25 @@ from torch import Tensor
 
 from t2demo import tasks
 from t2demo.adapt.dispatch import PipelineError
+from t2demo.factored import FactoredModel, RowZ, factorized, generate_rows
 from t2demo.generation import generate, images_of
-from t2demo.rollouts import mean_loglik, reference_rollout
+from t2demo.models import LoadedModel
+from t2demo.rollouts import Rollout, answer_token_logp, mean_loglik, reference_rollout
 
 if TYPE_CHECKING:
     from t2demo.adapt.adapter import Adapter
 
 Objective = Callable[[Tensor], float]
 Callback = Callable[[dict], "bool | None"]
+
+
+@dataclass(frozen=True)
+class BatchObjective:
+    """Scores a stack of members (n, *shape) at once, one fitness per member. `cem` hands it at most
+    `members` at a time and checks its cancel event between calls: a cancel waits for one call."""
+
+    score: Callable[[Tensor], list[float]]
+    members: int
 
 
 @dataclass
@@ -53,14 +71,31 @@ class CEMResult:
     base_fitness: float | None = None  # fit_alpha: the base model's (α = 0) fitness, the bar to beat
 
 
-def cem(objective: Objective, shape: Sequence[int], *, bounds: tuple[float, float] = (0.0, 1.0),
+def _score(objective: Objective | BatchObjective, members: Tensor,
+           cancel: threading.Event | None) -> tuple[list[float], bool]:
+    """The members' fitness (per member, or in near-equal chunks for a BatchObjective) and whether
+    `cancel` stopped the scoring before the end (then the list is partial)."""
+    if isinstance(objective, BatchObjective):
+        parts, score = members.tensor_split(math.ceil(len(members) / objective.members)), objective.score
+    else:
+        parts, score = members.split(1), lambda part: [objective(part[0])]
+    scores: list[float] = []
+    for part in parts:
+        if cancel is not None and cancel.is_set():
+            return scores, True
+        scores.extend(score(part))
+    return scores, False
+
+
+def cem(objective: Objective | BatchObjective, shape: Sequence[int], *, bounds: tuple[float, float] = (0.0, 1.0),
         population: int = 32, elite_frac: float = 0.2, generations: int = 50, seed: int = 0,
         callback: Callback | None = None, cancel: threading.Event | None = None) -> CEMResult:
     """Maximise objective(α) over the box [lo, hi]^shape; deterministic for a seed and objective.
+    A BatchObjective scores a generation's members in a few calls; a plain one, one by one.
 
     After each generation callback({generation, best, mean, alpha, evaluations, seconds}) is called;
-    returning False stops the search, as does setting `cancel` (checked between members). The
-    result holds the best α so far either way.
+    returning False stops the search, as does setting `cancel` (checked between calls of the
+    objective). The result holds the best α so far either way.
     """
     lo, hi = map(float, bounds)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -81,13 +116,8 @@ def cem(objective: Objective, shape: Sequence[int], *, bounds: tuple[float, floa
         members = (mu + sigma * noise).clamp(lo, hi)
         if generation > 1:
             members[0] = best_alpha  # the best so far competes again and is re-scored
-        scores = []
-        for member in members:
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
-            scores.append(objective(member))
-            evaluations += 1
+        scores, cancelled = _score(objective, members, cancel)
+        evaluations += len(scores)
         if cancelled:
             break
         fitness = torch.tensor(scores, dtype=torch.float64)
@@ -124,9 +154,9 @@ def fitness(accuracy: float, loglik: float) -> float:
 
 def fewshot_objective(adapter: Adapter, examples: Sequence[tasks.Example], task, *, fast: bool = False,
                       batch_size: int = 16, max_new_tokens: int | None = None) -> Objective:
-    """α -> fitness of the model adapted with z' = svf.mix(experts, α): per member one greedy generation and
-    one teacher-forced forward, each batched over the examples (members cannot share a batch:
-    each needs its own weights, written under svf's lock, so other callers interleave)."""
+    """α -> fitness of the model adapted with z' = svf.mix(experts, α), composed into the weights under
+    svf's lock: one greedy generation and one teacher-forced forward, each batched over the examples
+    (one member at a time; `fewshot_batch_objective` batches the members too)."""
     svf, lm, zs = adapter.svf, adapter.lm, [e.z for e in adapter.experts]
     chunks = [list(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
     rollouts = [reference_rollout(lm, chunk) for chunk in chunks]
@@ -145,6 +175,75 @@ def fewshot_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
         return fitness(correct / len(examples), loglik)
 
     return objective
+
+
+def fewshot_batch_objective(adapter: Adapter, examples: Sequence[tasks.Example], task, *, fast: bool = False,
+                            batch_size: int = 16, max_new_tokens: int | None = None,
+                            max_rows: int = 256) -> BatchObjective:
+    """The fitness of `fewshot_objective` for many members at once: members × examples are the rows of
+    one factored pass (row b: its member's z'), at most about `max_rows` rows per call (memory).
+    Examples are grouped by `batch_size` as there, so every row is padded as in the per-member
+    path; the model is factorized under svf's lock for each call only."""
+    lm, zs = adapter.lm, [e.z for e in adapter.experts]
+    chunks = [list(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
+    rollouts = [reference_rollout(lm, chunk) for chunk in chunks]
+    budget = None if fast else max_new_tokens or task.max_new_tokens
+
+    @torch.no_grad()
+    def score(members: Tensor) -> list[float]:
+        n = len(members)
+        mixes = [adapter.svf.mix(zs, alpha) for alpha in members]
+        loglik = torch.zeros(n, dtype=torch.float64)
+        correct = torch.zeros(n, dtype=torch.long)
+        with factorized(adapter.svf) as handle:
+            for chunk, rollout in zip(chunks, rollouts):
+                rows = [z for z in mixes for _ in chunk]  # member-major, one dict object per member
+                row_loglik, answers = _rows_pass(handle, lm, _tile_rollout(rollout, n), rows, budget)
+                loglik += row_loglik.view(n, -1).sum(1)
+                if not fast:
+                    correct += torch.tensor(task.check_many(chunk * n, answers), dtype=torch.long).view(n, -1).sum(1)
+        loglik /= len(examples)
+        if fast:
+            return loglik.tolist()
+        return [fitness(c / len(examples), ll) for c, ll in zip(correct.tolist(), loglik.tolist())]
+
+    return BatchObjective(score, max(1, max_rows // len(chunks[0])))
+
+
+def _tile_rollout(rollout: Rollout, n: int) -> Rollout:
+    """The rollout's rows repeated n times, whole batch after whole batch (member-major rows)."""
+    tile = lambda t: t.repeat(n, *(1,) * (t.ndim - 1)) if isinstance(t, Tensor) else t
+    return Rollout(tile(rollout.input_ids), tile(rollout.attention_mask), tile(rollout.answer_mask),
+                   {k: tile(v) for k, v in rollout.extra.items()}, rollout.texts * n)
+
+
+def _rows_pass(handle: FactoredModel, lm: LoadedModel, rollout: Rollout, zs: Sequence[RowZ],
+               budget: int | None) -> tuple[Tensor, list[str]]:
+    """Per-row mean log p of the reference responses (mean_loglik's terms; float64, CPU) and, with a
+    budget, the greedy answers (as generation.generate decodes them), row b adapted by zs[b].
+
+    The prompts are computed once for both: all but their last token go into a KV cache, the
+    references are scored on a copy of it and generation continues from it (HF's prompt reuse),
+    a quarter less work than two passes. Positions count from the first real token, as generate()."""
+    ids, mask = rollout.input_ids, rollout.attention_mask
+    width = rollout.answer_mask.shape[1]
+    cut = ids.shape[1] - width - 1  # the prompts without their last token
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    with handle.rows(zs, {"input_ids": ids, **rollout.extra}) as model:
+        cache = model(input_ids=ids[:, :cut], attention_mask=mask[:, :cut], position_ids=positions[:, :cut],
+                      use_cache=True, logits_to_keep=1, **rollout.extra).past_key_values
+        logits = model(input_ids=ids[:, cut:], attention_mask=mask, position_ids=positions[:, cut:],
+                       past_key_values=copy.deepcopy(cache) if budget else cache, logits_to_keep=width + 1).logits
+    answer = rollout.answer_mask.float()
+    token = answer_token_logp(logits[:, :-1].float().log_softmax(-1), rollout) * answer
+    loglik = (token.sum(1) / answer.sum(1).clamp_min(1)).double().cpu()
+    if not budget:
+        return loglik, []
+    tokenizer = lm.tokenizer
+    prompts = {"input_ids": ids[:, :cut + 1], "attention_mask": mask[:, :cut + 1]}  # the images are in the cache
+    out = generate_rows(handle, prompts, zs, past_key_values=cache, max_new_tokens=budget, do_sample=False,
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    return loglik, tokenizer.batch_decode(out[:, cut + 1:], skip_special_tokens=True)
 
 
 def naive_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
@@ -168,19 +267,23 @@ def naive_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
 def fit_alpha(adapter: Adapter, examples: Sequence[tasks.Example], task, *,
               per_layer: bool = False, bounds: tuple[float, float] = (0.0, 1.0), population: int = 32,
               elite_frac: float = 0.2, generations: int = 50, seed: int = 0, fast: bool = False,
-              batch_size: int = 16, max_new_tokens: int | None = None, callback: Callback | None = None,
+              batch_size: int = 16, max_new_tokens: int | None = None, batched: bool = True,
+              max_rows: int = 256, callback: Callback | None = None,
               cancel: threading.Event | None = None) -> CEMResult:
     """CEM over α for the adapter's experts on the few-shot `examples` of `task` (anything with
     check_many and max_new_tokens, e.g. tasks.TASKS[name]), with the base model's fitness (α = 0)
     scored first and reported beside every generation ("base") and in the result. Keep the result
-    with adapter.mixture(result.alpha) to reuse it for the task's later prompts."""
+    with adapter.mixture(result.alpha) to reuse it for the task's later prompts.
+    batched: members × examples as rows of one batch (fewshot_batch_objective, up to max_rows rows
+    per call); False: one member at a time (fewshot_objective), same fitness up to float rounding."""
     check_examples(examples)
     if not adapter.experts:
         raise PipelineError("few-shot adaptation needs at least one expert")
     shape = (len(adapter.experts), adapter.svf.num_layers) if per_layer else (len(adapter.experts),)
-    objective = fewshot_objective(adapter, examples, task, fast=fast, batch_size=batch_size,
-                                  max_new_tokens=max_new_tokens)
-    base = objective(torch.zeros(shape))  # scored first, so every progress report can show the bar to beat
+    kwargs = dict(fast=fast, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    objective = (fewshot_batch_objective(adapter, examples, task, max_rows=max_rows, **kwargs) if batched
+                 else fewshot_objective(adapter, examples, task, **kwargs))
+    base = _score(objective, torch.zeros(1, *shape), None)[0][0]  # first: every report can show the bar to beat
 
     def report(entry: dict) -> bool | None:  # the entry cem keeps in its history: annotated once, seen by both
         entry["base"] = base
