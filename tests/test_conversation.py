@@ -157,7 +157,7 @@ def test_detail_plot_shows_both_spectra_full_log_ticks_axis_titles_and_the_base_
 
 def test_experts_norms_start_at_zero(app_runtime):
     fig = figures.norms_figure(app_runtime.text.svf, app_runtime.text.experts[0])
-    assert fig.data[0].zmin == 0 and fig.layout.title.text.startswith("‖z − 1‖ per matrix")
+    assert fig.data[0].zmin == 0 and fig.data[0].zmax > 0 and fig.layout.title.text.startswith("‖z − 1‖ per matrix")
 
 
 @pytest.mark.parametrize("x, nice", [(0.0012, 0.002), (0.02, 0.02), (0.031, 0.05), (0.21, 0.25), (0.6, 1.0)])

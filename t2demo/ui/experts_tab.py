@@ -105,7 +105,7 @@ def build(page: Page) -> None:
                                              value=mixture_or_none(text, [0.0] * len(text.experts)))
                 export_name = gr.Textbox(label="name of the exported model", value="t2demo-adapted")
                 export_button = gr.Button("Export the adapted text model (sliders' α) as a Hugging Face folder (.zip)")
-                export_file = gr.File(label="exported model", interactive=False)
+                export_file = gr.File(label="exported model", interactive=False, height=90)
                 export_status = gr.Markdown()
     _wire(page, adapters, which, table, pick, norms, similarity, upload, upload_status)
     sliders = page.panels["text"].sliders

@@ -97,6 +97,7 @@ def layer_alpha_figure(alpha, labels: list[str]) -> go.Figure:
     a = a[:, None] if a.ndim == 1 else a
     fig = go.Figure(go.Heatmap(z=a.T.tolist(), x=labels, colorscale="Viridis", colorbar=dict(title="α"),
                                zmin=0 if float(a.min()) >= 0 else None,  # non-negative α: the scale starts at 0
+                               zmax=float(a.max()) if float(a.min()) >= 0 and float(a.max()) > 0 else None,
                                hovertemplate="layer %{y}<br>%{x}: α = %{z:.3f}<extra></extra>"))
     yaxis = (dict(title="layer", dtick=max(1, -(-a.shape[1] // 12))) if a.shape[1] > 1
              else dict(tickvals=[0], ticktext=["all layers"]))  # a flat α: one row, not "layer -0.5 … 0.5"
@@ -132,7 +133,8 @@ def similarity_figure(experts: list[Expert]) -> go.Figure:
 def norms_figure(svf: SVF, expert: Expert | None) -> go.Figure:
     """‖z − 1‖ per matrix of one expert (layers × matrices)."""
     kinds, grid = svf.layer_grid(change_norms(expert) if expert else {})
-    fig = go.Figure(go.Heatmap(z=grid.tolist(), x=kinds, colorscale="Viridis", zmin=0,  # a norm: the scale starts at 0
+    top = float(grid.nan_to_num(0).max()) or 1.0  # plotly uses zmin only with zmax
+    fig = go.Figure(go.Heatmap(z=grid.tolist(), x=kinds, colorscale="Viridis", zmin=0, zmax=top,  # a norm: from 0
                                colorbar=dict(title="‖z − 1‖"),
                                hovertemplate="layer %{y}<br>%{x}: ‖z − 1‖ = %{z:.4f}<extra></extra>"))
     fig.update_layout(title=f"‖z − 1‖ per matrix of expert {expert.label if expert else '-'}",
