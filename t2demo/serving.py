@@ -30,6 +30,8 @@ Policies, kept simple on purpose:
 - Inputs that cannot be served (longer than the context window) are refused at submission, in the
   submitter's thread. If a batch fails before any row produced text, each of its requests is run
   again alone, so an error reaches only the request that caused it; later failures reach all.
+- Sampling is per row (a request's temperature, 0 = greedy): a logits processor draws the row's
+  token and leaves only it possible, so greedy rows of the same batch keep their tokens.
 - Greedy decoding in a left-padded batch gives each row the tokens it gets alone, up to float
   rounding (the tests check it on float32 models); bfloat16 rounds the factored product and W'
   differently (factored.py), so there a batched answer can differ from the composed one.
@@ -59,7 +61,13 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextStreamer
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextStreamer,
+)
 from transformers.generation.streamers import BaseStreamer
 
 from t2demo.adapt.dispatch import check_fits
@@ -67,6 +75,7 @@ from t2demo.factored import RowZ, factorize, generate_rows
 from t2demo.svf import SVF
 
 BATCHABLE = {"input_ids", "attention_mask", "pixel_values", "image_sizes"}
+MAX_TEMPERATURE = 2.0
 
 
 def batch_inputs(encs: Sequence[Mapping[str, Tensor]], pad_token_id: int) -> dict[str, Tensor]:
@@ -97,6 +106,7 @@ class _Request:
     zs: list[RowZ]
     max_new_tokens: int
     min_new_tokens: int
+    temperature: float = 0.0  # 0: greedy; above: sampled from softmax(logits / temperature)
     events: queue.Queue = field(default_factory=queue.Queue)  # (row, text), (row, None) = row ended, or an error
     gone: threading.Event = field(default_factory=threading.Event)
     started: bool = False  # some text was handed to the reader
@@ -185,6 +195,23 @@ class _MinNewTokens(LogitsProcessor):
         return scores.masked_fill(mask & early[:, None], float("-inf"))
 
 
+class _RowSampling(LogitsProcessor):
+    """Per row: a row with a temperature above 0 samples its next token from softmax(scores / T) and
+    leaves only that token possible, so greedy decoding picks it; greedy rows are untouched."""
+
+    def __init__(self, decoding: _Decoding) -> None:
+        self.temperature = torch.tensor([r.temperature for r, _ in decoding.rows], dtype=torch.float32)
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        hot = (self.temperature > 0).to(scores.device)
+        t = self.temperature.to(scores.device)[hot, None]
+        picked = torch.multinomial(torch.softmax(scores[hot].float() / t, dim=-1), 1)
+        only = torch.full_like(scores[hot], float("-inf")).scatter_(1, picked, 0.0)
+        out = scores.clone()
+        out[hot] = only
+        return out
+
+
 class Scheduler:
     """Gathers requests into batches and serves each batch with one factored generate().
 
@@ -205,9 +232,9 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     def submit(self, enc: Mapping[str, Tensor], zs: Sequence[RowZ], max_new_tokens: int,
-               min_new_tokens: int = 0) -> Iterator[tuple[int, str]]:
+               min_new_tokens: int = 0, temperature: float = 0.0) -> Iterator[tuple[int, str]]:
         """Answer the one-row inputs `enc` once per z of `zs` (None: the base model), all rows in one
-        batch, greedily. Returns a lazy stream (queued at its first read) of (row, new text), row
+        batch, greedily (temperature 0) or sampled at `temperature`. Returns a lazy stream (queued at its first read) of (row, new text), row
         indexing zs; closing it drops the request. Refused now (PipelineError) if it cannot fit."""
         if enc["input_ids"].shape[0] != 1 or not set(enc) <= BATCHABLE:
             raise ValueError(f"submit takes one row of {sorted(BATCHABLE)}; got {sorted(enc)}")
@@ -215,7 +242,9 @@ class Scheduler:
             raise ValueError(f"a request has 1 to {self.max_rows} rows, got {len(zs)}")
         check_fits(self.svf.model, enc["input_ids"].shape[1] + max_new_tokens,
                    f"the prompt plus max_new_tokens={max_new_tokens}")
-        return self._read(_Request(enc, list(zs), max_new_tokens, min_new_tokens))
+        if not 0 <= temperature <= MAX_TEMPERATURE:
+            raise ValueError(f"temperature must be in [0, {MAX_TEMPERATURE}], got {temperature}")
+        return self._read(_Request(enc, list(zs), max_new_tokens, min_new_tokens, float(temperature)))
 
     def stream(self, enc: Mapping[str, Tensor], z: RowZ, max_new_tokens: int, min_new_tokens: int = 0) -> Iterator[str]:
         """One row's text as a lazy stream (see submit)."""
@@ -285,6 +314,7 @@ class Scheduler:
         enc = batch_inputs([r.enc for r, _ in rows], tokenizer.pad_token_id)
         decoding = _Decoding(rows, tokenizer, self.eos, enc["input_ids"].shape[1])
         processors = [_MinNewTokens(decoding)] if any(r.min_new_tokens for r in batch) else []
+        processors += [_RowSampling(decoding)] if any(r.temperature > 0 for r in batch) else []
         kwargs = {"max_new_tokens": max(r.max_new_tokens for r in batch), "do_sample": False,
                   "pad_token_id": tokenizer.pad_token_id, "eos_token_id": self.eos, "streamer": decoding,
                   "stopping_criteria": StoppingCriteriaList([_RowsDone(decoding)]),

@@ -91,16 +91,17 @@ def first_pass(adapter: Adapter, session: Session, message: str, strategy: str, 
 
 def turn(adapter: Adapter, session: Session, message: str, pairs: Sequence[tuple[str, str]], strategy: str,
          mode: str, alpha=None, mixture_name: str | None = None, image=None,
-         max_new_tokens: int = MAX_NEW_TOKENS) -> Iterator[tuple]:
+         max_new_tokens: int = MAX_NEW_TOKENS, temperature: float = 0.0) -> Iterator[tuple]:
     """One turn as events: ("first", Dispatch, z'), then ("answer", text so far) for the adapted
     answer and ("base", text so far) for the base model's answer to the same turn. The two are
-    rows of one batch (serving.Scheduler), so their events interleave."""
+    rows of one batch (serving.Scheduler), so their events interleave; both greedy, or both sampled
+    at `temperature`."""
     message = check_message(message)
     enc = adapter.encode(message, image, pairs, max_new_tokens)
     d, z = first_pass(adapter, session, message, strategy, mode, alpha, mixture_name, image)
     yield "first", d, z
     texts = {"answer": "", "base": ""}
-    with closing(adapter.scheduler.submit(enc, [z, None], max_new_tokens)) as rows:
+    with closing(adapter.scheduler.submit(enc, [z, None], max_new_tokens, temperature=temperature)) as rows:
         for row, piece in rows:
             kind = ("answer", "base")[row]
             texts[kind] += piece

@@ -181,7 +181,7 @@ def test_examples_marks_first_pass_record_stop_and_errors_in_a_real_browser(page
     assert heat_range(page) == first_range and adapted.locator("[data-testid=user]").count() == 2
 
     # Stop ends a generation (one that would never end by itself); the partial answers stay, marked
-    def endless(enc, zs, max_new_tokens, min_new_tokens=0):
+    def endless(enc, zs, max_new_tokens, min_new_tokens=0, temperature=0.0):
         while True:
             for row in range(len(zs)):
                 yield row, "and on "

@@ -112,7 +112,7 @@ def test_regenerate_asks_the_last_message_again():
 def test_stop_ends_the_turn_at_the_next_piece_and_marks_it(app_runtime, monkeypatch):
     text, stop, pieces = app_runtime.text, threading.Event(), []
 
-    def endless(enc, zs, max_new_tokens, min_new_tokens=0):
+    def endless(enc, zs, max_new_tokens, min_new_tokens=0, temperature=0.0):
         try:
             while True:
                 yield len(pieces) % 2, "on "
@@ -203,3 +203,30 @@ def test_export_is_an_archive_outside_the_working_folder_and_transferred_experts
     bad.write_bytes(b"not an expert")
     names, note = experts_tab.upload_note(app_runtime.text, Session(), str(bad))
     assert names is None and note.startswith("**⚠ Not loaded:**")
+
+
+def test_sampling_is_per_row_and_greedy_stays_the_default(app_runtime):
+    from types import SimpleNamespace
+
+    import torch
+
+    from t2demo import serving
+
+    def texts(rows) -> list[str]:
+        out = ["", ""]
+        for row, piece in rows:
+            out[row] += piece
+        return out
+
+    text = app_runtime.text
+    enc = text.encode("What is 3 + 4?", None, (), 24)
+    greedy = texts(text.scheduler.submit(enc, [None, None], 24))
+    assert texts(text.scheduler.submit(enc, [None, None], 24, temperature=0.0)) == greedy
+    torch.manual_seed(0)
+    assert texts(text.scheduler.submit(enc, [None, None], 24, temperature=2.0)) != greedy
+    with pytest.raises(ValueError, match="temperature"):
+        text.scheduler.submit(enc, [None], 4, temperature=5)
+    rows = [(SimpleNamespace(temperature=t), 0) for t in (0.0, 1.0)]  # a greedy and a sampled request
+    scores = torch.randn(2, 7)
+    out = serving._RowSampling(SimpleNamespace(rows=rows))(None, scores)
+    assert torch.equal(out[0], scores[0]) and torch.isfinite(out[1]).sum() == 1

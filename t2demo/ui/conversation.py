@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gradio as gr
 
 from t2demo import quiz
 from t2demo import session as sessions
 from t2demo.adapt.adapter import Adapter
+from t2demo.serving import MAX_TEMPERATURE
 from t2demo.transcript import (
     ADAPTED_ONLY,
     BASE_ONLY,
@@ -53,6 +54,7 @@ class Request:
     mixture: str | None = None
     matrix: str | None = None
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    temperature: float = 0.0
 
 
 class StopSwitch:
@@ -76,7 +78,8 @@ def converse(adapter: Adapter, session: sessions.Session, tally: quiz.Tally, rec
     record = TurnRecord(req.message.strip() if isinstance(req.message, str) else "",
                         question=quiz.lookup(req.message) if isinstance(req.message, str) else None)
     events = sessions.turn(adapter, session, req.message, pairs(records), req.strategy, req.mode,
-                           alpha_of(adapter, req.alphas), req.mixture or None, None, int(req.max_new_tokens))
+                           alpha_of(adapter, req.alphas), req.mixture or None, None, int(req.max_new_tokens),
+                           float(req.temperature))
     try:
         kind, d, z = next(events)
     except USER_ERRORS as e:
@@ -114,8 +117,7 @@ def regenerate_request(records: list[TurnRecord], req: Request) -> tuple[list[Tu
     """The last turn dropped and its message asked again (with the current settings)."""
     if not records:
         raise sessions.PipelineError("Nothing to regenerate yet: send a message first.")
-    return records[:-1], Request(records[-1].message, req.strategy, req.mode, req.alphas, req.mixture, req.matrix,
-                                 req.max_new_tokens)
+    return records[:-1], replace(req, message=records[-1].message)
 
 
 def random_prompt(seed: int | None = None) -> str:
@@ -148,6 +150,7 @@ class Conversation:
     diff: gr.HighlightedText
     tally: gr.Markdown
     max_new_tokens: gr.Slider
+    temperature: gr.Slider
     records: gr.State
     counts: gr.State
     switch: gr.State  # StopSwitch
@@ -180,9 +183,12 @@ def build_extras(message: gr.Textbox) -> dict:
     samples, labels = example_samples()
     examples = gr.Dataset(label="Test questions with known answers: click one, then press Enter",
                           components=[message], samples=samples, sample_labels=labels, samples_per_page=8)
-    max_new_tokens = gr.Slider(16, 512, value=DEFAULT_MAX_NEW_TOKENS, step=16,
-                               label="max new tokens (decoding is greedy: the scheduler does not sample)")
-    return dict(diff_line=diff_line, diff=diff, examples=examples, max_new_tokens=max_new_tokens)
+    with gr.Row():
+        max_new_tokens = gr.Slider(16, 512, value=DEFAULT_MAX_NEW_TOKENS, step=16, label="max new tokens")
+        temperature = gr.Slider(0, MAX_TEMPERATURE, value=0, step=0.05,
+                                label="temperature (0 = greedy; both answers sampled alike)")
+    return dict(diff_line=diff_line, diff=diff, examples=examples, max_new_tokens=max_new_tokens,
+                temperature=temperature)
 
 
 def conversation_of(answers: dict, extras: dict) -> Conversation:
@@ -210,20 +216,20 @@ def shown(adapter: Adapter, tally: quiz.Tally, steps):
 def wire(c: Conversation, adapter: Adapter, session: gr.State, panel: Panel) -> None:
     """Send (button or Enter), Stop, Regenerate, Clear, a random question and the examples."""
     inputs = [session, c.switch, c.counts, c.records, c.message, panel.strategy, panel.mode, panel.mixture, panel.matrix,
-              c.max_new_tokens, *panel.sliders]
+              c.max_new_tokens, c.temperature, *panel.sliders]
     outputs = outputs_of(c, panel)
 
-    def send_fn(sess, switch, tally, records, msg, strat, md, mix, mat, mnt, *alphas):
+    def send_fn(sess, switch, tally, records, msg, strat, md, mix, mat, mnt, temp, *alphas):
         switch.event.clear()
-        req = Request(msg, strat, md, list(alphas), mix, mat, mnt)
+        req = Request(msg, strat, md, list(alphas), mix, mat, mnt, temp)
         yield from shown(adapter, tally, converse(adapter, sess, tally, records, req, switch.event))
 
-    def regenerate_fn(sess, switch, tally, records, msg, strat, md, mix, mat, mnt, *alphas):
+    def regenerate_fn(sess, switch, tally, records, msg, strat, md, mix, mat, mnt, temp, *alphas):
         if not records:
             yield from shown(adapter, tally, [(records, "Nothing to regenerate yet: send a message first.", None)])
             return
         switch.event.clear()
-        records, req = regenerate_request(records, Request(msg, strat, md, list(alphas), mix, mat, mnt))
+        records, req = regenerate_request(records, Request(msg, strat, md, list(alphas), mix, mat, mnt, temp))
         yield from shown(adapter, tally, converse(adapter, sess, tally, records, req, switch.event))
 
     runs = [c.send.click(send_fn, inputs, outputs, api_visibility="private"),
