@@ -197,6 +197,12 @@ def test_examples_marks_first_pass_record_stop_and_errors_in_a_real_browser(page
     base.get_by_text("(stopped)").first.wait_for()
     assert no_error_badges(page)
 
+    # Clear chat empties both columns and the first pass; the heatmap shows the sliders' α, not the last answer
+    page.get_by_role("button", name="Clear chat", exact=True).click()
+    page.get_by_text("The first pass appears here after a message.").wait_for()
+    wait_for_figure(page, "z' heatmap", "f.title.startsWith(\"z' of the sliders' α\")")
+    assert adapted.get_by_test_id("user").count() == 0 and base.get_by_test_id("user").count() == 0
+
 
 def test_comparison_grid_in_a_real_browser(page, shots):
     page.get_by_role("tab", name="Compare experts", exact=True).click()

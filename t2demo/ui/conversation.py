@@ -35,6 +35,7 @@ from t2demo.ui.panel import (
     answer_title,
     first_pass_summary,
     heat_limit_of,
+    scaling_view,
     slider_values,
 )
 from t2demo.validation import MAX_MESSAGE_CHARS
@@ -215,7 +216,8 @@ def shown(adapter: Adapter, tally: quiz.Tally, steps):
 
 def wire(c: Conversation, adapter: Adapter, session: gr.State, panel: Panel) -> None:
     """Send (button or Enter), Stop, Regenerate, Clear, a random question and the examples."""
-    inputs = [session, c.switch, c.counts, c.records, c.message, panel.strategy, panel.mode, panel.mixture, panel.matrix,
+    inputs = [session, c.switch, c.counts, c.records, c.message, panel.strategy, panel.mode, panel.mixture,
+              panel.matrix,
               c.max_new_tokens, c.temperature, *panel.sliders]
     outputs = outputs_of(c, panel)
 
@@ -236,8 +238,13 @@ def wire(c: Conversation, adapter: Adapter, session: gr.State, panel: Panel) -> 
             c.message.submit(send_fn, inputs, outputs, api_visibility="private"),
             c.regenerate.click(regenerate_fn, inputs, outputs, api_visibility="private")]
     c.stop.click(lambda switch: switch.event.set(), c.switch, None, queue=False, api_visibility="private")
-    c.clear.click(lambda: ([], *views([]), "", probabilities_figure(None), "*The first pass appears here after a "
-                           "message.*"), None, [c.records, c.adapted, c.base, c.diff, c.diff_line, c.note, panel.probs,
-                                               panel.first], cancels=runs, api_visibility="private")
+
+    def clear_fn(matrix, *alphas):
+        heat, _ = scaling_view(adapter, alphas, matrix)  # the heatmap no longer shows the last answer's z'
+        return [], *views([]), "", probabilities_figure(None), "*The first pass appears here after a message.*", heat
+
+    c.clear.click(clear_fn, [panel.matrix, *panel.sliders],
+                  [c.records, c.adapted, c.base, c.diff, c.diff_line, c.note, panel.probs, panel.first, panel.heat],
+                  cancels=runs, api_visibility="private")
     c.random.click(lambda: random_prompt(), None, c.message, api_visibility="private")
     c.examples.click(lambda sample: sample[0], c.examples, c.message, api_visibility="private")
