@@ -217,8 +217,7 @@ def shown(adapter: Adapter, tally: quiz.Tally, steps):
 def wire(c: Conversation, adapter: Adapter, session: gr.State, panel: Panel) -> None:
     """Send (button or Enter), Stop, Regenerate, Clear, a random question and the examples."""
     inputs = [session, c.switch, c.counts, c.records, c.message, panel.strategy, panel.mode, panel.mixture,
-              panel.matrix,
-              c.max_new_tokens, c.temperature, *panel.sliders]
+              panel.matrix, c.max_new_tokens, c.temperature, *panel.sliders]
     outputs = outputs_of(c, panel)
 
     def send_fn(sess, switch, tally, records, msg, strat, md, mix, mat, mnt, temp, *alphas):
