@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from t2demo.generation import encode_prompts, end_of_turn_ids, images_of
+from t2demo.generation import encode_prompts, end_of_turn_ids, images_of, stop_token_ids
 from t2demo.models import LoadedModel
 
 
@@ -37,9 +37,9 @@ def _prompt_batch(lm: LoadedModel, examples: Sequence) -> dict:
     return {k: v.to(lm.device) for k, v in enc.items()}
 
 
-def _rollout(enc: dict, answers: Tensor, eos_id: int, tokenizer) -> Rollout:
-    """Join prompts and answer tokens; mask everything after each answer's first eos."""
-    is_eos = answers == eos_id
+def _rollout(enc: dict, answers: Tensor, stop_ids: Sequence[int], tokenizer) -> Rollout:
+    """Join prompts and answer tokens; mask everything after each answer's first stop token."""
+    is_eos = torch.isin(answers, torch.tensor(list(stop_ids), device=answers.device))
     answer_mask = (is_eos.long().cumsum(1) - is_eos.long()) == 0
     texts = [tokenizer.decode(a[m], skip_special_tokens=True) for a, m in zip(answers, answer_mask)]
     extra = {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask")}
@@ -54,10 +54,10 @@ def sample_rollout(lm: LoadedModel, examples: Sequence, max_new_tokens: int,
     model's current weights."""
     tokenizer = lm.tokenizer
     enc = _prompt_batch(lm, examples)
+    stops = stop_token_ids(lm)  # where generation.generate stops: the checkpoint's own end-of-turn ids
     out = lm.model.generate(**enc, do_sample=True, temperature=temperature, top_p=1.0, top_k=0,
-                         max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    return _rollout(enc, out[:, enc["input_ids"].shape[1]:], tokenizer.eos_token_id, tokenizer)
+                            max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=stops)
+    return _rollout(enc, out[:, enc["input_ids"].shape[1]:], stops, tokenizer)
 
 
 def reference_rollout(lm: LoadedModel, examples: Sequence) -> Rollout:
@@ -72,7 +72,7 @@ def reference_rollout(lm: LoadedModel, examples: Sequence) -> Rollout:
     answers = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
     for row, seq in enumerate(ids):
         answers[row, :len(seq)] = torch.tensor(seq)
-    return _rollout(enc, answers.to(lm.device), end[-1], tokenizer)
+    return _rollout(enc, answers.to(lm.device), end[-1:], tokenizer)
 
 
 def answer_logprobs(model: torch.nn.Module, rollout: Rollout) -> Tensor:

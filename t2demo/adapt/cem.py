@@ -40,7 +40,7 @@ from torch import Tensor
 from t2demo import tasks
 from t2demo.adapt.dispatch import PipelineError
 from t2demo.factored import FactoredModel, RowZ, factorized, generate_rows
-from t2demo.generation import generate, images_of
+from t2demo.generation import generate, images_of, stop_token_ids
 from t2demo.models import LoadedModel
 from t2demo.rollouts import Rollout, answer_token_logp, mean_loglik, reference_rollout
 
@@ -242,7 +242,7 @@ def _rows_pass(handle: FactoredModel, lm: LoadedModel, rollout: Rollout, zs: Seq
     tokenizer = lm.tokenizer
     prompts = {"input_ids": ids[:, :cut + 1], "attention_mask": mask[:, :cut + 1]}  # the images are in the cache
     out = generate_rows(handle, prompts, zs, past_key_values=cache, max_new_tokens=budget, do_sample=False,
-                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(lm))
     return loglik, tokenizer.batch_decode(out[:, cut + 1:], skip_special_tokens=True)
 
 
