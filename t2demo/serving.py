@@ -71,7 +71,7 @@ from transformers import (
 from transformers.generation.streamers import BaseStreamer
 
 from t2demo.adapt.dispatch import check_fits
-from t2demo.factored import RowZ, factorize, generate_rows
+from t2demo.factored import RowZ, factorized, generate_rows
 from t2demo.svf import SVF
 
 BATCHABLE = {"input_ids", "attention_mask", "pixel_values", "image_sizes"}
@@ -325,8 +325,5 @@ class Scheduler:
                 with self.svf.adapted(zs[0]) as model:
                     model.generate(**{k: v.to(model.device) for k, v in enc.items()}, **kwargs)
                 return
-            handle = factorize(self.svf)
-            try:
+            with factorized(self.svf) as handle:
                 generate_rows(handle, enc, zs, **kwargs)
-            finally:
-                handle.unfactorize()

@@ -18,13 +18,14 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from test_sandbox import _survivors
 
 from t2demo import sandbox
 
@@ -131,17 +132,6 @@ def _nothing_arrived(h: Host) -> bool:
         except BlockingIOError:
             pass
     return True
-
-
-def _survivors(marker: str) -> list[int]:
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if marker in os.readlink(f"/proc/{pid}/cwd"):
-                pids.append(int(pid))
-        except OSError:
-            pass
-    return pids
 
 
 def assert_contained(h: Host, attack: sandbox.SandboxResult, probe: sandbox.SandboxResult) -> None:
