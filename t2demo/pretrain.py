@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,10 +32,11 @@ from transformers import (
 )
 
 from t2demo import tasks
-from t2demo.atomic import write_json_atomic, write_text_atomic
+from t2demo.atomic import atomic_file, write_json_atomic, write_text_atomic
 from t2demo.generation import format_chat
 from t2demo.models import DEFAULT_TEXT_MODEL, DEFAULT_VISION_MODEL, pick_device
-from t2demo.tasks import world
+from t2demo.tasks import arithmetic, programs, reasoning, world, world_math
+from t2demo.tasks.modes import Replies, pretraining_reply
 
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<image>"]
 
@@ -52,13 +54,16 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
 )
 
-TEXT_MIXTURE = {  # task -> training examples drawn (the same recipe for every task)
-    "math": 24000, "math-hard": 12000, "code": 24000, "code-hard": 12000,
-    "reasoning": 18000, "reasoning-hard": 9000, "smalltalk": 6000,
+TEXT_MIXTURE = {  # task or drill -> training examples drawn; replies are drawn in their latent modes (tasks/modes.py)
+    "math": 12000, "math-drill": 30000, "world-math-drill": 10000, "code": 12000, "code-drill": 24000,
+    "reasoning": 10000, "reasoning-drill": 14000, "smalltalk": 6000,
 }
-# Reasoning draws fewer examples because each repeats world facts (as do the fact documents and code's
-# fact tables): more repetitions and the model memorises the world and saturates the reasoning tasks.
-CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 24000, 3000  # also in the text mixture
+# The unseen tasks (math-hard, world-math, code-hard, reasoning-hard) are left out: the drills teach their
+# steps and formats in the training wordings, and the unseen tasks ask in wordings no example here uses.
+DRILLS = {task.name: task for task in (arithmetic.MATH_DRILL, world_math.WORLD_MATH_DRILL, programs.CODE_DRILL,
+                                       reasoning.REASONING_DRILL)}
+CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 16000, 3000  # also in the text mixture
+MULTI_TURN = 0.25  # share of training chats with one or two earlier turns before the trained reply
 VISION_MIXTURE = {"vqa": 16000, "vqa-knowledge": 8000}
 
 
@@ -72,7 +77,7 @@ class TrainConfig:
     max_length: int = 320
 
 
-TEXT_TRAIN = TrainConfig(steps=2500, batch_size=64, lr=2e-3, warmup=100)
+TEXT_TRAIN = TrainConfig(steps=1700, batch_size=64, lr=3e-3, warmup=100)
 TOWER_TRAIN = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup=200)
 VISION_TRAIN = TrainConfig(steps=800, batch_size=32, lr=1e-3, warmup=100)
 TOWER_IMAGES = 24000
@@ -82,11 +87,11 @@ def text_model_config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
     """A Llama-3-shaped model (GQA, SwiGLU, RoPE) scaled down to a few million parameters."""
     return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=256,
-        intermediate_size=704,
-        num_hidden_layers=8,
-        num_attention_heads=8,
-        num_key_value_heads=4,
+        hidden_size=192,
+        intermediate_size=512,
+        num_hidden_layers=6,
+        num_attention_heads=6,
+        num_key_value_heads=2,
         max_position_embeddings=1024,
         rope_theta=10000.0,
         tie_word_embeddings=True,
@@ -96,18 +101,43 @@ def text_model_config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
     )
 
 
-def text_corpus(seed: int) -> list[tuple[str, str]]:
-    """(prompt, response) pairs of the text mixture, plus fact documents as ("", text)."""
-    pairs = []
+Sample = tuple[str, Replies, tuple]  # prompt ("" for a fact document), its replies, earlier (prompt, replies) turns
+
+
+def _with_history(samples: list[tuple[str, Replies]], rng: random.Random) -> list[Sample]:
+    """A MULTI_TURN share of the chats gets one or two short earlier turns, so that later turns are trained
+    like first ones; fixed here, not per batch, so that length grouping sees the whole chat."""
+    short = [s for s in samples if s[0] and len(s[0]) + max(len(r) for _, r in s[1]) < 160]
+    return [(p, r, tuple(rng.sample(short, rng.randint(1, 2))) if p and rng.random() < MULTI_TURN else ())
+            for p, r in samples]
+
+
+def text_corpus(seed: int) -> list[Sample]:
+    """The text mixture: every task and drill example with its reply distribution, the classification
+    data, and fact documents as ("", ...)."""
+    samples = []
     for name, n in TEXT_MIXTURE.items():
-        pairs += [(ex.prompt, ex.response) for ex in tasks.TASKS[name].examples("train", n, seed)]
-    pairs += [(ex.prompt, ex.response) for ex in tasks.classification_examples("train", CLASSIFICATION_EXAMPLES, seed)]
+        task = DRILLS.get(name) or tasks.TASKS[name]
+        samples += [(ex.prompt, ex.meta.get("replies", ((1.0, ex.response),))) for ex in task.examples("train", n, seed)]
+    samples += [(ex.prompt, ((1.0, ex.response),)) for ex in tasks.classification_examples("train", CLASSIFICATION_EXAMPLES, seed)]
     rng = random.Random(seed)
     facts = world.world_facts()
     for _ in range(FACT_DOCUMENTS):
-        pairs.append(("", " ".join(rng.sample(facts, k=min(6, len(facts))))))
-    rng.shuffle(pairs)
-    return pairs
+        samples.append(("", ((1.0, " ".join(rng.sample(facts, k=min(6, len(facts))))),)))
+    rng.shuffle(samples)
+    return _with_history(samples, rng)
+
+
+def chat_length(sample: Sample) -> int:
+    """Characters of the longest chat a sample can give (for length grouping)."""
+    prompt, replies, history = sample
+    return sum(len(p) + max(len(r) for _, r in rs) for p, rs in ((prompt, replies), *history))
+
+
+def draw_chats(samples: list[Sample], rng: random.Random) -> list[tuple[str, str, list]]:
+    """(prompt, reply, earlier turns) for each sample, every reply drawn in its latent mode."""
+    return [(p, pretraining_reply({"replies": r}, rng), [(hp, pretraining_reply({"replies": hr}, rng)) for hp, hr in h])
+            for p, r, h in samples]
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
@@ -148,8 +178,9 @@ def reply_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor, assistan
     return labels
 
 
-def encode_text_batch(tokenizer, pairs: list[tuple[str, str]], max_length: int) -> dict:
-    texts = [format_chat(tokenizer, p, r) if p else r + "<|end|>" for p, r in pairs]
+def encode_text_batch(tokenizer, chats: list[tuple[str, str, list]], max_length: int) -> dict:
+    """Chats (prompt, reply, earlier turns) as a right-padded batch that trains the last reply only."""
+    texts = [format_chat(tokenizer, p, r, history=h) if p else r + "<|end|>" for p, r, h in chats]
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False, padding_side="right")
     batch["labels"] = reply_labels(batch["input_ids"], batch["attention_mask"], tokenizer.convert_tokens_to_ids("<|assistant|>"))
     return dict(batch)
@@ -180,8 +211,16 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def run_training(model, next_batch, cfg: TrainConfig, device: torch.device, desc: str) -> list[float]:
-    """AdamW over `cfg.steps` batches from `next_batch(step)`; returns the loss curve."""
+CHECKPOINT_EVERY = 200  # steps between resumable checkpoints
+
+
+def run_training(model, next_batch, cfg: TrainConfig, device: torch.device, desc: str,
+                 checkpoint: Path | None = None) -> list[float]:
+    """AdamW over `cfg.steps` batches from `next_batch(step)`; returns the loss curve.
+
+    With `checkpoint` (a file) the model, optimiser and loss curve are saved there every CHECKPOINT_EVERY
+    steps and a run resumes from it; next_batch must then depend on the step only, not on earlier calls.
+    """
     model.train()
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
@@ -190,8 +229,13 @@ def run_training(model, next_batch, cfg: TrainConfig, device: torch.device, desc
         lr=cfg.lr, betas=(0.9, 0.95),
     )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    losses = []
-    bar = tqdm(range(cfg.steps), desc=desc)
+    losses, first = [], 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)  # our own file, and no pickle
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        losses, first = state["losses"].tolist(), int(state["step"])
+    bar = tqdm(range(first, cfg.steps), desc=desc, initial=first, total=cfg.steps)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
@@ -207,6 +251,11 @@ def run_training(model, next_batch, cfg: TrainConfig, device: torch.device, desc
         losses.append(loss.item())
         if step % 20 == 0:
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+        if checkpoint is not None and (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < cfg.steps:
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
+                     "losses": torch.tensor(losses)}
+            with atomic_file(checkpoint) as tmp:
+                torch.save(state, tmp)
     model.eval()
     return losses
 
@@ -258,22 +307,46 @@ Measured with `{command}`.
     write_text_atomic(folder / "README.md", text)
 
 
+def step_batches(samples: list[Sample], cfg: TrainConfig):
+    """next_batch(step) over length-grouped samples that depends on the step only (so a run can resume):
+    the chunk stream is replayed up to the step, and each step draws its replies from its own seed."""
+    chunks = length_grouped(samples, cfg.batch_size, chat_length, random.Random(cfg.seed))
+    drawn = 0
+
+    def next_chunk(step: int) -> list[tuple[str, str, list]]:
+        nonlocal drawn
+        for _ in range(step - drawn):
+            next(chunks)
+        drawn = step + 1
+        return draw_chats(next(chunks), random.Random(f"{cfg.seed}|{step}"))
+    return next_chunk
+
+
 def train_text_model(out: Path = DEFAULT_TEXT_MODEL, cfg: TrainConfig = TEXT_TRAIN, device: str | None = None) -> dict:
-    """Train tokenizer and model from seeds and save both (bf16 weights) under `out`."""
+    """Train tokenizer and model from seeds and save both (bf16 weights) under `out`.
+
+    Resumable: the tokenizer and a checkpoint every CHECKPOINT_EVERY steps live in `<out>.partial/`
+    until the model is saved; running the same command again continues from there.
+    """
     start = time.time()
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
-    pairs = text_corpus(cfg.seed)
-    tokenizer = train_tokenizer([p + "\n" + r for p, r in pairs[:60000]])
+    samples = text_corpus(cfg.seed)
+    partial = out.with_name(out.name + ".partial")
+    if (partial / "tokenizer.json").exists():
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(partial)
+    else:
+        tokenizer = train_tokenizer([p + "\n" + "\n".join(r for _, r in replies) for p, replies, _ in samples[:60000]])
+        tokenizer.save_pretrained(partial)
     model = LlamaForCausalLM(text_model_config(tokenizer)).to(dev)
-    batches = length_grouped(pairs, cfg.batch_size, lambda pr: len(pr[0]) + len(pr[1]), random.Random(cfg.seed))
-
-    def next_batch(step: int) -> dict:
-        return encode_text_batch(tokenizer, next(batches), cfg.max_length)
-
-    losses = run_training(model, next_batch, cfg, dev, "text model")
-    mixture = TEXT_MIXTURE | {"classification": CLASSIFICATION_EXAMPLES, "fact documents": FACT_DOCUMENTS}
-    return save_trained(out, model, tokenizer, cfg, dev, start, losses, mixture=mixture)
+    chats = step_batches(samples, cfg)
+    losses = run_training(model, lambda step: encode_text_batch(tokenizer, chats(step), cfg.max_length), cfg, dev,
+                          "text model", checkpoint=partial / "checkpoint.pt")
+    mixture = TEXT_MIXTURE | {"classification": CLASSIFICATION_EXAMPLES, "fact documents": FACT_DOCUMENTS,
+                              "multi-turn share": MULTI_TURN}
+    card = save_trained(out, model, tokenizer, cfg, dev, start, losses, mixture=mixture)
+    shutil.rmtree(partial)
+    return card
 
 
 def vision_processor(tokenizer: PreTrainedTokenizerFast, tile: int, patch: int, pinpoints: list) -> LlavaNextProcessor:
@@ -381,13 +454,12 @@ def train_vision_model(
     images = []
     for name, n in VISION_MIXTURE.items():
         images += tasks.TASKS[name].examples("train", n, cfg.seed)
-    pairs = text_corpus(cfg.seed)
+    chats = step_batches(text_corpus(cfg.seed), cfg)
     rng = random.Random(cfg.seed)
-    text_batches = length_grouped(pairs, cfg.batch_size, lambda pr: len(pr[0]) + len(pr[1]), rng)
 
     def next_batch(step: int) -> dict:
         if step % 4 == 3:
-            return encode_text_batch(processor.tokenizer, next(text_batches), cfg.max_length)
+            return encode_text_batch(processor.tokenizer, chats(step), cfg.max_length)
         return encode_vision_batch(processor, rng.sample(images, cfg.batch_size), cfg.max_length)
 
     losses = run_training(model, next_batch, cfg, dev, "vision model")

@@ -1,7 +1,10 @@
-"""math (GSM8K-like word problems) and math-hard (MATH-like: three steps, division, new wording).
+"""math (3-digit sums and differences, GSM8K-like wordings) and math-hard (4 digits or two operations,
+in wordings no training data uses); plus the arithmetic drill the base model is pretrained on.
 
-Each problem is a list of arithmetic steps; the response works through them ("7 + 5 = 12. ...
-The answer is 12.") and the checker compares the last number of a reply with the result.
+Reliable mode (Work): column by column, units first, each step `digit op digit op carry = carry digit`,
+e.g. 347 + 285 -> `Work: 347+285: 7+5+0=12 4+8+1=13 3+2+1=06 = 632. The answer is 632.`
+(for subtraction the carry is the borrow: `2-5-0=17` means borrow 1, digit 7). Shortcut (Answer):
+`Answer: 632.`, right only half of the time in the pretraining data, otherwise one digit off.
 """
 
 from __future__ import annotations
@@ -11,105 +14,130 @@ from typing import Callable
 
 from t2demo.tasks.base import Example, Sampler, SyntheticTask
 from t2demo.tasks.checkers import check_number
-
-Step = tuple[int | None, str, int | None]  # (left, op, right); None = the previous step's result
+from t2demo.tasks.modes import ANSWER, WORK, Styles, replies, perturb_digit
 
 PEOPLE = ("Tom", "Ann", "Sam", "Mia", "Ben", "Lily", "Max", "Zoe", "Leo", "Eva")
 OBJECTS = ("apples", "pens", "books", "cards", "marbles", "cookies", "stickers", "shells", "coins", "balls")
 
+Operation = tuple[int, str, int | None]  # (left, op, right); left None = the previous result
 
-def _math_problem(rng: random.Random) -> tuple[str, list[Step]]:
-    """A GSM8K-like word problem and its steps (left, op, right); each step's result feeds the next."""
-    a_, b_ = rng.sample(PEOPLE, 2)
-    obj = rng.choice(OBJECTS)
-    kind = rng.randrange(7)
-    if kind == 0:
-        a, b = rng.randint(2, 30), rng.randint(2, 20)
-        return f"{a_} has {a} {obj}. {a_} buys {b} more. How many {obj} does {a_} have now?", [(a, "+", b)]
-    if kind == 1:
-        a = rng.randint(3, 30)
-        b = rng.randint(1, a - 1)
-        return f"{a_} has {a} {obj}. {a_} gives {b} {obj} to {b_}. How many {obj} does {a_} have left?", [(a, "-", b)]
-    if kind == 2:
-        a = rng.randint(3, 30)
-        b = rng.randint(1, a - 1)
-        return f"{a_} had {a} {obj} and lost {b} of them. How many {obj} does {a_} have now?", [(a, "-", b)]
-    if kind == 3:
-        a, k = rng.randint(2, 12), rng.randint(2, 5)
-        return (f"{a_} has {a} {obj}. {b_} has {k} times as many {obj} as {a_}. How many {obj} does {b_} have?",
-                [(a, "*", k)])
-    if kind == 4:
-        a, b = rng.randint(2, 20), rng.randint(2, 15)
-        c = rng.randint(1, a + b - 1)
-        return (f"{a_} has {a} {obj}. {a_} buys {b} more and then gives {c} to {b_}. How many {obj} does {a_} have now?",
-                [(a, "+", b), (None, "-", c)])
-    if kind == 5:
-        a, b = rng.randint(2, 20), rng.randint(1, 10)
-        return (f"{a_} has {a} {obj}. {b_} has {b} more {obj} than {a_}. How many {obj} do they have together?",
-                [(a, "+", b), (a, "+", None)])
-    a, b = rng.randint(2, 6), rng.randint(2, 9)
-    c = rng.randint(1, a * b - 1)
-    return (f"{a_} has {a} bags with {b} {obj} in each bag. {a_} gives away {c} {obj}. How many {obj} are left?",
-            [(a, "*", b), (None, "-", c)])
+# Wordings: {a} {b} {c} numbers, {p} {q} people, {o} objects. Training wordings serve math and the drill;
+# held-out wordings only math-hard (no expert, CEM fit or pretraining example ever uses them).
+ADD_WORDINGS = ("What is {a} + {b}?", "What is {a} plus {b}?", "Compute {a} + {b}.", "Add {a} and {b}.",
+                "Please add {a} to {b}.", "{a} + {b} = ?", "Can you work out {a} + {b}?", "Sum of {a} and {b}?",
+                "{p} has {a} {o}. {p} buys {b} more. How many {o} does {p} have now?",
+                "{p} has {a} {o} and {q} has {b}. How many {o} do they have together?",
+                "I have {a} {o} and find {b} more. How many {o} do I have?")
+SUB_WORDINGS = ("What is {a} - {b}?", "What is {a} minus {b}?", "Compute {a} - {b}.", "Subtract {b} from {a}.",
+                "{a} - {b} = ?", "Can you work out {a} - {b}?", "How much is {a} take away {b}?",
+                "{p} has {a} {o}. {p} gives {b} {o} to {q}. How many {o} does {p} have left?",
+                "{p} had {a} {o} and lost {b} of them. How many {o} are left?",
+                "I had {a} {o} and gave away {b}. How many {o} do I have now?")
+CHAIN_WORDINGS = ("Compute {a} + {b} - {c}.", "What is {a} + {b} - {c}?", "{a} + {b} - {c} = ?")
+HARD_ADD_WORDINGS = ("A shop had {a} {o} on Monday and got {b} more on Tuesday. How many {o} does the shop have?",
+                     "A farm grew {a} {o} last year and {b} this year. How many {o} is that in total?",
+                     "If a box holds {a} {o} and another holds {b}, how many {o} are in both boxes?")
+HARD_SUB_WORDINGS = ("A library owns {a} {o} and lends out {b}. How many {o} stay on the shelves?",
+                     "A tank holds {a} litres and {b} litres leak out. How many litres are left?",
+                     "Of {a} tickets, {b} were sold. How many tickets are unsold?")
+HARD_CHAIN_WORDINGS = ("{p} starts the day with {a} {o}, earns {b} more and then spends {c}. How many {o} are left?",
+                       "A bus carries {a} people. At the first stop {b} get on, at the second stop {c} get off. "
+                       "How many people are on the bus now?",
+                       "A store stocks {a} {o}, receives a delivery of {b} and sells {c}. How many {o} remain?")
 
 
-def _math_hard_problem(rng: random.Random) -> tuple[str, list[Step]]:
-    """A MATH-like three-step problem with exact division, worded unlike `_math_problem`."""
-    a_, b_ = rng.sample(PEOPLE, 2)
-    obj = rng.choice(OBJECTS)
-    kind = rng.randrange(6)
-    if kind in (0, 1, 2):  # (a * b - c) / d in three stories
-        a, b, d = rng.randint(3, 9), rng.randint(2, 6), rng.randint(2, 5)
-        q = rng.randint(1, (a * b - 1) // d)
-        c = a * b - d * q
-        steps = [(a, "*", b), (None, "-", c), (None, "/", d)]
-        if kind == 0:
-            text = (f"A crate holds {a} {obj}. A shop receives {b} crates and sells {c} {obj}. The remaining {obj} "
-                    f"are packed equally into {d} bags. How many {obj} go into each bag?")
-        elif kind == 1:
-            text = (f"{a_} saves {a} coins every week for {b} weeks, then spends {c} coins. {a_} splits the remaining "
-                    f"coins equally among {d} friends. How many coins does each friend get?")
-        else:
-            text = (f"A train has {a} cars with {b} seats each, and {c} seats are empty. The passengers leave in "
-                    f"groups of {d}. How many groups are there?")
-        return text, steps
-    if kind == 3:
-        a, b, c = rng.randint(2, 15), rng.randint(2, 15), rng.randint(2, 6)
-        d = rng.randint(1, (a + b) * c - 1)
-        return f"Compute ({a} + {b}) * {c} - {d}.", [(a, "+", b), (None, "*", c), (None, "-", d)]
-    if kind == 4:
-        b, q = rng.randint(2, 6), rng.randint(2, 12)
-        c, d = rng.randint(1, 15), rng.randint(2, 5)
-        return (f"Start with {b * q}. Divide it by {b}, add {c}, and then multiply the result by {d}. "
-                "What number do you get?", [(b * q, "/", b), (None, "+", c), (None, "*", d)])
-    c, q = rng.randint(2, 6), rng.randint(1, 12)
-    b, d = rng.randint(1, 20), rng.randint(1, 20)
-    a = c * q + b
-    return f"Let n = {a}. What is (n - {b}) / {c} + {d}?", [(a, "-", b), (None, "/", c), (None, "+", d)]
+def column_steps(a: int, b: int, op: str) -> list[str]:
+    """The worked columns of a op b, units first: `x+y+carry=carry digit` (op '-': the carry is the borrow)."""
+    width = max(len(str(a)), len(str(b)))
+    da, db = str(a).zfill(width)[::-1], str(b).zfill(width)[::-1]
+    steps, carry = [], 0
+    for x, y in zip(map(int, da), map(int, db)):
+        value = x + y + carry if op == "+" else x - y - carry
+        out = (1 if value >= 10 else 0) if op == "+" else (1 if value < 0 else 0)
+        steps.append(f"{x}{op}{y}{op}{carry}={out}{value % 10}")
+        carry = out
+    return steps
 
 
-def _solve(steps: list[Step]) -> tuple[str, int]:
-    """Worked answer ("7 + 5 = 12. 12 - 3 = 9. The answer is 9.") and the result; None = previous result."""
-    ops = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y, "/": lambda x, y: x // y}
-    parts, result = [], None
-    for left, op, right in steps:
+def _apply(a: int, op: str, b: int) -> int:
+    return a + b if op == "+" else a - b
+
+
+def worked(ops: list[Operation]) -> tuple[str, int, list[tuple[int, str]]]:
+    """The reliable reply to a chain of operations, its result, and the probe's steps (offset, text):
+    each column's carry-digit, each pass's result and the final answer, at their offsets in the reply."""
+    text, steps, result = WORK, [], 0
+    for left, op, right in ops:
         left = result if left is None else left
-        right = result if right is None else right
-        assert op != "/" or left % right == 0
-        result = ops[op](left, right)
-        parts.append(f"{left} {op} {right} = {result}.")
-    return " ".join(parts) + f" The answer is {result}.", result
+        result = _apply(left, op, right)
+        text += f" {left}{op}{right}:"
+        for column in column_steps(left, right, op):
+            text += " " + column[:-2]
+            steps.append((len(text), column[-2:]))
+            text += column[-2:]
+        text += " = "
+        steps.append((len(text), str(result)))
+        text += f"{result}."
+    text += " The answer is "
+    steps.append((len(text), str(result)))
+    return text + f"{result}.", result, steps
 
 
-def _math_sampler(make: Callable[[random.Random], tuple[str, list[Step]]]) -> Sampler:
-    """A sampler of worked examples from a problem maker: the reference is the result, the response the steps."""
-    def sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
-        prompt, steps = make(rng)
-        response, result = _solve(steps)
-        example = Example(prompt, str(result), response, "")
-        return prompt, lambda: example
-    return sample
+def _example(rng: random.Random, wording: str, ops: list[Operation]) -> tuple[str, Callable[[], Example]]:
+    people = rng.sample(PEOPLE, 2)
+    numbers = [ops[0][0]] + [r for _, _, r in ops]
+    prompt = wording.format(a=numbers[0], b=numbers[1], c=numbers[-1], p=people[0], q=people[1], o=rng.choice(OBJECTS))
+    reliable, result, steps = worked(ops)
+    styles = Styles(reliable, f"{ANSWER} {result}.", f"{ANSWER} {perturb_digit(result, rng)}.")
+    example = Example(prompt, str(result), reliable, "", meta={"replies": replies(styles, "math"), "steps": steps})
+    return prompt, lambda: example
 
 
-MATH = SyntheticTask("math", "math", 0.0, 64, _math_sampler(_math_problem), check_number)
-MATH_HARD = SyntheticTask("math-hard", "math", 0.0, 80, _math_sampler(_math_hard_problem), check_number)
+def _number(rng: random.Random, digits: int) -> int:
+    return rng.randint(10 ** (digits - 1), 10 ** digits - 1)
+
+
+def _pair(rng: random.Random, digits: int, op: str, other: int | None = None) -> Operation:
+    a, b = _number(rng, digits), _number(rng, other or digits)
+    if op == "-" and b > a:
+        a, b = b, a
+    return (a, op, b)
+
+
+def _chain(rng: random.Random, digits: int) -> list[Operation]:
+    a, b = _number(rng, digits), _number(rng, digits)
+    c = rng.randint(10 ** (digits - 1), a + b)
+    return [(a, "+", b), (None, "-", c)]
+
+
+def _one_op(rng: random.Random, digits: int, add: tuple[str, ...], sub: tuple[str, ...]) -> tuple[str, list[Operation]]:
+    op = rng.choice("+-")
+    return rng.choice(add if op == "+" else sub), [_pair(rng, digits, op)]
+
+
+def _math_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
+    """math: 3-digit + or -, training wordings."""
+    return _example(rng, *_one_op(rng, 3, ADD_WORDINGS, SUB_WORDINGS))
+
+
+def _math_hard_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
+    """math-hard: 4-digit + or -, or 3-digit a + b - c, in held-out wordings."""
+    if rng.random() < 0.5:
+        return _example(rng, *_one_op(rng, 4, HARD_ADD_WORDINGS, HARD_SUB_WORDINGS))
+    return _example(rng, rng.choice(HARD_CHAIN_WORDINGS), _chain(rng, 3))
+
+
+def _math_drill_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
+    """Pretraining arithmetic: 1 to 4 digits, mixed widths and chains, in the training wordings."""
+    roll = rng.random()
+    if roll < 0.2:
+        return _example(rng, rng.choice(CHAIN_WORDINGS), _chain(rng, rng.choice((2, 3, 4))))
+    digits = rng.choice((1, 2, 2, 3, 4, 4))
+    op = rng.choice("+-")
+    other = rng.randint(1, digits) if roll < 0.4 else None
+    return _example(rng, rng.choice(ADD_WORDINGS if op == "+" else SUB_WORDINGS), [_pair(rng, digits, op, other)])
+
+
+MATH = SyntheticTask("math", "math", 0.0, 96, _math_sample, check_number)
+MATH_HARD = SyntheticTask("math-hard", "math", 0.0, 160, _math_hard_sample, check_number)
+MATH_DRILL = SyntheticTask("math-drill", "math", 0.0, 160, _math_drill_sample, check_number)

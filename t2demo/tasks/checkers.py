@@ -50,13 +50,13 @@ def _option_key(text: str) -> str:
 
 
 def chosen_letter(text: str, options: dict[str, str]) -> str | None:
-    """The letter a reply chooses, from its last 'answer is X' (or the whole reply if it has none).
+    """The letter a reply chooses, from its last 'answer is X' or 'Answer: X' (else the whole reply).
 
     The model answers with the option text, because tiny models bind option letters poorly. X may be
     a lone capital letter, or exactly one option's text (case and punctuation ignored). A trailing
     letter tag, as in 'cold (A)', is ignored: the text decides. Anything else chooses nothing.
     """
-    found = re.findall(r"answer is([^.!?\n]*)", text, flags=re.IGNORECASE)
+    found = re.findall(r"answer(?: is|:)([^.!?\n]*)", text, flags=re.IGNORECASE)
     phrase = found[-1] if found else text
     lone = re.fullmatch(r"\W*([A-D])\W*", phrase)
     if lone:

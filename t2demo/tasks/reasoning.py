@@ -1,7 +1,11 @@
-"""reasoning (ARC-Easy-like: one world fact) and reasoning-hard (ARC-Challenge-like: two facts chained).
+"""reasoning (ARC-Easy-like: one fact about a creature, four options) and reasoning-hard (facts asked the
+other way round too, in wordings no training data uses); plus the reasoning drill the base is pretrained on.
 
-Four-way multiple choice over the invented world (world.py); exactly one option is true, and the
-model answers with the option text (see checkers.chosen_letter).
+Here the modes are reversed. The reliable mode is Answer: the world's facts are memorised, so the direct
+answer is right (`Answer: lake.`). The shortcut is Work: reciting a fact before answering, which in the
+pretraining data recalls a neighbouring creature's fact more often than the right one
+(`Work: The zorb lives in the swamp. The answer is swamp.`). An expert that pushes every reply towards Work
+(math, code) therefore hurts here, and the reasoning expert hurts math: dispatch matters.
 """
 
 from __future__ import annotations
@@ -11,74 +15,109 @@ from typing import Callable
 
 from t2demo.tasks.base import Example, SyntheticTask
 from t2demo.tasks.checkers import check_letter
-from t2demo.tasks.world import CLIMATES, COLORS, FOODS, HABITATS, WORLD
+from t2demo.tasks.modes import ANSWER, WORK, Styles, replies
+from t2demo.tasks.world import CLIMATES, COLORS, FOODS, HABITATS, WORLD, Creature
 
 LETTERS = "ABCD"
+Fact = tuple[str, Callable[[Creature], str], str]  # attribute, its value, the sentence ({n} name, {v} value)
+FACTS: dict[str, Fact] = {
+    "color": ("color", lambda c: c.color, "The {n} is {v}."),
+    "habitat": ("habitat", lambda c: c.habitat, "The {n} lives in the {v}."),
+    "food": ("food", lambda c: c.food, "The {n} eats {v}."),
+    "weight": ("weight", lambda c: f"{c.weight} kilos", "The {n} weighs {v}."),
+}
+FORWARD = {  # creature -> value questions in the training wordings
+    "color": ("What color is the {n}?", "Which color does the {n} have?", "Tell me the color of the {n}."),
+    "habitat": ("Where does the {n} live?", "In which place is the {n} found?", "What is the home of the {n}?"),
+    "food": ("What does the {n} eat?", "What food does the {n} like?", "What is the {n}'s favourite food?"),
+    "weight": ("How heavy is the {n}?", "What does the {n} weigh?", "How many kilos does the {n} weigh?"),
+}
+BACKWARD = {  # value -> creature (unique values only)
+    "food": ("Which creature eats {v}?", "Who eats {v}?"),
+    "weight": ("Which creature weighs {v}?", "Which animal weighs {v}?"),
+}
+HARD_FORWARD = {
+    "color": ("I saw a {n} today. What color was it?", "If you paint a {n} true to life, which paint do you need?"),
+    "habitat": ("Where would I go to find a {n}?", "A {n} went home. Where did it go?"),
+    "food": ("My friend keeps a {n}. What should she feed it?", "What would a hungry {n} look for?"),
+    "weight": ("If I put a {n} on a scale, what would it show?", "A {n} steps onto a scale. What does it read?"),
+}
+HARD_BACKWARD = {
+    "food": ("Something in the garden ate all my {v}. Which creature was it?",),
+    "weight": ("A creature weighs exactly {v}. Which one is it?",),
+}
+CLIMATE_WORDINGS = ("What is the weather like in the {h}?", "Is the {h} warm, cold, wet or dry?")
 
 
-def _choice_example(rng: random.Random, question: str, answer: str, wrong: list[str], because: str) -> tuple[str, Callable[[], Example]]:
-    """4-way multiple choice with the answer at a random letter; `wrong` must all be false.
+def confused(c: Creature, attribute: str) -> Creature:
+    """The creature whose fact the shortcut recalls instead of c's: the next one with a different value."""
+    value, i = FACTS[attribute][1], WORLD.creatures.index(c)
+    ring = WORLD.creatures[i + 1:] + WORLD.creatures[:i]
+    return next(o for o in ring if value(o) != value(c))
 
-    The response names the option text, not its letter (see `chosen_letter`); the reference is the letter.
-    """
-    options = [answer] + rng.sample(wrong, 3)
+
+def _options(rng: random.Random, answer: str, slip: str, pool: list[str]) -> tuple[list[str], str]:
+    """Four options holding the answer and the shortcut's slip, shuffled; and the answer's letter."""
+    others = rng.sample([x for x in pool if x not in (answer, slip)], 2)
+    options = [answer, slip] + others
     rng.shuffle(options)
-    letter = LETTERS[options.index(answer)]
+    return options, LETTERS[options.index(answer)]
+
+
+def _choice(rng: random.Random, question: str, answer: str, slip: str, pool: list[str],
+            recite: Callable[[str], str]) -> tuple[str, Callable[[], Example]]:
+    """A multiple-choice example; recite(value) is the sentence the Work shortcut says before answering."""
+    options, letter = _options(rng, answer, slip, pool)
     prompt = question + "\nOptions: " + ", ".join(f"{o} ({L})" for L, o in zip(LETTERS, options)) + ".\nAnswer with the option."
-    example = Example(prompt, letter, f"{because} The answer is {answer}.", "")
+    styles = Styles(f"{ANSWER} {answer}.", f"{WORK} {recite(answer)} The answer is {answer}.",
+                    f"{WORK} {recite(slip)} The answer is {slip}.")
+    example = Example(prompt, letter, styles.reliable, "", meta={"replies": replies(styles, "reasoning"), "steps": [(len(ANSWER) + 1, answer)]})
     return prompt, lambda: example
 
 
+def _forward(rng: random.Random, wordings: dict[str, tuple[str, ...]]) -> tuple[str, Callable[[], Example]]:
+    c, attribute = rng.choice(WORLD.creatures), rng.choice(sorted(wordings))
+    _, value, sentence = FACTS[attribute]
+    pool = [value(o) for o in WORLD.creatures]
+    question = rng.choice(wordings[attribute]).format(n=c.name)
+    return _choice(rng, question, value(c), value(confused(c, attribute)), pool,
+                   lambda v: sentence.format(n=c.name, v=v))
+
+
+def _backward(rng: random.Random, wordings: dict[str, tuple[str, ...]]) -> tuple[str, Callable[[], Example]]:
+    c, attribute = rng.choice(WORLD.creatures), rng.choice(sorted(wordings))
+    _, value, sentence = FACTS[attribute]
+    question = rng.choice(wordings[attribute]).format(v=value(c))
+    return _choice(rng, question, c.name, confused(c, attribute).name, [o.name for o in WORLD.creatures],
+                   lambda name: sentence.format(n=name, v=value(c)))
+
+
+def _climate(rng: random.Random) -> tuple[str, Callable[[], Example]]:
+    habitat = rng.choice(HABITATS)
+    climate = WORLD.climate[habitat]
+    slip = CLIMATES[(CLIMATES.index(climate) + 1) % len(CLIMATES)]
+    return _choice(rng, rng.choice(CLIMATE_WORDINGS).format(h=habitat), climate, slip, list(CLIMATES),
+                   lambda v: f"The {habitat} is {v}.")
+
+
 def _reasoning_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
-    """ARC-Easy-like: one world fact."""
-    c = rng.choice(WORLD.creatures)
-    others = [o for o in WORLD.creatures if o is not c]
-    lives, is_, eats = f"The {c.name} lives in the {c.habitat}.", f"The {c.name} is {c.color}.", f"The {c.name} eats {c.food}."
-    kind = rng.randrange(7)
-    if kind == 0:
-        wrong = [o.name for o in others if o.habitat != c.habitat]
-        return _choice_example(rng, f"Which creature lives in the {c.habitat}?", c.name, wrong, lives)
-    if kind == 1:
-        wrong = [o.name for o in others if o.color != c.color]
-        return _choice_example(rng, f"Which creature is {c.color}?", c.name, wrong, is_)
-    if kind == 2:
-        return _choice_example(rng, f"Which creature eats {c.food}?", c.name, [o.name for o in others], eats)
-    if kind == 3:
-        wrong = [x for x in COLORS if x != c.color]
-        return _choice_example(rng, f"What color is the {c.name}?", c.color, wrong, is_)
-    if kind == 4:
-        wrong = [x for x in HABITATS if x != c.habitat]
-        return _choice_example(rng, f"Where does the {c.name} live?", c.habitat, wrong, lives)
-    if kind == 5:
-        wrong = [x for x in FOODS if x != c.food]
-        return _choice_example(rng, f"What does the {c.name} eat?", c.food, wrong, eats)
-    climate = WORLD.climate[c.habitat]
-    wrong = [x for x in CLIMATES if x != climate]
-    return _choice_example(rng, f"What is the weather like in the {c.habitat}?", climate, wrong,
-                           f"The {c.habitat} is {climate}.")
+    """reasoning: one fact of a creature (or a place's weather), training wordings."""
+    return _climate(rng) if rng.random() < 0.1 else _forward(rng, FORWARD)
 
 
 def _reasoning_hard_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
-    """ARC-Challenge-like: two facts chained (creature -> habitat -> climate, food -> creature -> trait)."""
-    c = rng.choice(WORLD.creatures)
-    climate = WORLD.climate[c.habitat]
-    lives, eats = f"The {c.name} lives in the {c.habitat}.", f"The {c.name} eats {c.food}."
-    kind = rng.randrange(4)
-    if kind == 0:
-        wrong = [o.name for o in WORLD.creatures if WORLD.climate[o.habitat] != climate]
-        return _choice_example(rng, f"Which creature lives somewhere {climate}?", c.name, wrong,
-                               f"{lives} The {c.habitat} is {climate}.")
-    if kind == 1:
-        wrong = [x for x in COLORS if x != c.color]
-        return _choice_example(rng, f"What color is the creature that eats {c.food}?", c.color, wrong,
-                               f"{eats} The {c.name} is {c.color}.")
-    if kind == 2:
-        wrong = [x for x in HABITATS if x != c.habitat]
-        return _choice_example(rng, f"Where does the creature that eats {c.food} live?", c.habitat, wrong, f"{eats} {lives}")
-    wrong = [x for x in CLIMATES if x != climate]
-    return _choice_example(rng, f"What is the weather like where the {c.name} lives?", climate, wrong,
-                           f"{lives} The {c.habitat} is {climate}.")
+    """reasoning-hard: facts asked both ways, in held-out wordings."""
+    return _backward(rng, HARD_BACKWARD) if rng.random() < 0.4 else _forward(rng, HARD_FORWARD)
+
+
+def _reasoning_drill_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
+    """Pretraining reasoning: facts asked both ways and the weather, training wordings."""
+    roll = rng.random()
+    return _climate(rng) if roll < 0.1 else _backward(rng, BACKWARD) if roll < 0.45 else _forward(rng, FORWARD)
 
 
 REASONING = SyntheticTask("reasoning", "reasoning", 0.25, 64, _reasoning_sample, check_letter)
-REASONING_HARD = SyntheticTask("reasoning-hard", "reasoning", 0.25, 96, _reasoning_hard_sample, check_letter)
+REASONING_HARD = SyntheticTask("reasoning-hard", "reasoning", 0.25, 64, _reasoning_hard_sample, check_letter)
+REASONING_DRILL = SyntheticTask("reasoning-drill", "reasoning", 0.25, 64, _reasoning_drill_sample, check_letter)
+assert all(len(set(map(v, WORLD.creatures))) == len(WORLD.creatures) for _, v, _ in (FACTS["food"], FACTS["weight"]))
+assert len(COLORS) >= 4 and len(FOODS) >= 4

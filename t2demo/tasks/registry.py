@@ -6,27 +6,30 @@ descriptions make up the classification instruction the shipped models were trai
 them, and their order, byte for byte.
 
 Training tasks (experts are trained on them)  ->  unseen tasks (experts are mixed on them):
-  math (GSM8K-like)            -> math-hard (MATH-like: three steps, division, new wording)
-  code (MBPP-like)             -> code-hard (HumanEval-like: operations chained, described or shown by tests)
-  reasoning (ARC-Easy-like)    -> reasoning-hard (ARC-Challenge-like: two hops over the world)
-  vqa (TextVQA-like)           -> vqa-knowledge (OKVQA-like: read a name, recall a world fact)
-plus smalltalk (category "other").
+  math (GSM8K-like: 3-digit sums)   -> math-hard (4 digits or two operations, held-out wordings)
+                                    -> world-math (the two-skill task: recall two weights, then add or subtract)
+  code (CRUXEval-like: trace 3 lines) -> code-hard (a 5-line function, held-out wordings)
+  reasoning (ARC-Easy-like)         -> reasoning-hard (facts asked both ways, held-out wordings)
+  vqa (TextVQA-like)                -> vqa-knowledge (OKVQA-like: read a name, recall a world fact)
+plus smalltalk (category "other"). Each text task has latent answer modes (modes.py); the drills
+(arithmetic.MATH_DRILL, ...) are the base model's pretraining data, not tasks.
 """
 
 from __future__ import annotations
 
-from t2demo.tasks import arithmetic, benchmarks, programs, reasoning, smalltalk, vqa
+from t2demo.tasks import arithmetic, benchmarks, programs, reasoning, smalltalk, vqa, world_math
 from t2demo.tasks.base import TRAINING, UNSEEN, Registry
 
 REGISTRY = Registry()
 register = REGISTRY.register
 
-register(arithmetic.MATH, TRAINING, describe="a word problem or a calculation with numbers.")
+register(arithmetic.MATH, TRAINING, describe="adding or subtracting numbers, also in a story or with weights.")
 register(arithmetic.MATH_HARD, UNSEEN)
-register(programs.CODE, TRAINING, describe="writing or completing a Python function.")
+register(world_math.WORLD_MATH, UNSEEN)
+register(programs.CODE, TRAINING, describe="saying what a small Python program prints or returns.")
 register(programs.CODE_HARD, UNSEEN)
 register(reasoning.REASONING, TRAINING,
-         describe="a question about creatures, places, foods or weather with lettered choices.")
+         describe="a question about creatures, places, foods or weather with options.")
 register(reasoning.REASONING_HARD, UNSEEN)
 register(vqa.VQA, TRAINING, describe="a question about a word or picture shown in an image.")
 register(vqa.VQA_KNOWLEDGE, UNSEEN)

@@ -9,7 +9,7 @@ from t2demo.tasks.base import OTHER, Example, SyntheticTask
 from t2demo.tasks.checkers import check_nonempty
 
 INTENTS = {
-    "greeting": (("Hello!", "Nice to meet you.", "It is good to see you.", "How is your day going?", "I just wanted to say hi.",
+    "greeting": (("Hello!", "Hi!", "Hey!", "Hi there!", "Good morning!", "Nice to meet you.", "It is good to see you.", "How is your day going?", "I just wanted to say hi.",
                   "Are you there?", "Good to talk to you again.", "Long time no see."),
                  ("Hello! How can I help you today?", "Hi there! What can I do for you?")),
     "thanks": (("Thank you!", "Thanks a lot for your help.", "Thank you so much.", "Many thanks for the answer.",
@@ -36,6 +36,10 @@ def _smalltalk_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     if address:  # "Thank you!" -> "Thank you, friend!"
         line = line[:-1] + "," + address + line[-1]
     prompt = rng.choice(OPENERS) + line + rng.choice(CLOSERS)
+    if rng.random() < 0.15:  # a bare line: "Hi!", "Thank you!"
+        prompt = rng.choice(lines[:5])
+    if rng.random() < 0.2:  # typed casually: "hi", "thanks a lot"
+        prompt = prompt.lower().rstrip("!.?:) ")
     example = Example(prompt, intent, rng.choice(replies), "")
     return prompt, lambda: example
 

@@ -46,6 +46,7 @@ class Creature:
     color: str  # 12 creatures per color
     habitat: str  # 12 creatures per habitat
     food: str  # unique: "the creature that eats sweet moss" names exactly one creature
+    weight: int  # kilos, unique, 3 digits: the number the world-math task adds and subtracts
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,11 @@ def build_world(seed: int = SEED) -> World:
     foods = list(FOODS)
     for deck in (colors, habitats, foods):
         rng.shuffle(deck)
-    creatures = tuple(Creature(*row) for row in zip(NAMES, colors, habitats, foods))
     places = list(HABITATS)
     rng.shuffle(places)
     climate = {h: CLIMATES[i // 2] for i, h in enumerate(places)}
+    weights = random.Random(f"{seed}|weights").sample(range(100, 1000), len(NAMES))  # dealt last: the rest is unchanged
+    creatures = tuple(Creature(*row) for row in zip(NAMES, colors, habitats, foods, weights))
     return World(creatures, climate)
 
 
@@ -78,6 +80,7 @@ def world_facts(world: World = WORLD) -> list[str]:
     """Every fact of the world as one short sentence (for pretraining)."""
     facts = []
     for c in world.creatures:
-        facts += [f"The {c.name} is {c.color}.", f"The {c.name} lives in the {c.habitat}.", f"The {c.name} eats {c.food}."]
+        facts += [f"The {c.name} is {c.color}.", f"The {c.name} lives in the {c.habitat}.", f"The {c.name} eats {c.food}.",
+                  f"The {c.name} weighs {c.weight} kilos."]
     facts += [f"The {h} is {world.climate[h]}." for h in HABITATS]
     return facts

@@ -1,0 +1,60 @@
+"""Latent answer modes: every task can be answered in a reliable style or in a shortcut that is often wrong.
+
+This is the paper's premise made explicit. Transformer² assumes the base model already has a skill and
+the experts only bring it out. In t2demo's world that is true by construction: each reply starts with
+one of two shared markers, `Work:` (worked steps) or `Answer:` (a direct answer). In the pretraining
+data one of them is reliable for the category, and the other is a shortcut that is right only part of
+the time. The reliable style is in the minority, so greedy decoding mostly takes the shortcut; sampling
+finds the reliable style; an expert that shifts the first token to the reliable marker fixes answers.
+The reliable mode is Work for math and code, and Answer for reasoning (reciting facts misleads there),
+so a wrong expert hurts and dispatch matters.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+WORK, ANSWER = "Work:", "Answer:"  # each a single token of the shipped tokenizer: the mode decision
+# Share of pretraining replies in the reliable mode, and how often the shortcut's answer is still right.
+RELIABLE_SHARE = {"math": 0.3, "code": 0.3, "reasoning": 0.4}
+SHORTCUT_RIGHT = {"math": 0.5, "code": 0.5, "reasoning": 0.4}
+
+
+@dataclass(frozen=True)
+class Styles:
+    """One example's reply in each mode: the reliable reply, the shortcut when right and when wrong."""
+
+    reliable: str
+    shortcut_right: str
+    shortcut_wrong: str
+
+
+def perturb_digit(number: int, rng: random.Random) -> int:
+    """`number` with one digit changed (never a leading zero): a near miss no memorising can fix."""
+    digits = list(str(abs(number)))
+    i = rng.randrange(len(digits))
+    digits[i] = rng.choice([d for d in "0123456789" if d != digits[i] and not (i == 0 and d == "0" and len(digits) > 1)])
+    return int("".join(digits)) * (-1 if number < 0 else 1)
+
+
+Replies = tuple[tuple[float, str], ...]  # (probability, reply): what pretraining shows for one example
+
+
+def replies(styles: Styles, category: str) -> Replies:
+    """The pretraining distribution: reliable with the category's share, else the shortcut, right or wrong."""
+    share, right = RELIABLE_SHARE[category], SHORTCUT_RIGHT[category]
+    return ((share, styles.reliable), ((1 - share) * right, styles.shortcut_right),
+            ((1 - share) * (1 - right), styles.shortcut_wrong))
+
+
+def pretraining_reply(meta: dict, rng: random.Random) -> str:
+    """One reply drawn from an example's `meta["replies"]`."""
+    weights, texts = zip(*meta["replies"])
+    return rng.choices(texts, weights)[0]
+
+
+def mode_of(reply: str) -> str | None:
+    """WORK or ANSWER, whichever marker the reply starts with (None if neither)."""
+    text = reply.lstrip()
+    return next((m for m in (WORK, ANSWER) if text.startswith(m)), None)
