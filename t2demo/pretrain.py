@@ -77,7 +77,7 @@ class TrainConfig:
     max_length: int = 320
 
 
-TEXT_TRAIN = TrainConfig(steps=1700, batch_size=64, lr=3e-3, warmup=100)
+TEXT_TRAIN = TrainConfig(steps=2000, batch_size=64, lr=3e-3, warmup=100)
 TOWER_TRAIN = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup=200)
 VISION_TRAIN = TrainConfig(steps=800, batch_size=32, lr=1e-3, warmup=100)
 TOWER_IMAGES = 24000
