@@ -80,45 +80,57 @@ def _train_base(args: argparse.Namespace) -> None:
     print(json.dumps(card, indent=2))
 
 
+def _mix_of(args: argparse.Namespace) -> dict[str, float]:
+    from t2demo.experts import ExpertError, parse_mix
+
+    try:
+        return parse_mix(args.mix) if args.mix else {}
+    except ExpertError as e:
+        raise SystemExit(f"--mix: {e}") from e
+
+
+def _load_mixed(args: argparse.Namespace, mix: dict[str, float], kind: str):
+    """The model, with W'(z') of --mix written into its weights: its own experts and, on the vision
+    model, the text model's (transferred), as the app offers them."""
+    from t2demo import models
+    from t2demo.experts import ExpertError, mixture_from_labels
+    from t2demo.runtime import load_adapter
+
+    name = getattr(args, "vlm", None) if kind == "vision" else args.model
+    if not mix:
+        return models.load_model(name, kind, args.device, args.dtype)
+    adapter = load_adapter(name, kind, None, args.device, args.dtype,
+                           transfer_from=args.model if kind == "vision" else None)
+    try:
+        adapter.svf.apply(mixture_from_labels(adapter.svf, adapter.experts, mix))
+    except ExpertError as e:
+        raise SystemExit(f"{args.command} --mix: {e} for {name}") from e
+    return adapter.lm
+
+
 def _eval(args: argparse.Namespace) -> None:
     from t2demo import evaluate, models, pretrain
     from t2demo.atomic import write_json_atomic
-    from t2demo.experts import ExpertError, mixture_from_labels, parse_mix
-    from t2demo.runtime import load_adapter
     from t2demo.tasks.benchmarks import Benchmark, BenchmarkDataError
     from t2demo.tasks.benchmarks.selection import choose
 
-    try:
-        mix = parse_mix(args.mix) if args.mix else {}
-    except ExpertError as e:
-        raise SystemExit(f"--mix: {e}") from e
+    mix = _mix_of(args)
     if args.card and mix:
         raise SystemExit("eval: --card describes the base model; run it without --mix")
 
     def load(kind: str) -> models.LoadedModel:
-        """The model, with W'(z') of --mix written into its weights: its own experts and, on the vision
-        model, the text model's (transferred), as the app offers them."""
-        name = args.vlm if kind == "vision" else args.model
-        if not mix:
-            return models.load_model(name, kind, args.device, args.dtype)
-        adapter = load_adapter(name, kind, None, args.device, args.dtype,
-                               transfer_from=args.model if kind == "vision" else None)
-        try:
-            adapter.svf.apply(mixture_from_labels(adapter.svf, adapter.experts, mix))
-        except ExpertError as e:
-            raise SystemExit(f"eval --mix: {e} for {name}") from e
-        return adapter.lm
+        return _load_mixed(args, mix, kind)
 
     try:
         chosen = choose(args.tasks, args.data or ())
-        results = evaluate.evaluate(chosen, args.split, args.limit, load, batch_size=args.batch_size)
+        results = evaluate.evaluate(chosen, args.split, args.limit, load, batch_size=args.batch_size, turn=args.turn)
     except BenchmarkDataError as e:
         raise SystemExit(f"eval: {e}") from e
     sources = {t.name: t.source for t in chosen if isinstance(t, Benchmark)}
-    mixed = f" mix={args.mix}" if mix else ""
+    mixed = (f" mix={args.mix}" if mix else "") + (f" turn={args.turn}" if args.turn > 1 else "")
     print(evaluate.format_table(results, f"model={args.model} vlm={args.vlm} split={args.split}{mixed}"))
     if args.json:
-        write_json_atomic(args.json, {"model": args.model, "vlm": args.vlm, "split": args.split, "mix": mix,
+        write_json_atomic(args.json, {"model": args.model, "vlm": args.vlm, "split": args.split, "mix": mix, "turn": args.turn,
                                       "sources": sources, "results": results})
     if args.card:
         vision = {t.name: t.vision for t in chosen}
@@ -126,6 +138,21 @@ def _eval(args: argparse.Namespace) -> None:
             part = {t: r for t, r in results.items() if vision[t] == (kind == "vision")}
             if part:
                 pretrain.write_model_card(Path(models.resolve_model(name, kind)), part, _command_line())
+
+
+def _probe(args: argparse.Namespace) -> None:
+    from t2demo import probe, tasks
+    from t2demo.atomic import write_json_atomic
+
+    mix = _mix_of(args)
+    names = tasks.parse_task_list(args.tasks)
+    if any(tasks.TASKS[n].vision for n in names):
+        raise SystemExit(f"probe: text tasks only (the vision tasks have no answer modes yet), got {names}")
+    result = probe.probe(_load_mixed(args, mix, "text"), names, args.limit, args.vote_limit, args.samples,
+                         args.batch_size)
+    print(probe.format_probe(result, f"model={args.model} test split" + (f" mix={args.mix}" if mix else "")))
+    if args.json:
+        write_json_atomic(args.json, {"model": args.model, "mix": mix, "results": result})
 
 
 def _train_expert(args: argparse.Namespace) -> None:
@@ -144,6 +171,14 @@ def _report(args: argparse.Namespace) -> None:
     from t2demo import experts, models, report, tasks
     from t2demo.atomic import write_json_atomic
 
+    if args.which == "app":
+        from t2demo import app_check
+
+        result = app_check.app_counts(args.port, args.limit)
+        print(app_check.format_app_counts(result))
+        if args.json:
+            write_json_atomic(args.json, result)
+        return
     table1 = args.which == "table1"
     names = tasks.parse_task_list(args.tasks or ("training" if table1 else "unseen"))
     allowed = tasks.TRAINING_TASKS if table1 else tasks.UNSEEN_TASKS
@@ -160,7 +195,8 @@ def _report(args: argparse.Namespace) -> None:
             result = report.table1(text, vision, args.limit, args.batch_size, names, on_task=save)
         else:
             result = report.table2(text, vision, args.limit, args.batch_size, names, args.cls_limit, args.fewshot_n,
-                                   args.population, args.generations, args.seed, args.fast, on_task=save)
+                                   args.population, args.generations, args.seed, args.fast, on_task=save,
+                                   matrix_limit=args.matrix_limit)
     except models.ModelLoadError as e:
         raise SystemExit(f"report: {e}") from e
     print(report.format_table1(result) if table1 else report.format_table2(result))
@@ -306,6 +342,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None, choices=DTYPES)
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--turn", type=int, default=1, help="ask each prompt as this turn of a chat, after turns the model "
+                   "answered itself (2, 3: how well later chat turns are answered)")
     p.add_argument("--card", action="store_true", help="write the results into the models' cards (README.md)")
     p.add_argument("--mix", default=None, help="evaluate the model adapted with its experts mixed, e.g. math=0.5,code=0.25 "
                    "(z' = Σ αₖ zₖ + (1 − Σα)·1; experts from experts/<model folder>/, and the text model's on the vision model)")
@@ -315,6 +353,21 @@ def _add_eval(sub) -> None:
 def _add_train_expert(sub) -> None:
     from t2demo import tasks
     from t2demo.train import ExpertConfig
+
+    p = sub.add_parser("probe", help="the world's premise: per-step accuracy in the reliable mode, greedy vs "
+                       "majority vote of samples")
+    p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
+    p.add_argument("--tasks", default="math,math-hard,world-math,code,code-hard,reasoning,reasoning-hard",
+                   help="comma list of text tasks")
+    p.add_argument("--limit", type=int, default=200, help="test examples per task for the step accuracy")
+    p.add_argument("--vote-limit", type=int, default=100, help="test examples per task for greedy vs samples")
+    p.add_argument("--samples", type=int, default=16, help="samples per example (k of maj@k, pass@k)")
+    p.add_argument("--mix", default=None, help="probe the model adapted with its experts mixed, e.g. math=1")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=DTYPES)
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.set_defaults(func=_probe)
 
     p = sub.add_parser("train-expert", help="train an SVF expert (or a LoRA baseline) on a task")
     p.add_argument("--task", required=True, choices=[*tasks.TRAINING_TASKS, "cls"],
@@ -332,8 +385,11 @@ def _add_train_expert(sub) -> None:
 
 
 def _add_report(sub) -> None:
-    p = sub.add_parser("report", help="the paper's Table 1 (base / LoRA / SVF) or Table 2 (dispatch, few-shot)")
-    p.add_argument("which", choices=["table1", "table2"])
+    p = sub.add_parser("report", help="the paper's Table 1 (base / LoRA / SVF), Table 2 (dispatch, few-shot, "
+                       "expert × task), or the app's fix/break counts")
+    p.add_argument("which", choices=["table1", "table2", "app"],
+                   help="table1, table2, or app: test prompts through a running app's /chat, adapted vs base")
+    p.add_argument("--port", type=int, default=7862, help="app: port of the app it starts")
     p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
     p.add_argument("--vlm", default="default", help="vision model for the vqa tasks")
     p.add_argument("--tasks", default=None, help="comma list (default: every training task for table1, "
@@ -343,6 +399,8 @@ def _add_report(sub) -> None:
     p.add_argument("--experts", default=None, help="root of the expert folders (default: the repository's experts/)")
     p.add_argument("--cls-limit", type=int, default=500, help="table2: classification test examples for the "
                    "dispatch confusion matrices")
+    p.add_argument("--matrix-limit", type=int, default=500, help="table2: test examples per task for the expert × "
+                   "task matrix (each expert alone on every text task; 0: skip it)")
     p.add_argument("--fewshot-n", type=int, default=10, help="table2: validation examples CEM fits α on")
     p.add_argument("--population", type=int, default=16, help="table2: CEM population")
     p.add_argument("--generations", type=int, default=10, help="table2: CEM generations")

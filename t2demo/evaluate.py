@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import random
 from typing import Callable, Sequence
 
 from tqdm import tqdm
@@ -26,14 +27,29 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
 
 
 def score_task(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Example],
-               batch_size: int = 32, progress: bool = True) -> list[bool]:
-    """Whether the model's greedy answer (current weights) to each example passes the task's checker."""
+               batch_size: int = 32, progress: bool = True, turn: int = 1) -> list[bool]:
+    """Whether the model's greedy answer (current weights) to each example passes the task's checker;
+    with turn > 1, asked as that turn of a chat (earlier_turns), one chat history per batch."""
     outcomes = []
     for start in tqdm(range(0, len(examples), batch_size), desc=task.name, disable=not progress):
         chunk = examples[start:start + batch_size]
-        answers = generate(lm, [ex.prompt for ex in chunk], images_of(chunk), task.max_new_tokens)
+        history = earlier_turns(lm, turn - 1, seed=start) if turn > 1 else ()
+        answers = generate(lm, [ex.prompt for ex in chunk], images_of(chunk), task.max_new_tokens, history)
         outcomes += task.check_many(chunk, answers)
     return outcomes
+
+
+def earlier_turns(lm: LoadedModel, n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """n earlier turns of a chat: validation prompts of random text tasks (small talk included), each
+    answered by the model itself (greedy) after the turns before it, as a user's chat would go."""
+    rng = random.Random(f"turns|{seed}")
+    pool = [name for name in tasks.TASKS if not tasks.TASKS[name].vision]
+    history: list[tuple[str, str]] = []
+    for _ in range(n):
+        task = tasks.TASKS[rng.choice(pool)]
+        prompt = rng.choice(task.examples("validation", 50)).prompt
+        history.append((prompt, generate(lm, [prompt], None, task.max_new_tokens, history)[0]))
+    return history
 
 
 def summarise(outcomes: Sequence[bool]) -> dict:
@@ -51,7 +67,7 @@ def format_table(results: dict, title: str) -> str:
 
 
 def evaluate(chosen: Sequence[tasks.Task], split: str, limit: int, load: Callable[[str], LoadedModel],
-             batch_size: int = 32, seed: int = 0) -> dict:
+             batch_size: int = 32, seed: int = 0, turn: int = 1) -> dict:
     """Evaluate each task on the model of its kind, load("text") or load("vision"), loaded lazily.
     Every task's examples are read first, so a data error stops the run before a model loads; a
     task that names its metric and data source (the benchmarks) has them in its result."""
@@ -61,6 +77,6 @@ def evaluate(chosen: Sequence[tasks.Task], split: str, limit: int, load: Callabl
         kind = "vision" if task.vision else "text"
         if kind not in loaded:
             loaded[kind] = load(kind)
-        results[task.name] = summarise(score_task(loaded[kind], task, examples[task.name], batch_size))
+        results[task.name] = summarise(score_task(loaded[kind], task, examples[task.name], batch_size, turn=turn))
         results[task.name] |= {key: getattr(task, key) for key in ("metric", "source") if hasattr(task, key)}
     return results

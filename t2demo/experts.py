@@ -332,18 +332,30 @@ def load_expert_dir(folder: str | Path, svf: SVF, *, allow_transfer: bool = Fals
 def load_model_experts(folder: str | Path, svf: SVF, transfer_from: str | Path | None = None) -> tuple[list[Expert], Expert | None]:
     """A model's task experts and classifier (load_expert_dir), plus, for a LLaVA-Next model, its text
     model's task experts from `transfer_from` mapped onto its language model (the paper's transfer
-    of language experts), where it has none of the same label."""
+    of language experts), where it has none of the same label. Text experts that do not fit its
+    language model (another architecture than the text model's) are left out with a warning."""
     experts, cls = load_expert_dir(folder, svf)
     if transfer_from is not None:
-        with warnings.catch_warnings():  # the transfer is intended: the language model started as the text model
-            warnings.simplefilter("ignore", UserWarning)
-            extra, _ = load_expert_dir(transfer_from, svf, allow_transfer=True)
+        try:
+            with warnings.catch_warnings():  # the transfer is intended: the language model started as the text model
+                warnings.simplefilter("ignore", UserWarning)
+                extra, _ = load_expert_dir(transfer_from, svf, allow_transfer=True)
+        except ExpertError as e:
+            warnings.warn(f"the text model's experts are not transferred to this vision model: {e}", stacklevel=2)
+            extra = []
         own = {e.label for e in experts}
         experts += [e for e in extra if e.label not in own]
     return experts, cls
 
 
 # ----------------------------------------------------------------------------- analytics
+
+def shuffled_z(z: Mapping[str, Tensor], seed: int = 0) -> dict[str, Tensor]:
+    """z with its values permuted within each matrix: the same size of change, no learnt direction (the
+    control every expert is reported beside)."""
+    g = torch.Generator().manual_seed(seed)
+    return {n: v[torch.randperm(len(v), generator=g).to(v.device)] for n, v in z.items()}
+
 
 def change_norms(expert: Expert) -> dict[str, float]:
     """‖z − 1‖ per matrix: how far the expert moves each matrix from the base model."""

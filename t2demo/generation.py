@@ -97,10 +97,10 @@ def end_of_turn_ids(lm: LoadedModel) -> list[int]:
 
 @torch.inference_mode()
 def generate(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
-             max_new_tokens: int = 64) -> list[str]:
-    """Greedy answers to a batch of prompts with the model's current weights; decoding is
-    deterministic so results are testable."""
-    batch = {k: v.to(lm.device) for k, v in encode_prompts(lm, prompts, images).items()}
+             max_new_tokens: int = 64, history: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """Greedy answers to a batch of prompts with the model's current weights, each after the same
+    earlier (user, assistant) turns; decoding is deterministic so results are testable."""
+    batch = {k: v.to(lm.device) for k, v in encode_prompts(lm, prompts, images, history).items()}
     tokenizer = lm.tokenizer
     out = lm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                             pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(lm))

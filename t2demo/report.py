@@ -12,13 +12,12 @@ Like any normal approximation it is rough with few discordant examples, and it c
 point when every difference is the same (e.g. both methods agree on every example).
 
 Where the files are looked up, per base model (experts.expert_dir: experts/<model folder>/):
-  <task>.safetensors           the SVF expert (MLP; the objective that validated better, see
-                               experts/README.md): `train-expert --task <task> --out <that path>`
+  <task>.safetensors           the SVF expert (MLP, REINFORCE): `train-expert --task <task> --out <that path>`
+  <task>-ntp.safetensors       ablation, next-token on the reliable-mode references (same matrices, steps, lr)
   <task>-lora/                 the LoRA baseline: `train-expert --method lora --out <that path>`
-  math-rl.safetensors          ablation, REINFORCE (the shipped math expert is next-token)
-  math-attn.safetensors        ablation, attention matrices (next-token, as the math expert)
-  math-all.safetensors         ablation, all matrices (next-token)
   cls.safetensors              the classification expert (text model; transferred to the vision model)
+Beside each SVF expert, Table 1 reports its control: the same z shuffled within each matrix
+(experts.shuffled_z), a change of the same size with no learnt direction.
 The vision model uses its own vqa expert plus the text model's experts, transferred
 (experts.load_expert(..., allow_transfer=True)). Dash-named files are never mixed by
 experts.load_expert_dir, so ablations and LoRA folders can sit beside the experts. A missing or
@@ -50,25 +49,24 @@ from pathlib import Path
 from tqdm import tqdm
 
 from t2demo import tasks
+from t2demo.tasks import handwritten
 from t2demo.adapt.adapter import Adapter
 from t2demo.adapt.dispatch import Dispatch
 from t2demo.adapt.registry import STRATEGIES
 from t2demo.adapt.strategy import Strategy
 from t2demo.evaluate import score_task, summarise
-from t2demo.experts import EXPERTS_DIR, ExpertError, expert_dir, load_expert, load_model_experts
+from t2demo.experts import EXPERTS_DIR, ExpertError, expert_dir, load_expert, load_model_experts, shuffled_z
 from t2demo.generation import generate, images_of
 from t2demo.models import LoadedModel
 from t2demo.svf import SVF
 
 TEXT_EXPERTS = ("math", "code", "reasoning")
 # Table 1 ablations: row -> (file suffix after the task name, train-expert flags)
-ABLATIONS = {"math": (("svf-rl", "-rl", ("--objective", "rl")),
-                      ("svf-attn", "-attn", ("--objective", "ntp", "--targets", "attn")),
-                      ("svf-all", "-all", ("--objective", "ntp", "--targets", "all")))}
+ABLATIONS = {name: (("svf-ntp", "-ntp", ("--objective", "ntp")),) for name in TEXT_EXPERTS}
 NOTE_KEYS = ("objective", "targets", "steps_done", "best_val_accuracy")  # training notes shown per row
 PAIRED = "paired difference, normal approximation on per-example differences (mean ± 1.96·sd/√n)"
-NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, mlp), <task>-lora/ (LoRA), "
-          "math-rl / math-attn / math-all.safetensors (ablations), cls.safetensors (classifier)")
+NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, mlp, rl), <task>-lora/ (LoRA), "
+          "<task>-ntp.safetensors (next-token ablation), cls.safetensors (classifier)")
 OnTask = Callable[[dict], None]
 LATENCY_N = 20  # test prompts answered one at a time for the time table
 TABLE2_STRATEGIES = [s for s in STRATEGIES.values() if s.in_table2]
@@ -141,19 +139,23 @@ def _trained(notes: dict) -> dict:
 
 # ----------------------------------------------------------------------------- Table 1
 
-def _svf_row(owner: Side, task: tasks.Task, path: Path, command: str, examples: list[tasks.Example],
-             base: list[bool], batch_size: int, progress: bool) -> dict:
+def _svf_rows(owner: Side, task: tasks.Task, path: Path, command: str, examples: list[tasks.Example],
+              base: list[bool], batch_size: int, progress: bool, control: bool = False) -> dict:
+    """The expert's row, and with `control` also its shuffled-z control's ("-shuffled")."""
     if not path.exists():
-        return {"missing": train_note(command)}
+        return {"": {"missing": train_note(command)}}
     try:
         svf = owner.engine(load_expert(path).targets)
         expert = load_expert(path, svf)
     except ExpertError as e:
-        return {"missing": train_note(command, f"unusable: {e}")}
-    with svf.adapted(expert.z):
-        outcomes = score_task(owner.loaded, task, examples, batch_size, progress)
-    return _row(outcomes, base, trainable=sum(v.numel() for v in expert.z.values()), source=str(path),
-                trained=_trained(expert.notes))
+        return {"": {"missing": train_note(command, f"unusable: {e}")}}
+    rows = {}
+    for suffix, z in (("", expert.z), *((("-shuffled", shuffled_z(expert.z)),) if control else ())):
+        with svf.adapted(z):
+            outcomes = score_task(owner.loaded, task, examples, batch_size, progress)
+        rows[suffix] = _row(outcomes, base, trainable=sum(v.numel() for v in z.values()), source=str(path),
+                            trained=_trained(expert.notes))
+    return rows
 
 
 def _lora_row(owner: Side, task: tasks.Task, examples: list[tasks.Example], base: list[bool],
@@ -179,7 +181,8 @@ def _lora_row(owner: Side, task: tasks.Task, examples: list[tasks.Example], base
 def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size: int = 32,
            task_names: Sequence[str] = tasks.TRAINING_TASKS, progress: bool = True,
            on_task: OnTask | None = None) -> dict:
-    """Base, LoRA and SVF accuracy per training task (math also: rl, attn, all ablations).
+    """Base, LoRA and SVF accuracy per training task, the SVF expert's shuffled-z control and the
+    next-token ablation.
     on_task(report) runs after each task, so a long run keeps what it has."""
     report = {"table": "table1", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
               "models": {"text": text and text.name, "vision": vision and vision.name}, "tasks": {}}
@@ -191,8 +194,9 @@ def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size:
         rows = {"base": summarise(base), "lora": _lora_row(owner, task, examples, base, batch_size, progress)}
         for row, suffix, flags in (("svf", "", ()), *ABLATIONS.get(name, ())):
             path = owner.experts / f"{name}{suffix}.safetensors"
-            rows[row] = _svf_row(owner, task, path, owner.command(name, path, *flags), examples, base,
-                                 batch_size, progress)
+            found = _svf_rows(owner, task, path, owner.command(name, path, *flags), examples, base, batch_size,
+                              progress, control=row == "svf")
+            rows |= {row + extra: r for extra, r in found.items()}
         report["tasks"][name] = {"n": len(examples), "rows": rows}
         if on_task:
             on_task(report)
@@ -300,12 +304,29 @@ def dispatch_confusion(adapter: Adapter, examples: Sequence[tasks.Example], stra
     return summarise(hits) | {"confusion": confusion}
 
 
+def expert_matrix(adapter: Adapter, task_names: Sequence[str], limit: int, batch_size: int = 32,
+                  progress: bool = False) -> dict:
+    """Each expert applied alone (α = 1, hard) to each task: task -> {"base": row, expert: row with its
+    paired Δ}. A wrong expert losing points is what makes dispatch matter."""
+    matrix = {}
+    for name in task_names:
+        task = tasks.TASKS[name]
+        examples = task.examples("test", limit)
+        base = score_task(adapter.lm, task, examples, batch_size, progress)
+        matrix[name] = {"base": summarise(base)}
+        for expert in adapter.experts:
+            with adapter.svf.adapted(expert.z):
+                matrix[name][expert.label] = _row(score_task(adapter.lm, task, examples, batch_size, progress), base)
+    return matrix
+
+
 def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 32,
            task_names: Sequence[str] = tasks.UNSEEN_TASKS, cls_limit: int = 500, fewshot_n: int = 10,
            population: int = 16, generations: int = 10, seed: int = 0, fast: bool = False, progress: bool = True,
-           on_task: OnTask | None = None) -> dict:
+           on_task: OnTask | None = None, matrix_limit: int = 0) -> dict:
     """Base, prompt dispatch, cls-expert dispatch and few-shot accuracy per unseen task, with
-    timings, then the text model's dispatch confusion matrices on the classification test split."""
+    timings; the text model's dispatch confusion matrices on the classification test split and on
+    the hand-written prompts; with matrix_limit, the expert × task matrix over the text tasks."""
     cem = {"population": population, "generations": generations, "seed": seed, "fast": fast}
     report = {"table": "table2", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
               "models": {"text": text.name, "vision": vision and vision.name},
@@ -332,13 +353,19 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
         report["tasks"][name] = {"n": len(examples), "experts": adapter.labels, "rows": rows}
         if on_task:
             on_task(report)
-    adapter, _, cls_note = adapters.get(False) or build_adapter(text, text)
-    examples = tasks.classification_examples("test", cls_limit)
-    report["dispatch"] = {"n": cls_limit} | {
-        s.name: {"missing": cls_note} if s.needs_classifier and cls_note else dispatch_confusion(adapter, examples, s.name, progress)
-        for s in STRATEGIES.values() if s.classifies}
-    if on_task:
-        on_task(report)
+    adapter, notes, cls_note = adapters.get(False) or build_adapter(text, text)
+    for key, examples in (("dispatch", tasks.classification_examples("test", cls_limit)),
+                          ("dispatch_handwritten", handwritten.dispatch_prompts())):
+        report[key] = {"n": len(examples)} | {
+            s.name: {"missing": cls_note} if s.needs_classifier and cls_note else dispatch_confusion(adapter, examples, s.name, progress)
+            for s in STRATEGIES.values() if s.classifies}
+        if on_task:
+            on_task(report)
+    if matrix_limit and not notes:
+        text_tasks = [n for n in tasks.REGISTRY.parse("all") if not tasks.TASKS[n].vision]
+        report["matrix"] = {"n": matrix_limit, "tasks": expert_matrix(adapter, text_tasks, matrix_limit, batch_size, progress)}
+        if on_task:
+            on_task(report)
     return report
 
 
@@ -399,7 +426,14 @@ def format_table2(report: dict) -> str:
             line += f"{100 * first / s['second_pass_alone']:>7.1f}%" if first is not None else f"{'-':>8}"
             line += f"{s['second_pass_per_prompt']:>9.3f}" + (f"   CEM {s['cem']:.1f} s" if "cem" in s else "")
             lines.append(line)
-    dispatch = report["dispatch"]
+    for key, where in (("dispatch", "the classification test split"), ("dispatch_handwritten", "the hand-written prompts")):
+        lines += _dispatch_lines(report.get(key, {}), where)
+    lines += _matrix_lines(report.get("matrix"))
+    return "\n".join(lines + [""] + _footer(report))
+
+
+def _dispatch_lines(dispatch: dict, where: str) -> list[str]:
+    lines = []
     for strategy in (s.name for s in STRATEGIES.values() if s.classifies):
         r = dispatch.get(strategy)
         if not r:
@@ -408,8 +442,21 @@ def format_table2(report: dict) -> str:
         if "missing" in r:
             lines.append(f"Dispatch {strategy}: {r['missing']}")
             continue
-        lines.append(f"Dispatch {strategy} on the classification test split: {r['accuracy']:.1f}% "
+        lines.append(f"Dispatch {strategy} on {where}: {r['accuracy']:.1f}% "
                      f"{_interval(r['ci95'])}, n={r['n']} (rows: true category, columns: chosen)")
         lines.append(f"  {'':<10}" + "".join(f"{c:>10}" for c in tasks.CATEGORIES))
         lines += [f"  {true:<10}" + "".join(f"{row[c]:>10}" for c in tasks.CATEGORIES) for true, row in r["confusion"].items()]
-    return "\n".join(lines + [""] + _footer(report))
+    return lines
+
+
+def _matrix_lines(matrix: dict | None) -> list[str]:
+    """Expert × task: accuracy with each expert alone, and its paired Δ vs base."""
+    if not matrix:
+        return []
+    experts = [k for k in next(iter(matrix["tasks"].values())) if k != "base"]
+    lines = ["", f"Expert × task (each expert alone, α = 1; test split, n={matrix['n']} per task): accuracy % (Δ vs base)",
+             f"  {'task':<16}{'base':>8}" + "".join(f"{e:>18}" for e in experts)]
+    for name, rows in matrix["tasks"].items():
+        cells = "".join(f"{rows[e]['accuracy']:>9.1f} ({rows[e]['vs_base']['difference']:+5.1f})" for e in experts)
+        lines.append(f"  {name:<16}{rows['base']['accuracy']:>8.1f}{cells}")
+    return lines

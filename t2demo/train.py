@@ -4,10 +4,12 @@
 
 One loop for every combination (Transformer², section 3 and its ablations):
   objective  rl  : sample answers with the adapted model, reward +1 / -1 from the task's checker,
-                   loss = -reward · log p(answer) (+ kl_coef · KL(adapted || base) per token);
-                   with rollouts K > 1, K answers per prompt and the reward minus the mean of
+                   loss = -advantage · log p(answer) + kl_coef · KL(adapted || base) of the answer
+                   (summed over its tokens, the mode-decision token excluded: tasks/modes.py);
+                   K = rollouts answers per prompt, each advantage its reward minus the mean of
                    the other K-1 (a leave-one-out baseline: no signal from prompts every answer
-                   gets right or every answer gets wrong);
+                   gets right or every answer gets wrong), divided by the group's std;
+                   once most samples take the task's reliable mode, the lr is annealed;
              ntp : mean next-token loss on the reference answers (Example.response);
   method     svf : train one z per singular value of the target matrices (the SVD comes from the
                    engine's cache; nothing else is trained);
@@ -44,18 +46,18 @@ from t2demo.experts import Expert, expert_dir, save_expert
 from t2demo.models import LoadedModel
 from t2demo.rollouts import Rollout, answer_logprobs, answer_token_logp, reference_rollout, sample_rollout
 from t2demo.svf import SVF, select_targets, weight_fingerprint
+from t2demo.tasks.modes import in_reliable_mode
 
 CHECKPOINT_VERSION = "1"
 
 
 @dataclass
 class ExpertConfig:
-    """Hyper-parameters of one run; the defaults suit the ~6M-parameter default models on a CPU.
-
-    lr 2e-3 and grad_clip 1e-3 are the authors' released values. Adam divides by the running
-    gradient scale, so a clip this small does not slow learning: it makes every batch count about
-    the same (no single batch with a large gradient dominates) and step sizes stay ≈ lr per value.
-    grad_clip <= 0 turns clipping off.
+    """Hyper-parameters of one run; the defaults are the recipe that flips the default world's answer
+    mode (pilots/latent-modes: 6 of 6 seeds): 4 prompts × 16 samples, Adam lr 2e-2 without clipping,
+    group-normalised leave-one-out advantages, KL 0.1 to the base except on the decision token, the lr
+    × 0.3 once the sampled reliable-mode share (EMA 0.9) passes 0.45, 200 steps. The authors' released
+    values are lr 2e-3 with grad_clip 1e-3 and no KL; grad_clip <= 0 turns clipping off.
     """
 
     objective: str = field(default="rl", metadata={"help": "rl: REINFORCE; ntp: next-token prediction on the references",
@@ -63,17 +65,21 @@ class ExpertConfig:
     method: str = field(default="svf", metadata={"help": "svf: z-vectors; lora: a LoRA baseline on the same matrices",
                                                  "choices": ("svf", "lora")})
     targets: str = field(default="mlp", metadata={"help": "which matrices are adapted", "choices": ("mlp", "attn", "all")})
-    steps: int = field(default=100, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=16, metadata={"help": "prompts per step"})
-    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate"})
-    grad_clip: float = field(default=1e-3, metadata={"help": "gradient-norm clip (<= 0: off)"})
-    kl_coef: float = field(default=0.0, metadata={"help": "per-token KL penalty to the base model (rl); the paper "
-                                                          "describes it, its released coefficient is 0"})
-    normalize_rewards: bool = field(default=False, metadata={"help": "subtract the batch mean, divide by the std (rl)"})
-    rollouts: int = field(default=1, metadata={"help": "answers sampled per prompt, each scored against the mean "
-                                                       "of the others (rl)"})
+    steps: int = field(default=200, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=4, metadata={"help": "prompts per step"})
+    lr: float = field(default=2e-2, metadata={"help": "Adam learning rate"})
+    grad_clip: float = field(default=0.0, metadata={"help": "gradient-norm clip (<= 0: off)"})
+    kl_coef: float = field(default=0.1, metadata={"help": "penalty on each answer's KL to the base model, summed over "
+                                                          "its tokens but the mode decision (rl)"})
+    normalize_rewards: bool = field(default=True, metadata={"help": "divide the advantages by their group's std "
+                                                                   "(one prompt's answers; the batch's if rollouts is 1)"})
+    rollouts: int = field(default=16, metadata={"help": "answers sampled per prompt, each scored against the mean "
+                                                        "of the others (rl)"})
+    anneal_at: float = field(default=0.45, metadata={"help": "multiply the lr by anneal_lr once the EMA of the "
+                                                             "sampled reliable-mode share passes this (rl; 0: never)"})
+    anneal_lr: float = field(default=0.3, metadata={"help": "the lr factor of that anneal"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (rl)"})
-    eval_every: int = field(default=10, metadata={"help": "steps between validations and checkpoints"})
+    eval_every: int = field(default=25, metadata={"help": "steps between validations and checkpoints"})
     val_n: int = field(default=64, metadata={"help": "validation examples"})
     eval_batch_size: int = field(default=32, metadata={"help": "batch size of validation"})
     train_n: int = field(default=2048, metadata={"help": "training examples drawn from the train split (the data budget)"})
@@ -208,15 +214,16 @@ class LoRAPolicy(_TrainedParams):
 
 def rl_loss(logp: Tensor, rollout: Rollout, advantages: Tensor, base_logp: Tensor | None = None,
             kl_coef: float = 0.0) -> tuple[Tensor, float]:
-    """REINFORCE: -mean(advantage · Σ log p(answer token)), plus kl_coef · the mean per-token
-    KL(adapted || base) on the sampled answers. Returns (loss, mean KL)."""
+    """REINFORCE: -mean(advantage · Σ log p(answer token)), plus kl_coef · the answers' mean KL(adapted ||
+    base), each summed over its tokens (a sequence's KL) except the first: the mode decision is free to
+    move, the rest stays close to the base. Returns (loss, mean KL)."""
     mask = rollout.answer_mask.float()
     token_logp = answer_token_logp(logp, rollout)
     loss = -(advantages.to(logp.device) * (token_logp * mask).sum(1)).mean()
     if base_logp is None:
         return loss, 0.0
     kl_token = (logp.exp() * (logp - base_logp)).sum(-1)
-    kl = ((kl_token * mask).sum(1) / mask.sum(1).clamp_min(1)).mean()
+    kl = (kl_token * mask)[:, 1:].sum(1).mean()
     return loss + kl_coef * kl, kl.item()
 
 
@@ -292,14 +299,18 @@ def validate(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Exa
 
 def reward_advantages(rewards: Tensor, rollouts: int = 1, normalize: bool = False) -> Tensor:
     """REINFORCE's weights: the rewards; with `rollouts` consecutive answers per prompt, each
-    reward minus the mean of its group's others; normalised: minus the mean, over the std."""
-    advantages = rewards
+    reward minus the mean of its group's others, normalised: divided by the group's reward std (a
+    prompt most answers get right weighs as much as a hard one). With one answer per prompt,
+    normalised: minus the batch mean, over the batch std."""
     if rollouts > 1:
         groups = rewards.view(-1, rollouts)
-        advantages = (groups - (groups.sum(1, keepdim=True) - groups) / (rollouts - 1)).flatten()
+        advantages = groups - (groups.sum(1, keepdim=True) - groups) / (rollouts - 1)
+        if normalize:
+            advantages = advantages / (groups.std(1, keepdim=True) + 1e-6)
+        return advantages.flatten()
     if normalize and len(rewards) > 1:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-6)
-    return advantages
+        return (rewards - rewards.mean()) / (rewards.std() + 1e-6)
+    return rewards
 
 
 def step_loss(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Example],
@@ -321,7 +332,9 @@ def step_loss(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Ex
     with policy.training() as m:
         logp = answer_logprobs(m, rollout)
     loss, kl = rl_loss(logp, rollout, advantages, base_logp, cfg.kl_coef)
-    return loss, {"reward": rewards.mean().item(), "kl": kl}
+    reliable = [in_reliable_mode(t, ex) for t, ex in zip(rollout.texts, examples)]
+    share = None if None in reliable else sum(reliable) / len(reliable)
+    return loss, {"reward": rewards.mean().item(), "kl": kl, "reliable_share": share}
 
 
 def _diverged(what: str, step: int, ckpt: Path, progress: dict) -> TrainingDiverged:
@@ -376,6 +389,19 @@ def optimizer_step(policy, opt: torch.optim.Optimizer, lm: LoadedModel, task: ta
     return {"loss": loss.item(), "grad_norm": grad_norm.item()} | stats
 
 
+def anneal(opt: torch.optim.Optimizer, progress: dict, share: float | None, cfg: ExpertConfig, step: int) -> None:
+    """Track the EMA (0.9) of the sampled reliable-mode share in `progress`; the first time it passes
+    cfg.anneal_at, multiply the lr by cfg.anneal_lr (the mode has flipped: consolidate, do not overshoot)."""
+    if share is None or cfg.anneal_at <= 0:
+        return
+    ema = progress.get("reliable_ema")
+    progress["reliable_ema"] = share if ema is None else 0.9 * ema + 0.1 * share
+    if progress["reliable_ema"] > cfg.anneal_at and "annealed_at" not in progress:
+        progress["annealed_at"] = step
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * cfg.anneal_lr
+
+
 def train_expert(lm: LoadedModel, task: tasks.Task, cfg: ExpertConfig, out: str | Path, *,
                  command: str | None = None, fresh: bool = False, progress_bar: bool = True) -> dict:
     """Train, resuming from `<out>.ckpt/` when it holds a checkpoint of the same run.
@@ -403,6 +429,9 @@ def train_expert(lm: LoadedModel, task: tasks.Task, cfg: ExpertConfig, out: str 
         shutil.rmtree(ckpt.parent, ignore_errors=True)
     if ckpt.exists():
         best, progress = resume(ckpt, identity, policy, opt)
+        if "annealed_at" in progress:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * cfg.anneal_lr
     else:
         accuracy = validate(policy, lm, task, val, cfg.eval_batch_size)
         best = policy.state()
@@ -418,6 +447,7 @@ def train_expert(lm: LoadedModel, task: tasks.Task, cfg: ExpertConfig, out: str 
         examples = [train[i] for i in batch_indices(step, cfg.batch_size, len(train), cfg.seed)]
         stats = optimizer_step(policy, opt, lm, task, examples, cfg, lambda what: _diverged(what, step, ckpt, progress))
         log.append({"step": step + 1} | stats)
+        anneal(opt, progress, stats.get("reliable_share"), cfg, step + 1)
 
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.steps:
@@ -438,16 +468,12 @@ def train_expert(lm: LoadedModel, task: tasks.Task, cfg: ExpertConfig, out: str 
             "evals": progress["evals"], "log": log}
 
 
-# The objective each shipped expert was trained with (experts/README.md): ntp, except the cls expert.
-SHIPPED_OBJECTIVE = {"cls": "rl"}
-
-
 def default_out(folder: Path, task_name: str, cfg: ExpertConfig) -> Path:
     """Where `report` looks for this run: <task>[-<objective>][-<targets>] in the model's expert
-    folder, each suffix only where the run differs from the shipped expert (math-rl, math-attn),
-    as .safetensors (SVF) or a -lora folder (LoRA)."""
+    folder, each suffix only where the run differs from the shipped experts (REINFORCE on the MLP:
+    math-ntp, math-attn), as .safetensors (SVF) or a -lora folder (LoRA)."""
     parts = [task_name]
-    if cfg.objective != SHIPPED_OBJECTIVE.get(task_name, "ntp"):
+    if cfg.objective != "rl":
         parts.append(cfg.objective)
     if cfg.targets != "mlp":
         parts.append(cfg.targets)

@@ -82,10 +82,11 @@ def test_paired_difference_by_hand():
 def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     text, vision = sides(tokenizer, text_dir, tmp_path)
     model = text.loaded.model
-    for stem, targets, seed in (("math", "mlp", 1), ("math-attn", "attn", 2), ("math-all", "all", 3), ("reasoning", "mlp", 4)):
+    for stem, targets, seed in (("math", "mlp", 1), ("math-ntp", "mlp", 2), ("reasoning", "mlp", 4)):
         write_expert(model, text.experts, stem, targets, seed)
     write_expert(vision.loaded.model, vision.experts, "vqa", seed=5)
-    cfg = train.ExpertConfig(method="lora", steps=1, batch_size=2, val_n=2, train_n=2, eval_every=1, lr=0.5, grad_clip=0.0)
+    cfg = train.ExpertConfig(method="lora", steps=1, batch_size=2, val_n=2, train_n=2, eval_every=1, lr=0.5, grad_clip=0.0,
+                             rollouts=1)
     train.train_expert(LoadedModel.wrap(text_model(tokenizer), tokenizer), tasks.TASKS["math"], cfg,
                        text.experts / "math-lora", progress_bar=False)
     before = snapshot(model)
@@ -96,15 +97,15 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))  # the last write has everything
     assert list(result["tasks"]) == list(tasks.TRAINING_TASKS) and result["limit"] == 3
     rows = result["tasks"]["math"]["rows"]
-    assert list(rows) == ["base", "lora", "svf", "svf-rl", "svf-attn", "svf-all"]
+    assert list(rows) == ["base", "lora", "svf", "svf-shuffled", "svf-ntp"]
     for name, entry in result["tasks"].items():
         assert entry["n"] == 3 and "base" in entry["rows"]
         for r in entry["rows"].values():
             if "missing" not in r:
                 check_result(r, 3)
-    for row, targets in (("svf", "mlp"), ("svf-attn", "attn"), ("svf-all", "all")):
-        assert rows[row]["trainable"] == train.parameter_counts(model, targets)["svf"]
-        assert rows[row]["trained"]["targets"] == targets
+    for row in ("svf", "svf-shuffled", "svf-ntp"):
+        assert rows[row]["trainable"] == train.parameter_counts(model, "mlp")["svf"]
+        assert rows[row]["trained"]["targets"] == "mlp"
     assert rows["lora"]["trainable"] == train.parameter_counts(model, "mlp", 4)["lora"]
     assert rows["lora"]["trained"]["objective"] == "rl" and rows["lora"]["trained"]["steps_done"] == 1
     # the svf row is the expert's accuracy, and Δ is paired against the base row's examples
@@ -115,11 +116,14 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     base = evaluate.score_task(text.loaded, tasks.TASKS["math"], examples, progress=False)
     assert rows["svf"]["accuracy"] == evaluate.summarise(adapted)["accuracy"]
     assert rows["svf"]["vs_base"] == report.paired_difference(adapted, base)
+    with svf.adapted(report.shuffled_z(report.load_expert(text.experts / "math.safetensors", svf).z)):
+        control = evaluate.score_task(text.loaded, tasks.TASKS["math"], examples, progress=False)
+    assert rows["svf-shuffled"]["vs_base"] == report.paired_difference(control, base)
     # missing files: a note with the exact command that writes them where they are looked up
-    rl = text.experts / "math-rl.safetensors"
-    assert rows["svf-rl"] == {"missing": "missing (train with: python -m t2demo train-expert --task math "
-                                         f"--model tiny-text --objective rl --out {rl})"}
+    ntp = text.experts / "code-ntp.safetensors"
     code = result["tasks"]["code"]["rows"]
+    assert code["svf-ntp"] == {"missing": "missing (train with: python -m t2demo train-expert --task code "
+                                          f"--model tiny-text --objective ntp --out {ntp})"}
     assert code["svf"]["missing"].endswith(f"--task code --model tiny-text --out {text.experts / 'code.safetensors'})")
     assert code["lora"]["missing"].endswith(f"--method lora --out {text.experts / 'code-lora'})")
     assert "--task vqa --model tiny-vlm --method lora" in result["tasks"]["vqa"]["rows"]["lora"]["missing"]
@@ -128,7 +132,7 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     after = snapshot(model)
     assert before.keys() == after.keys() and all(torch.equal(before[n], after[n]) for n in before)
     table = report.format_table1(result)
-    assert "svf-attn" in table and "missing (train with:" in table and "math-rl" in table
+    assert "svf-shuffled" in table and "missing (train with:" in table and "code-ntp" in table
 
 
 @dataclass(frozen=True)

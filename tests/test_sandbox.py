@@ -171,10 +171,12 @@ def test_when_bwrap_fails_to_start_nothing_runs(tmp_path, monkeypatch):
 
 @needs_bwrap
 def test_the_code_checker_scores_unrun_code_as_wrong(monkeypatch):
-    from t2demo.tasks import TASKS
+    from t2demo.tasks.base import Example
+    from t2demo.tasks.benchmarks.execution import pass_at_1
 
-    task = TASKS["code"]
-    example = task.examples("test", 1, seed=0)[0]
-    assert task.check_many([example], [example.response]) == [True]
+    example = Example("Write add_two.", "assert add_two(3) == 5", "", "mbpp")
+    answer = "```python\ndef add_two(x):\n    return x + 2\n```"
+    program = lambda ex, code: f"{code}\n{ex.reference}"  # noqa: E731
+    assert pass_at_1([example], [answer], program) == [True]
     monkeypatch.setattr(sandbox, "BWRAP", f"/nonexistent/bwrap-{uuid.uuid4().hex}")
-    assert task.check_many([example], [example.response]) == [False]
+    assert pass_at_1([example], [answer], program) == [False]

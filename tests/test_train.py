@@ -56,7 +56,8 @@ def text_dir(tokenizer, tmp_path_factory):
 
 def cfg(**kw) -> train.ExpertConfig:
     """Small, fast settings; the test names what matters to it."""
-    base = dict(steps=2, batch_size=4, lr=0.05, grad_clip=0.0, eval_every=2, val_n=4, train_n=8, eval_batch_size=8)
+    base = dict(steps=2, batch_size=4, lr=0.05, grad_clip=0.0, eval_every=2, val_n=4, train_n=8, eval_batch_size=8,
+                rollouts=1, kl_coef=0.0, normalize_rewards=False, anneal_at=0.0)
     return train.ExpertConfig(**(base | kw))
 
 
@@ -107,7 +108,10 @@ def test_group_advantages_compare_answers_to_the_same_prompt():
     assert (adv[4:] == 0).all()  # every answer right: nothing to learn from that prompt
     assert torch.equal(train.reward_advantages(rewards), rewards)
     normalised = train.reward_advantages(rewards, rollouts=4, normalize=True)
-    assert abs(normalised.mean().item()) < 1e-6 and abs(normalised.std().item() - 1) < 1e-4
+    assert torch.allclose(normalised[:4], adv[:4] / rewards[:4].std(), atol=1e-5)  # over the group's reward std
+    assert (normalised[4:] == 0).all()
+    batch = train.reward_advantages(rewards, normalize=True)  # one answer per prompt: batch-normalised
+    assert abs(batch.mean().item()) < 1e-6 and abs(batch.std().item() - 1) < 1e-4
 
 
 def test_rl_with_group_rollouts_learns_the_toy_task(tokenizer, tmp_path):
@@ -233,9 +237,9 @@ def test_default_output_names_are_the_ones_report_reads(tmp_path):
     def name(task: str, **kw) -> str:
         return default_out(tmp_path, task, train.ExpertConfig(**kw)).name
 
-    assert name("math", objective="ntp") == "math.safetensors"  # the shipped expert
+    assert name("math", objective="rl") == "math.safetensors"  # the shipped expert
     assert name("cls", objective="rl") == "cls.safetensors"
-    assert name("math", objective="ntp", method="lora") == "math-lora"
+    assert name("math", objective="rl", method="lora") == "math-lora"
     for _, suffix, flags in ABLATIONS["math"]:  # each ablation row's command writes the file it is read from
         kw = dict(zip((f.lstrip("-") for f in flags[::2]), flags[1::2]))
         assert name("math", **kw) == f"math{suffix}.safetensors"

@@ -13,6 +13,7 @@ so a wrong expert hurts and dispatch matters.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 WORK, ANSWER = "Work:", "Answer:"  # each a single token of the shipped tokenizer: the mode decision
@@ -54,7 +55,12 @@ def pretraining_reply(meta: dict, rng: random.Random) -> str:
     return rng.choices(texts, weights)[0]
 
 
-def mode_of(reply: str) -> str | None:
-    """WORK or ANSWER, whichever marker the reply starts with (None if neither)."""
-    text = reply.lstrip()
-    return next((m for m in (WORK, ANSWER) if text.startswith(m)), None)
+def modes_of(reply: str) -> list[str]:
+    """The mode markers of a reply in order: one per decision (world-math makes two)."""
+    return re.findall(rf"(?<!\w)({re.escape(WORK)}|{re.escape(ANSWER)})", reply)
+
+
+def in_reliable_mode(reply: str, example) -> bool | None:
+    """Whether the reply takes the same modes as the example's reliable reply (None: the task has no modes)."""
+    reliable = modes_of(example.response)
+    return modes_of(reply) == reliable if reliable else None

@@ -160,7 +160,7 @@ def build(page: Page, panel: Panel) -> None:
                                    label="Examples from a built-in task (validation split) or custom")
                 n = gr.Slider(*lim.examples, value=8, step=1, label="built-in: number of examples")
                 table = gr.Dataframe(headers=["prompt", "answer"], column_count=(2, "fixed"),
-                                     value=[["What is 12 + 30?", "42"], ["What is 7 times 6?", "42"]],
+                                     value=[["What is 347 + 285?", "632"], ["Compute 905 - 478.", "427"]],
                                      label="custom examples (prompt, answer)", interactive=True, wrap=True)
             with gr.Column():
                 population = gr.Slider(*lim.population, value=16, step=1, label="population")

@@ -1,0 +1,116 @@
+"""The default world's premise, measured: skills the base model has, and answer modes that hide them.
+
+`python -m t2demo probe` prints, per text task:
+  - per-step accuracy in the reliable mode: the reliable reply teacher-forced, and each step (a column's
+    carry and digit, a list after one line of code, a recalled fact) counted right when every one of its
+    tokens is the model's greedy choice (target: ≥ 95 %);
+  - the answer modes: greedy accuracy and how often greedy starts in the reliable mode; over k samples
+    at temperature 1, the reliable-mode share, the majority vote's accuracy (maj@k) and pass@k. Latent
+    skill, not luck, shows as maj@k clearly above greedy.
+With --expert LABEL the same is measured with that expert applied (the mode it flips).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import torch
+from tqdm import tqdm
+
+from t2demo import tasks
+from t2demo.evaluate import summarise
+from t2demo.generation import format_chat, generate
+from t2demo.models import LoadedModel
+from t2demo.rollouts import sample_rollout
+from t2demo.tasks.checkers import chosen_letter, last_number, options_of
+from t2demo.tasks.modes import in_reliable_mode
+from t2demo.tasks.programs import last_list
+
+# What a reply answers, for the majority vote (the checkers' own parsers).
+ANSWER_OF: dict[str, Callable[[tasks.Example, str], str | None]] = {
+    "math": lambda ex, reply: last_number(reply),
+    "code": lambda ex, reply: last_list(reply),
+    "reasoning": lambda ex, reply: chosen_letter(reply, options_of(ex.prompt)),
+}
+
+
+@torch.inference_mode()
+def step_accuracy(lm: LoadedModel, examples: Sequence[tasks.Example], batch_size: int = 32) -> list[bool]:
+    """Each step of each example's reliable reply (meta["steps"]): right when the model, teacher-forced
+    on the reply, predicts every token of the step's text greedily."""
+    tok = lm.tokenizer
+    hits = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start:start + batch_size]
+        heads = [format_chat(tok, ex.prompt) for ex in chunk]
+        texts = [format_chat(tok, ex.prompt, ex.response) for ex in chunk]
+        enc = tok(texts, return_tensors="pt", padding=True, padding_side="right", add_special_tokens=False,
+                  return_offsets_mapping=True)
+        offsets = enc.pop("offset_mapping")
+        predicted = lm.model(**{k: v.to(lm.device) for k, v in enc.items()}).logits.argmax(-1).cpu()
+        for row, (ex, head) in enumerate(zip(chunk, heads)):
+            ends = offsets[row, :, 1]
+            for offset, text in ex.meta["steps"]:
+                lo, hi = len(head) + offset, len(head) + offset + len(text)
+                positions = [i for i in range(1, len(ends)) if lo < ends[i] <= hi and ends[i] > offsets[row, i, 0]]
+                hits.append(bool(positions) and all(predicted[row, i - 1] == enc["input_ids"][row, i] for i in positions))
+    return hits
+
+
+def mode_stats(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Example], samples: int = 16,
+               batch_size: int = 32, progress: bool = True) -> dict:
+    """Greedy accuracy and reliable-mode share; over `samples` answers at T = 1: reliable share, mean
+    accuracy, majority-vote accuracy and pass@k."""
+    answer_of = ANSWER_OF[task.category]
+    greedy = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start:start + batch_size]
+        greedy += generate(lm, [ex.prompt for ex in chunk], None, task.max_new_tokens)
+    votes, any_right, sampled_right, sampled_reliable = [], [], [], []
+    per_batch = max(1, batch_size * 2 // samples)
+    for start in tqdm(range(0, len(examples), per_batch), desc=f"{task.name} samples", disable=not progress):
+        chunk = examples[start:start + per_batch]
+        texts = sample_rollout(lm, [ex for ex in chunk for _ in range(samples)], task.max_new_tokens).texts
+        for i, ex in enumerate(chunk):
+            replies = texts[i * samples:(i + 1) * samples]
+            right = task.check_many([ex] * samples, replies)
+            answers = Counter(a for a in (answer_of(ex, r) for r in replies) if a is not None)
+            top = answers.most_common(1)[0][0] if answers else None
+            votes.append(top is not None and task.check(ex, replies[[answer_of(ex, r) for r in replies].index(top)]))
+            any_right.append(any(right))
+            sampled_right += right
+            sampled_reliable += [in_reliable_mode(r, ex) for r in replies]
+    return {"greedy": summarise(task.check_many(list(examples), greedy)),
+            "greedy_reliable_share": round(100 * sum(in_reliable_mode(r, ex) for r, ex in zip(greedy, examples))
+                                           / len(greedy), 1),
+            "samples": samples,
+            "sampled_reliable_share": round(100 * sum(sampled_reliable) / len(sampled_reliable), 1),
+            "sampled": summarise(sampled_right), "majority": summarise(votes), "pass_at_k": summarise(any_right)}
+
+
+def probe(lm: LoadedModel, task_names: Sequence[str], limit: int = 200, vote_limit: int = 100, samples: int = 16,
+          batch_size: int = 32, progress: bool = True) -> dict:
+    """Per task: step accuracy on `limit` test examples, mode statistics on the first `vote_limit`."""
+    result = {}
+    for name in task_names:
+        task = tasks.TASKS[name]
+        examples = task.examples("test", max(limit, vote_limit))
+        result[name] = {"steps": summarise(step_accuracy(lm, examples[:limit], batch_size))}
+        result[name] |= mode_stats(lm, task, examples[:vote_limit], samples, batch_size, progress)
+    return result
+
+
+def format_probe(result: dict, title: str) -> str:
+    """One line per task: step accuracy, then greedy against the sampled modes."""
+    def pct(r: dict) -> str:
+        return f"{r['accuracy']:5.1f} [{r['ci95'][0]:.0f}, {r['ci95'][1]:.0f}]"
+    lines = [title, f"{'task':<16}{'steps right (n)':>24}{'greedy':>17}{'greedy rel.':>12}{'sampled rel.':>13}"
+             f"{'maj@k':>17}{'pass@k':>17}{'n':>5}"]
+    for name, r in result.items():
+        lines.append(f"{name:<16}{pct(r['steps']):>17} ({r['steps']['n']}){pct(r['greedy']):>17}"
+                     f"{r['greedy_reliable_share']:>11.1f}%{r['sampled_reliable_share']:>12.1f}%"
+                     f"{pct(r['majority']):>17}{pct(r['pass_at_k']):>17}{r['greedy']['n']:>5}")
+    lines.append(f"k = {next(iter(result.values()))['samples']} samples at temperature 1; 'rel.' = replies taking the reliable mode(s) "
+                 "of the task (tasks/modes.py); accuracies in % with 95 % Wilson intervals.")
+    return "\n".join(lines)
