@@ -4,6 +4,7 @@ accept exactly the right answers; plus the hand-written dispatch prompts."""
 
 import ast
 import contextlib
+import functools
 import io
 import math
 import random
@@ -22,7 +23,7 @@ from t2demo.tasks.handwritten import dispatch_prompts
 from t2demo.tasks.world import CLIMATES, HABITATS, WORLD, world_facts
 
 N = 300  # examples per split per task in the split tests
-N_VISION = 60  # fewer for vision tasks: every candidate lays out a word image, the slow part of these tests
+N_VISION = 40  # fewer for vision tasks: every candidate lays out a word image, the slow part of these tests
 DRILLS = {d.name: d for d in (arithmetic.MATH_DRILL, world_math.WORLD_MATH_DRILL, programs.CODE_DRILL,
                               reasoning.REASONING_DRILL)}  # unregistered: the base model's pretraining data
 GENERATORS = {**dict(TASKS), **DRILLS}  # every registered task and every drill
@@ -33,6 +34,30 @@ MATH = ["math", "math-hard", "math-drill"]
 CODE = ["code", "code-hard", "code-drill"]
 REASONING = ["reasoning", "reasoning-hard", "reasoning-drill"]
 BY_NAME = {c.name: c for c in WORLD.creatures}
+POOL = {"train": (2000, 40), "validation": (300, 40), "test": (1000, 100)}  # split -> (text, vision) examples drawn once
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(name, split):
+    task = GENERATORS[name]
+    return tuple(task.examples(split, POOL[split][task.vision], seed=0))
+
+
+def _examples(name, n=60, split="test", seed=0):
+    """The first n examples of a task's or drill's split: for seed 0 a prefix of one shared draw (a smaller n gives
+    a prefix of a larger one), so the tests do not draw, and lay out vqa images for, the same examples again."""
+    if seed == 0 and n <= POOL[split][GENERATORS[name].vision]:
+        return list(_pool(name, split)[:n])
+    return GENERATORS[name].examples(split, n, seed=seed)
+
+
+RELIABLE_MODE = {"math": modes.WORK, "code": modes.WORK, "reasoning": modes.ANSWER}  # as modes.py describes
+
+
+def _mode(reply):
+    """The reply's first mode marker (its only one outside world-math), None if it has none."""
+    found = modes.modes_of(reply)
+    return found[0] if found else None
 
 
 def test_registry():
@@ -181,7 +206,7 @@ def _identity(example):
 @pytest.mark.parametrize("name", GENERATORS)
 def test_splits_disjoint_and_unique(name):
     n = N_VISION if GENERATORS[name].vision else N
-    by_split = {split: GENERATORS[name].examples(split, n, seed=0) for split in SPLITS}
+    by_split = {split: _examples(name, n, split) for split in SPLITS}
     ids = {split: {_identity(e) for e in examples} for split, examples in by_split.items()}
     for split in SPLITS:
         assert len(ids[split]) == n, "duplicates within a split"
@@ -196,15 +221,15 @@ def test_splits_disjoint_and_unique(name):
 def test_drills_never_pretrain_on_a_tasks_evaluation_prompts():
     """Pretraining draws the drills' train split; no registered task's validation or test prompt is in it."""
     held_out = {e.prompt for name, task in TASKS.items() if not task.vision
-                for split in ("validation", "test") for e in task.examples(split, N, seed=0)}
+                for split in ("validation", "test") for e in _examples(name, N, split)}
     for drill in DRILLS.values():
-        assert not {e.prompt for e in drill.examples("train", 2000, seed=0)} & held_out, drill.name
+        assert not {e.prompt for e in _examples(drill.name, 2000, "train")} & held_out, drill.name
 
 
 @pytest.mark.parametrize("name", TASKS)
 def test_test_split_is_large_enough(name):
-    n = 150 if TASKS[name].vision else 1000  # a vision task's layouts (sizes, colors, positions) never run out
-    examples = TASKS[name].examples("test", n, seed=0)
+    n = 100 if TASKS[name].vision else 1000  # a vision task's layouts (sizes, colors, positions) never run out
+    examples = _examples(name, n)
     assert len({_identity(e) for e in examples}) == n
 
 
@@ -214,10 +239,10 @@ def test_test_split_is_large_enough(name):
     if n in ("code", "code-hard") else n for n in TASKS])
 def test_reference_response_passes_and_fits_budget(name):
     task = TASKS[name]
-    examples = task.examples("validation", 40, seed=1)
+    examples = task.examples("validation", 20 if task.vision else 40, seed=1)
     assert all(task.check_many(examples, [e.response for e in examples]))
     assert task.check(examples[0], examples[0].response)
-    assert all(len(e.response) <= task.max_new_tokens for e in task.examples("train", 500, seed=2))
+    assert all(len(e.response) <= task.max_new_tokens for e in task.examples("train", 100 if task.vision else 500, seed=2))
 
 
 @pytest.mark.parametrize("name", [n for n in GENERATORS if n != "smalltalk"])
@@ -231,7 +256,7 @@ def test_empty_and_junk_responses_fail(name):
 @pytest.mark.parametrize("name", MATH + WORLD_MATH)
 def test_math_checker(name):
     task = GENERATORS[name]
-    for e in task.examples("test", 30, seed=0):
+    for e in _examples(name, 30):
         answer = int(e.reference)
         assert task.check(e, f"The answer is {answer}.") and task.check(e, f"{modes.ANSWER} {answer}.")
         assert task.check(e, f"{answer}")
@@ -243,10 +268,6 @@ def test_math_checker(name):
 # --- the latent answer modes: reply distributions, shortcuts and probe steps --------------------------------
 
 
-def _examples(name, n=60, split="test", seed=0):
-    return GENERATORS[name].examples(split, n, seed=seed)
-
-
 @pytest.mark.parametrize("name", THREE_REPLIES)
 def test_replies_are_reliable_then_shortcut_right_then_wrong(name):
     """meta["replies"] is the pretraining distribution: the reliable reply (the response) with the category's
@@ -254,7 +275,7 @@ def test_replies_are_reliable_then_shortcut_right_then_wrong(name):
     task = GENERATORS[name]
     category = task.category
     share, right = modes.RELIABLE_SHARE[category], modes.SHORTCUT_RIGHT[category]
-    reliable_mode = modes.RELIABLE_MODE[category]
+    reliable_mode = RELIABLE_MODE[category]
     shortcut_mode = modes.ANSWER if reliable_mode == modes.WORK else modes.WORK
     for e in _examples(name):
         replies = e.meta["replies"]
@@ -262,9 +283,11 @@ def test_replies_are_reliable_then_shortcut_right_then_wrong(name):
         (p_reliable, reliable), (p_right, shortcut_right), (p_wrong, shortcut_wrong) = replies
         assert reliable == e.response and p_reliable == share
         assert math.isclose(p_right, (1 - share) * right) and math.isclose(p_wrong, (1 - share) * (1 - right))
-        assert modes.mode_of(reliable) == reliable_mode
-        assert modes.mode_of(shortcut_right) == modes.mode_of(shortcut_wrong) == shortcut_mode
-        assert math.isclose(sum(p for p, r in replies if modes.mode_of(r) == reliable_mode), share)
+        assert _mode(reliable) == reliable_mode
+        assert _mode(shortcut_right) == _mode(shortcut_wrong) == shortcut_mode
+        assert math.isclose(sum(p for p, r in replies if _mode(r) == reliable_mode), share)
+        assert [modes.in_reliable_mode(r, e) for _, r in replies] == [True, False, False]
+        assert all(len(modes.modes_of(r)) == 1 for _, r in replies)
         assert task.check_many([e] * 3, [reliable, shortcut_right, shortcut_wrong]) == [True, True, False], e.prompt
 
 
@@ -321,6 +344,17 @@ def test_math_reference_is_the_prompts_arithmetic_and_the_shortcut_a_perturbed_d
 
 def _one_digit_apart(x: str, y: str) -> bool:
     return len(x) == len(y) and sum(a != b for a, b in zip(x, y)) == 1 and (len(x) == 1 or x[0] != "0")
+
+
+def test_modes_of_reads_each_decision():
+    assert modes.modes_of("Work: 3+4: 3+4+0=07 = 7. The answer is 7.") == [modes.WORK]
+    assert modes.modes_of("Answer: lake.") == [modes.ANSWER]
+    assert modes.modes_of("Work: The pidi lives in the lake. The answer is lake.") == [modes.WORK]  # no colon
+    assert modes.modes_of("Answer: the a weighs 1 kilos and the b weighs 2 kilos. Work: 1+2: 1+2+0=03 = 3. "
+                          "The answer is 3.") == [modes.ANSWER, modes.WORK]
+    assert modes.modes_of("Hello there!") == [] and modes.modes_of("NoWork: x") == []
+    smalltalk = TASKS["smalltalk"].examples("test", 1)[0]
+    assert modes.in_reliable_mode("Hi!", smalltalk) is None  # no modes in smalltalk
 
 
 def test_perturb_digit_changes_exactly_one_digit_and_never_adds_a_leading_zero():
@@ -439,6 +473,7 @@ def test_world_math_replies_recall_two_weights_then_add_or_subtract(name):
     task = GENERATORS[name]
     share_recall, share_sum = modes.RELIABLE_SHARE["reasoning"], modes.RELIABLE_SHARE["math"]
     sums = world_math.SUM_WORDINGS + world_math.HARD_SUM_WORDINGS
+    diffs = world_math.DIFF_WORDINGS + world_math.HARD_DIFF_WORDINGS
     for e in _examples(name, 100):
         replies = e.meta["replies"]
         assert len(replies) == 9 and math.isclose(sum(p for p, _ in replies), 1.0)
@@ -446,20 +481,25 @@ def test_world_math_replies_recall_two_weights_then_add_or_subtract(name):
         parts = [(p, re.fullmatch(_RECALL, r)) for p, r in replies]
         assert all(found for _, found in parts), replies
         assert math.isclose(sum(p for p, f in parts if f.group(1) == modes.ANSWER), share_recall)
-        assert math.isclose(sum(p for p, f in parts if modes.mode_of(f.group(6)) == modes.WORK), share_sum)
+        assert math.isclose(sum(p for p, f in parts if _mode(f.group(6)) == modes.WORK), share_sum)
+        assert modes.modes_of(e.response) == [modes.ANSWER, modes.WORK]  # recall reliably, then work the sum
+        assert all(len(modes.modes_of(r)) == 2 for _, r in replies)
+        assert [modes.in_reliable_mode(r, e) for _, r in replies] == [True] + [False] * 8
+        wording = [(op, m) for op, ws in (("+", sums), ("-", diffs)) for w in ws
+                   for m in [re.fullmatch(_pattern(w, named=True), e.prompt)] if m]
+        assert len(wording) == 1, e.prompt
+        op, found = wording[0]
+        a, b = BY_NAME[found.group("a")], BY_NAME[found.group("b")]
         first = parts[0][1]
-        a, b = BY_NAME[first.group(2)], BY_NAME[first.group(4)]
-        assert (int(first.group(3)), int(first.group(5))) == (a.weight, b.weight)
-        assert re.findall(r"\b(?:%s|%s)\b" % (a.name, b.name), e.prompt) == [a.name, b.name]
-        op = "+" if any(_matches(w, e.prompt) for w in sums) else "-"
+        assert first.group(2, 4) == (a.name, b.name) and first.group(3, 5) == (str(a.weight), str(b.weight))
         assert int(e.reference) == (a.weight + b.weight if op == "+" else a.weight - b.weight) >= 0
         for (_, found), (_, reply) in zip(parts, replies):
             wa, wb, rest = int(found.group(3)), int(found.group(5)), found.group(6)
             assert (found.group(2), found.group(4)) == (a.name, b.name)
-            if modes.mode_of(rest) == modes.WORK:  # the worked sum is right for the weights it recalled
+            if _mode(rest) == modes.WORK:  # the worked sum is right for the weights it recalled
                 assert rest.startswith(f"{modes.WORK} {wa}{op}{wb}:")
                 assert _final_answer(name, reply) == str(wa + wb if op == "+" else wa - wb)
-            if (wa, wb) == (a.weight, b.weight) and modes.mode_of(rest) == modes.WORK:
+            if (wa, wb) == (a.weight, b.weight) and _mode(rest) == modes.WORK:
                 assert task.check(e, reply)
 
 
@@ -548,7 +588,11 @@ def _question(name, prompt):
     return prompt
 
 
-_flat = lambda table: tuple(w for ws in table.values() for w in ws)  # noqa: E731
+def _flat(table):
+    """Every wording in a table of attribute -> wordings."""
+    return tuple(w for ws in table.values() for w in ws)
+
+
 WORDINGS = {  # family -> (training wordings: the task and its drill, held-out wordings: the unseen task only)
     "math": (arithmetic.ADD_WORDINGS + arithmetic.SUB_WORDINGS + arithmetic.CHAIN_WORDINGS,
              arithmetic.HARD_ADD_WORDINGS + arithmetic.HARD_SUB_WORDINGS + arithmetic.HARD_CHAIN_WORDINGS),
@@ -590,7 +634,7 @@ def test_unseen_tasks_use_wordings_absent_from_the_drills(family):
 @pytest.mark.parametrize("name", REASONING)
 def test_reasoning_checker(name):
     task = GENERATORS[name]
-    for e in task.examples("test", 30, seed=0):
+    for e in _examples(name, 30):
         options = dict(zip("ABCD", _parse_choices(e.prompt)[1]))
         assert tasks.options_of(e.prompt) == options
         right = options[e.reference]
@@ -650,7 +694,7 @@ def _parse_choices(prompt):
 @pytest.mark.parametrize("name", ["vqa", "vqa-knowledge"])
 def test_vqa_images_and_checker(name):
     task = TASKS[name]
-    for e in task.examples("test", 50, seed=0):
+    for e in _examples(name, 50):
         assert isinstance(e.image, Image.Image) and e.image.mode == "RGB"
         w, h = e.image.size
         assert w in vqa.IMAGE_SIDES and h in vqa.IMAGE_SIDES and h <= w
@@ -661,14 +705,14 @@ def test_vqa_images_and_checker(name):
 
 
 def test_vqa_knowledge_answers_come_from_the_world():
-    for e in TASKS["vqa-knowledge"].examples("test", 50, seed=0):
+    for e in _examples("vqa-knowledge", 50):
         assert e.reference in {getattr(c, a) for c in WORLD.creatures for a in ("habitat", "food", "color")}
 
 
 @pytest.mark.parametrize("name", CODE)
 def test_code_checker(name):
     task = GENERATORS[name]
-    e = task.examples("test", 1, seed=0)[0]
+    e = _examples(name, 1)[0]
     ref = e.reference
     items = ast.literal_eval(ref)
     wrong = programs.show(items[:-1] + [items[-1] + 1])
@@ -695,7 +739,7 @@ def test_smalltalk_checker():
 
 
 def test_smalltalk_includes_bare_greetings():
-    prompts = {e.prompt for e in TASKS["smalltalk"].examples("train", 2000, seed=0)}
+    prompts = {e.prompt for e in _examples("smalltalk", 2000, "train")}
     assert {"Hi!", "hi"} <= prompts and prompts & {"Hello!", "hello"}
     assert all(p.strip() for p in prompts)
 
@@ -762,7 +806,7 @@ def test_handwritten_dispatch_prompts():
         if task.vision:
             generated |= set(task.text_prompts)
         else:
-            generated |= {g.prompt for g in task.examples("train", 2000, seed=0)}
+            generated |= {g.prompt for g in _examples(task.name, 2000, "train")}
     copied = [e.prompt for e in examples if e.prompt in generated]
     assert not copied
     assert sum("\nOptions: " in e.prompt for e in examples if e.reference == "reasoning") >= 10
