@@ -233,10 +233,7 @@ def test_test_split_is_large_enough(name):
     assert len({_identity(e) for e in examples}) == n
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason="generator bug: worked code answers are longer than the task's "
-                                                   "budget in characters (base.SyntheticTask.max_new_tokens)"))
-    if n in ("code", "code-hard") else n for n in TASKS])
+@pytest.mark.parametrize("name", list(TASKS))
 def test_reference_response_passes_and_fits_budget(name):
     task = TASKS[name]
     examples = task.examples("validation", 20 if task.vision else 40, seed=1)
@@ -455,9 +452,7 @@ def test_reasoning_has_one_true_option_and_the_wrong_shortcut_names_the_slip(nam
             assert slip == reasoning.confused(BY_NAME[right], attribute).name
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    reason="generator bug: reasoning._options samples distractors from a pool with repeated values (colors, "
-           "habitats), so two options can be the same text")) for n in REASONING])
+@pytest.mark.parametrize("name", REASONING)
 def test_reasoning_options_are_distinct(name):
     for e in _examples(name, 300):
         assert len(set(tasks.options_of(e.prompt).values())) == 4, e.prompt

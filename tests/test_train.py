@@ -6,6 +6,7 @@ import json
 import shlex
 import sys
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -243,3 +244,32 @@ def test_default_output_names_are_the_ones_report_reads(tmp_path):
     for _, suffix, flags in ABLATIONS["math"]:  # each ablation row's command writes the file it is read from
         kw = dict(zip((f.lstrip("-") for f in flags[::2]), flags[1::2]))
         assert name("math", **kw) == f"math{suffix}.safetensors"
+
+
+def test_the_kl_penalty_spares_the_mode_decision_token():
+    logp = torch.log_softmax(torch.tensor([[[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]]]), -1)
+    base = torch.log_softmax(torch.tensor([[[0.0, 2.0], [0.0, 1.0], [3.0, 0.0]]]), -1)
+    rollout = SimpleNamespace(answer_mask=torch.tensor([[True, True, True]]), answer_ids=torch.tensor([[0, 1, 0]]))
+    _, kl = train.rl_loss(logp, rollout, torch.zeros(1), base, kl_coef=1.0)
+    token_kl = (logp.exp() * (logp - base)).sum(-1)[0]
+    assert token_kl[0] > 0.5  # the first token differs most...
+    assert kl == pytest.approx((token_kl[1] + token_kl[2]).item())  # ...and is left out; the rest is summed
+
+
+def test_the_lr_is_annealed_once_the_reliable_mode_takes_over():
+    config = cfg(lr=0.02, anneal_at=0.45, anneal_lr=0.3)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.ones(2))], lr=config.lr)
+    progress = {"step": 0}
+    for step, share in enumerate([0.2, 0.3, 1.0, 1.0, 1.0, 1.0], start=1):
+        train.anneal(opt, progress, share, config, step)
+        if progress["reliable_ema"] <= 0.45:
+            assert opt.param_groups[0]["lr"] == 0.02 and "annealed_at" not in progress
+    assert progress["annealed_at"] == 5 and opt.param_groups[0]["lr"] == pytest.approx(0.006)
+    train.anneal(opt, progress, None, config, 7)  # a task without modes never anneals
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.006)
+
+
+def test_the_shipped_recipe_is_the_default():
+    c = train.ExpertConfig()
+    assert (c.objective, c.batch_size, c.rollouts, c.lr, c.kl_coef, c.normalize_rewards, c.anneal_at, c.steps) == \
+        ("rl", 4, 16, 2e-2, 0.1, True, 0.45, 200)

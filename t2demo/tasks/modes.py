@@ -16,7 +16,7 @@ import random
 import re
 from dataclasses import dataclass
 
-WORK, ANSWER = "Work:", "Answer:"  # each a single token of the shipped tokenizer: the mode decision
+WORK, ANSWER = "Work:", "Answer:"  # "Work" and "Answer" are single tokens of the shipped tokenizer: the decision
 # Share of pretraining replies in the reliable mode, and how often the shortcut's answer is still right.
 RELIABLE_SHARE = {"math": 0.3, "code": 0.3, "reasoning": 0.4}
 SHORTCUT_RIGHT = {"math": 0.5, "code": 0.5, "reasoning": 0.4}

@@ -125,6 +125,6 @@ def check_list(example: Example, response: str) -> bool:
     return last_list(response) == example.reference
 
 
-CODE = SyntheticTask("code", "code", 0.0, 128, _code_sample, check_list)
-CODE_HARD = SyntheticTask("code-hard", "code", 0.0, 192, _code_hard_sample, check_list)
-CODE_DRILL = SyntheticTask("code-drill", "code", 0.0, 192, _code_drill_sample, check_list)
+CODE = SyntheticTask("code", "code", 0.0, 192, _code_sample, check_list)
+CODE_HARD = SyntheticTask("code-hard", "code", 0.0, 320, _code_hard_sample, check_list)
+CODE_DRILL = SyntheticTask("code-drill", "code", 0.0, 320, _code_drill_sample, check_list)

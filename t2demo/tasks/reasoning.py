@@ -58,7 +58,7 @@ def confused(c: Creature, attribute: str) -> Creature:
 
 def _options(rng: random.Random, answer: str, slip: str, pool: list[str]) -> tuple[list[str], str]:
     """Four options holding the answer and the shortcut's slip, shuffled; and the answer's letter."""
-    others = rng.sample([x for x in pool if x not in (answer, slip)], 2)
+    others = rng.sample(sorted(set(pool) - {answer, slip}), 2)
     options = [answer, slip] + others
     rng.shuffle(options)
     return options, LETTERS[options.index(answer)]

@@ -1,0 +1,67 @@
+"""The probe (t2demo/probe.py): per-step accuracy is aligned with the steps' text, and the mode statistics."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import tiny_chat_model
+
+from t2demo import pretrain, probe, tasks
+from t2demo.models import LoadedModel
+from t2demo.tasks.modes import ANSWER, WORK, in_reliable_mode, modes_of
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    texts = [ex.prompt + "\n" + r for name in ("math", "code", "reasoning", "world-math")
+             for ex in tasks.TASKS[name].examples("train", 40) for _, r in ex.meta["replies"]]
+    return pretrain.train_tokenizer(texts, vocab_size=400)
+
+
+class Oracle(torch.nn.Module):
+    """Predicts the next input token exactly (good=True), or never (good=False): a probe's two extremes."""
+
+    def __init__(self, vocab: int, good: bool):
+        super().__init__()
+        self.vocab, self.good = vocab, good
+        self.device = torch.device("cpu")  # what LoadedModel reads
+
+    def forward(self, input_ids, attention_mask=None, **_):
+        target = torch.roll(input_ids, -1, dims=1)
+        if not self.good:
+            target = (target + 1) % self.vocab
+        return SimpleNamespace(logits=torch.nn.functional.one_hot(target, self.vocab).float())
+
+
+@pytest.mark.parametrize("name", ["math", "math-hard", "world-math", "code", "code-hard", "reasoning"])
+def test_step_accuracy_reads_each_step_where_it_is(tokenizer, name):
+    examples = tasks.TASKS[name].examples("test", 5)
+    steps = sum(len(ex.meta["steps"]) for ex in examples)
+    good = LoadedModel.wrap(tiny_chat_model(tokenizer), tokenizer)
+    assert probe.step_accuracy(LoadedModel(Oracle(len(tokenizer), True), tokenizer, good.family), examples, 2) == [True] * steps
+    assert probe.step_accuracy(LoadedModel(Oracle(len(tokenizer), False), tokenizer, good.family), examples, 2) == [False] * steps
+
+
+def test_mode_statistics_are_consistent(tokenizer):
+    lm = LoadedModel.wrap(tiny_chat_model(tokenizer, init=0.3), tokenizer)
+    examples = tasks.TASKS["math"].examples("test", 3)
+    stats = probe.mode_stats(lm, tasks.TASKS["math"], examples, samples=4, batch_size=8, progress=False)
+    assert stats["greedy"]["n"] == 3 and stats["pass_at_k"]["n"] == 3 and stats["sampled"]["n"] == 12
+    assert stats["majority"]["accuracy"] <= stats["pass_at_k"]["accuracy"]  # a right vote needs a right sample
+    assert 0 <= stats["sampled_reliable_share"] <= 100
+    text = probe.format_probe({"math": {"steps": stats["greedy"]} | stats}, "t")
+    assert "maj@k" in text and "k = 4 samples" in text
+
+
+def test_the_reliable_mode_is_read_from_the_example():
+    math = tasks.TASKS["math"].examples("test", 1)[0]
+    reasoning = tasks.TASKS["reasoning"].examples("test", 1)[0]
+    world = tasks.TASKS["world-math"].examples("test", 1)[0]
+    assert modes_of(math.response) == [WORK] and modes_of(reasoning.response) == [ANSWER]
+    assert modes_of(world.response) == [ANSWER, WORK]  # two decisions: recall, then arithmetic
+    assert in_reliable_mode("Work: 1+2+0=03 = 3. The answer is 3.", math) is True
+    assert in_reliable_mode("Answer: 3.", math) is False and in_reliable_mode("Answer: lake.", reasoning) is True
+    assert in_reliable_mode("Work: the a weighs 1 kilos. Work: ...", world) is False
+    assert in_reliable_mode("hello", tasks.TASKS["smalltalk"].examples("test", 1)[0]) is None  # no modes there
