@@ -1,9 +1,11 @@
 """Train the shipped default models from scratch: a tiny Llama chat model and a tiny LLaVA-Next on it.
 
-Same recipe for every task (an honest generalist): one mixture of all tasks' training splits,
-the classification data, small talk and the synthetic world's facts, trained with next-token
-loss on the assistant's replies. The vision model starts from the text model's weights, as
-Llama3-LLaVA-Next-8B starts from Llama 3, so text experts can be applied to it.
+Same recipe for every task (an honest generalist): one mixture of the training tasks, the drills
+that teach their steps (never the unseen tasks), the classification data, small talk and the
+synthetic world's facts, trained with next-token loss on the assistant's last reply. Each reply
+is drawn in its latent answer modes (tasks/modes.py), the reliable one in the minority, and a
+quarter of the chats have earlier turns. The vision model starts from the text model's weights,
+as Llama3-LLaVA-Next-8B starts from Llama 3, so text experts can be applied to it.
 """
 
 from __future__ import annotations
