@@ -71,9 +71,11 @@ def _train_base(args: argparse.Namespace) -> None:
     from t2demo import pretrain
 
     base = pretrain.TEXT_TRAIN if args.which == "text" else pretrain.VISION_TRAIN
-    cfg = base if args.steps is None else dataclasses.replace(base, steps=args.steps)
+    changes = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("seed", args.seed)) if v is not None}
+    cfg = dataclasses.replace(base, **changes)
     if args.which == "text":
-        card = pretrain.train_text_model(Path(args.out or pretrain.DEFAULT_TEXT_MODEL), cfg, args.device)
+        card = pretrain.train_text_model(Path(args.out or pretrain.DEFAULT_TEXT_MODEL), cfg, args.device,
+                                         Path(args.init) if args.init else None)
     else:
         card = pretrain.train_vision_model(Path(args.out or pretrain.DEFAULT_VISION_MODEL),
                                            Path(args.text_model or pretrain.DEFAULT_TEXT_MODEL), cfg, args.device)
@@ -320,6 +322,10 @@ def _add_train_base(sub) -> None:
     p.add_argument("--out", default=None, help="output folder (default: the shipped asset folder)")
     p.add_argument("--text-model", default=None, help="vision only: the text model to start from")
     p.add_argument("--steps", type=int, default=None, help="override the number of training steps")
+    p.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
+    p.add_argument("--seed", type=int, default=None, help="override the seed (data order, reply draws)")
+    p.add_argument("--init", default=None, help="text only: continue training this model folder (weights and "
+                   "tokenizer) with a fresh optimiser and schedule")
     p.add_argument("--device", default=None)
     p.set_defaults(func=_train_base)
 

@@ -324,8 +324,10 @@ def step_batches(samples: list[Sample], cfg: TrainConfig):
     return next_chunk
 
 
-def train_text_model(out: Path = DEFAULT_TEXT_MODEL, cfg: TrainConfig = TEXT_TRAIN, device: str | None = None) -> dict:
-    """Train tokenizer and model from seeds and save both (bf16 weights) under `out`.
+def train_text_model(out: Path = DEFAULT_TEXT_MODEL, cfg: TrainConfig = TEXT_TRAIN, device: str | None = None,
+                     init: Path | None = None) -> dict:
+    """Train tokenizer and model from seeds and save both (bf16 weights) under `out`; with `init`, continue
+    training that model (its weights and tokenizer; a fresh optimiser and schedule) instead.
 
     Resumable: the tokenizer and a checkpoint every CHECKPOINT_EVERY steps live in `<out>.partial/`
     until the model is saved; running the same command again continues from there.
@@ -337,16 +339,24 @@ def train_text_model(out: Path = DEFAULT_TEXT_MODEL, cfg: TrainConfig = TEXT_TRA
     partial = out.with_name(out.name + ".partial")
     if (partial / "tokenizer.json").exists():
         tokenizer = PreTrainedTokenizerFast.from_pretrained(partial)
+    elif init is not None:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(init)
+        tokenizer.save_pretrained(partial)
     else:
         tokenizer = train_tokenizer([p + "\n" + "\n".join(r for _, r in replies) for p, replies, _ in samples[:60000]])
         tokenizer.save_pretrained(partial)
-    model = LlamaForCausalLM(text_model_config(tokenizer)).to(dev)
+    if init is not None:
+        model = LlamaForCausalLM.from_pretrained(init, dtype=torch.float32).to(dev)
+    else:
+        model = LlamaForCausalLM(text_model_config(tokenizer)).to(dev)
     chats = step_batches(samples, cfg)
     losses = run_training(model, lambda step: encode_text_batch(tokenizer, chats(step), cfg.max_length), cfg, dev,
                           "text model", checkpoint=partial / "checkpoint.pt")
     mixture = TEXT_MIXTURE | {"classification": CLASSIFICATION_EXAMPLES, "fact documents": FACT_DOCUMENTS,
                               "multi-turn share": MULTI_TURN}
-    card = save_trained(out, model, tokenizer, cfg, dev, start, losses, mixture=mixture)
+    before = json.loads((Path(init) / "training.json").read_text()) if init is not None else None
+    card = save_trained(out, model, tokenizer, cfg, dev, start, losses, mixture=mixture,
+                        **({"continued_from": before} if before else {}))
     shutil.rmtree(partial)
     return card
 
