@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -179,10 +180,10 @@ def test_lora_runs_and_saves_with_peft(tokenizer, tmp_path):
     counts = train.parameter_counts(model, "mlp", lora_rank=4)
     assert counts["svf"] == sum(SVF(model).ranks.values()) and counts["svf"] < counts["lora"]
     out = tmp_path / "toy-lora"
-    summary = train.train_expert(lm, ToyTask(), cfg(method="lora", lora_rank=4, kl_coef=0.1), out,
-                                 progress_bar=False)
+    summary = train.train_expert(lm, dataclasses.replace(ToyTask(), max_new_tokens=3),
+                                 cfg(method="lora", lora_rank=4, kl_coef=0.1), out, progress_bar=False)
     assert summary["trainable"] == counts["lora"] and summary["steps"] == 2
-    assert summary["log"][-1]["kl"] > 0  # the adapter moved away from the base model
+    assert summary["log"][-1]["kl"] > 0  # the adapter moved away from the base model (after the first token)
     assert {"adapter_config.json", "adapter_model.safetensors", "t2demo_training.json"} <= {p.name for p in out.iterdir()}
     assert json.loads((out / "t2demo_training.json").read_text())["notes"]["method"] == "lora"
     card = (out / "README.md").read_text()
@@ -260,11 +261,11 @@ def test_the_lr_is_annealed_once_the_reliable_mode_takes_over():
     config = cfg(lr=0.02, anneal_at=0.45, anneal_lr=0.3)
     opt = torch.optim.Adam([torch.nn.Parameter(torch.ones(2))], lr=config.lr)
     progress = {"step": 0}
-    for step, share in enumerate([0.2, 0.3, 1.0, 1.0, 1.0, 1.0], start=1):
+    for step, share in enumerate([0.2, 0.3, 1.0, 1.0, 1.0, 1.0], start=1):  # EMA 0.2 .21 .29 .36 .42 .48
         train.anneal(opt, progress, share, config, step)
         if progress["reliable_ema"] <= 0.45:
             assert opt.param_groups[0]["lr"] == 0.02 and "annealed_at" not in progress
-    assert progress["annealed_at"] == 5 and opt.param_groups[0]["lr"] == pytest.approx(0.006)
+    assert progress["annealed_at"] == 6 and opt.param_groups[0]["lr"] == pytest.approx(0.006)
     train.anneal(opt, progress, None, config, 7)  # a task without modes never anneals
     assert opt.param_groups[0]["lr"] == pytest.approx(0.006)
 
