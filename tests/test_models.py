@@ -1,6 +1,7 @@
 """Base-model building, loading, generation and the eval command, on tiny random models."""
 
 import json
+import random
 
 import pytest
 import torch
@@ -18,11 +19,23 @@ def test_chat_template_formats_turns_and_images(model_dirs):
 
 def test_reply_labels_train_only_the_reply(model_dirs):
     tokenizer = models.load_model(model_dirs[0]).tokenizer
-    batch = pretrain.encode_text_batch(tokenizer, [("What is 2 + 2?", "4"), ("", "The zib is red.")], 64)
+    chats = [("What is 2 + 2?", "4", []), ("", "The zib is red.", []), ("And 3 + 3?", "6", [("What is 2 + 2?", "5")])]
+    batch = pretrain.encode_text_batch(tokenizer, chats, 64)
     first = batch["labels"][0][batch["labels"][0] != -100]
     assert tokenizer.decode(first) == "4<|end|>\n"
     document = batch["labels"][1][batch["labels"][1] != -100]
     assert tokenizer.decode(document) == "The zib is red.<|end|>"
+    later = batch["labels"][2][batch["labels"][2] != -100]
+    assert tokenizer.decode(later) == "6<|end|>\n"  # a later turn: only the last reply is trained
+
+
+def test_the_corpus_draws_replies_in_their_modes_and_later_turns():
+    samples = [("What is 1 + 1?", ((0.3, "Work: 1+1+0=02 = 2. The answer is 2."), (0.7, "Answer: 2.")), ())] * 400
+    samples += [("Bye!", ((1.0, "See you soon!"),), (("Hi!", ((1.0, "Hello!"),)),))]
+    chats = pretrain.draw_chats(samples, random.Random(0))
+    work = sum(reply.startswith("Work:") for _, reply, _ in chats[:400]) / 400
+    assert 0.22 < work < 0.38  # the reliable style in the minority, as drawn
+    assert chats[-1] == ("Bye!", "See you soon!", [("Hi!", "Hello!")])
 
 
 def test_models_load_offline_and_generate(model_dirs, monkeypatch):
@@ -80,7 +93,7 @@ def test_eval_rejects_unknown_tasks():
 def test_training_steps_lower_the_loss(model_dirs):
     lm = models.load_model(model_dirs[0], "text", device="cpu")
     model, tokenizer = lm.model, lm.tokenizer
-    pairs = [(ex.prompt, ex.response) for ex in tasks.TASKS["math"].examples("train", 8)]
+    pairs = [(ex.prompt, ex.response, []) for ex in tasks.TASKS["math"].examples("train", 8)]
     cfg = pretrain.TrainConfig(steps=15, batch_size=8, lr=3e-3, warmup=1)
     losses = pretrain.run_training(model, lambda step: pretrain.encode_text_batch(tokenizer, pairs, 128),
                                    cfg, torch.device("cpu"), "test")
