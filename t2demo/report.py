@@ -12,8 +12,10 @@ Like any normal approximation it is rough with few discordant examples, and it c
 point when every difference is the same (e.g. both methods agree on every example).
 
 Where the files are looked up, per base model (experts.expert_dir: experts/<model folder>/):
-  <task>.safetensors           the SVF expert (MLP, REINFORCE): `train-expert --task <task> --out <that path>`
-  <task>-ntp.safetensors       ablation, next-token on the reliable-mode references (same matrices, steps, lr)
+  <task>.safetensors           the shipped SVF expert (MLP; its notes say which objective): `train-expert --task
+                               <task> --out <that path>`
+  <task>-rl.safetensors        the REINFORCE run, when the shipped expert is next-token (experts/README.md)
+  <task>-ntp.safetensors       the next-token run, when the shipped expert is REINFORCE
   <task>-lora/                 the LoRA baseline: `train-expert --method lora --out <that path>`
   cls.safetensors              the classification expert (text model; transferred to the vision model)
 Beside each SVF expert, Table 1 reports its control: the same z shuffled within each matrix
@@ -62,7 +64,8 @@ from t2demo.svf import SVF
 
 TEXT_EXPERTS = ("math", "code", "reasoning")
 # Table 1 ablations: row -> (file suffix after the task name, train-expert flags)
-ABLATIONS = {name: (("svf-ntp", "-ntp", ("--objective", "ntp")),) for name in TEXT_EXPERTS}
+ABLATIONS = {name: (("svf-rl", "-rl", ("--objective", "rl")), ("svf-ntp", "-ntp", ("--objective", "ntp")))
+             for name in TEXT_EXPERTS}
 NOTE_KEYS = ("objective", "targets", "steps_done", "best_val_accuracy")  # training notes shown per row
 PAIRED = "paired difference, normal approximation on per-example differences (mean ± 1.96·sd/√n)"
 NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, mlp, rl), <task>-lora/ (LoRA), "

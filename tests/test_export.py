@@ -161,7 +161,7 @@ def test_relative_error_is_the_analytic_tail_and_falls_with_rank(svf):
     errors = [row["rel_error"] for row in rows]
     assert errors[0] == pytest.approx(1.0) and errors[-1] == pytest.approx(0.0, abs=1e-5)
     assert all(a > b for a, b in zip(errors, errors[1:]))
-    assert rows[0]["kl"] > 1e-6 and rows[-1]["kl"] < 1e-3 * rows[0]["kl"]  # base ≠ SVF; full rank is exact
+    assert rows[0]["kl"] > 1e-6 and rows[-1]["kl"] < 1e-6  # base ≠ SVF; full rank is exact (to float32 noise)
     assert [row["params"] for row in rows] == [r * 9 * (32 + 48) for r in ranks]  # 9 matrices of 32×48 / 48×32
     table = format_fidelity(rows, "t")
     assert "0 (base)" in table and f"{FULL} (full)" in table

@@ -391,7 +391,7 @@ def test_code_reference_and_steps_are_what_python_computes(name):
             expected.append(programs.show(scope["x"]))
         assert programs.show(scope["x"]) == e.reference
         step_texts = [text for _, text in e.meta["steps"]]
-        assert step_texts == expected + [e.reference], e.prompt
+        assert step_texts == [programs.show(start)] + expected + [e.reference], e.prompt  # the input copied first
         wrong = ast.literal_eval(_final_answer(name, e.meta["replies"][2][1]))
         right = ast.literal_eval(e.reference)
         assert len(wrong) == len(right) and sum(a != b for a, b in zip(wrong, right)) == 1
@@ -528,7 +528,7 @@ def test_column_steps():
 
     text, result, steps = arithmetic.worked([(347, "+", 285)])
     assert text == "Work: 347+285: 7+5+0=12 4+8+1=13 3+2+1=06 = 632. The answer is 632." and result == 632
-    assert [t for _, t in steps] == ["12", "13", "06", "632", "632"]
+    assert [t for _, t in steps] == ["347", "285", "12", "13", "06", "632", "632"]  # operands copied, columns, results
     _check_steps(text, steps)
     text, result, steps = arithmetic.worked([(305, "-", 178), (None, "+", 4)])
     assert text == ("Work: 305-178: 5-8-0=17 0-7-1=12 3-1-1=01 = 127. 127+4: 7+4+0=11 2+0+1=03 1+0+0=01 = 131. "

@@ -65,12 +65,17 @@ def _apply(a: int, op: str, b: int) -> int:
 
 def worked(ops: list[Operation]) -> tuple[str, int, list[tuple[int, str]]]:
     """The reliable reply to a chain of operations, its result, and the probe's steps (offset, text):
-    each column's carry-digit, each pass's result and the final answer, at their offsets in the reply."""
+    each operand copied, each column's carry-digit, each pass's result and the final answer, at their
+    offsets in the reply."""
     text, steps, result = WORK, [], 0
     for left, op, right in ops:
         left = result if left is None else left
         result = _apply(left, op, right)
-        text += f" {left}{op}{right}:"
+        text += " "
+        steps.append((len(text), str(left)))  # the operands copied from the prompt (or the last pass)
+        text += f"{left}{op}"
+        steps.append((len(text), str(right)))
+        text += f"{right}:"
         for column in column_steps(left, right, op):
             text += " " + column[:-2]
             steps.append((len(text), column[-2:]))

@@ -63,7 +63,8 @@ def _chain(rng: random.Random, length: int, items: int) -> tuple[list[int], list
 
 def worked(start: list[int], chain: list[ListOp]) -> tuple[str, list[int], list[tuple[int, str]]]:
     """The reliable reply, the final list, and the probe's steps (offset in the reply, expected list)."""
-    text, steps, xs = f"{WORK} x = {show(start)};", [], start
+    text, steps, xs = f"{WORK} x = ", [(len(WORK) + 5, show(start))], start  # the input copied from the prompt
+    text += f"{show(start)};"
     for i, op in enumerate(chain):
         xs = op.fn(xs)
         text += f" {op.label} -> "
