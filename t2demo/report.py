@@ -68,8 +68,8 @@ ABLATIONS = {name: (("svf-rl", "-rl", ("--objective", "rl")), ("svf-ntp", "-ntp"
              for name in TEXT_EXPERTS}
 NOTE_KEYS = ("objective", "targets", "steps_done", "best_val_accuracy")  # training notes shown per row
 PAIRED = "paired difference, normal approximation on per-example differences (mean ± 1.96·sd/√n)"
-NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, mlp, rl), <task>-lora/ (LoRA), "
-          "<task>-ntp.safetensors (next-token ablation), cls.safetensors (classifier)")
+NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, mlp; its notes name the objective), <task>-lora/ "
+          "(LoRA), <task>-rl / <task>-ntp.safetensors (the other objective), cls.safetensors (classifier)")
 OnTask = Callable[[dict], None]
 LATENCY_N = 20  # test prompts answered one at a time for the time table
 TABLE2_STRATEGIES = [s for s in STRATEGIES.values() if s.in_table2]
