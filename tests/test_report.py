@@ -97,7 +97,7 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))  # the last write has everything
     assert list(result["tasks"]) == list(tasks.TRAINING_TASKS) and result["limit"] == 3
     rows = result["tasks"]["math"]["rows"]
-    assert list(rows) == ["base", "lora", "svf", "svf-shuffled", "svf-ntp"]
+    assert list(rows) == ["base", "lora", "svf", "svf-shuffled", "svf-rl", "svf-ntp"]
     for name, entry in result["tasks"].items():
         assert entry["n"] == 3 and "base" in entry["rows"]
         for r in entry["rows"].values():
