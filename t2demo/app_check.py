@@ -20,9 +20,9 @@ from t2demo import tasks
 from t2demo.paths import APP
 
 
-def start_app(port: int, timeout: float = 300.0) -> subprocess.Popen:
-    """`python app.py --port port --vlm none` in a fresh process, returned once its page answers."""
-    proc = subprocess.Popen([sys.executable, str(APP), "--port", str(port), "--vlm", "none"], cwd=APP.parent,
+def start_app(port: int, timeout: float = 300.0, *flags: str) -> subprocess.Popen:
+    """`python app.py --port port [flags]` in a fresh process, returned once its page answers."""
+    proc = subprocess.Popen([sys.executable, str(APP), "--port", str(port), *flags], cwd=APP.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
@@ -50,7 +50,7 @@ def app_counts(port: int = 7862, limit: int = 100, categories=("math", "code", "
     """Per category: n, and how many adapted answers differ from, fix and break the base answer."""
     from gradio_client import Client
 
-    proc = start_app(port)
+    proc = start_app(port, 300.0, "--vlm", "none")
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         result = {}

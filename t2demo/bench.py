@@ -167,25 +167,12 @@ def format_table(res: dict) -> str:
 
 def app_startup(port: int, timeout: float = 300.0) -> float:
     """Seconds from launching `python app.py` (a fresh process) until its page answers."""
-    import subprocess
-    import sys
-    import urllib.request
-    from t2demo.paths import APP
+    from t2demo.app_check import start_app
 
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(APP), "--port", str(port)], cwd=APP.parent,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_app(port, timeout)
     try:
-        while time.perf_counter() - start < timeout:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with code {proc.returncode} before it was ready")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
-                    if response.status == 200:
-                        return time.perf_counter() - start
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"app.py was not ready after {timeout:.0f} s")
+        return time.perf_counter() - start
     finally:
         proc.terminate()
         proc.wait()
