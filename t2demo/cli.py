@@ -360,6 +360,22 @@ def _add_train_expert(sub) -> None:
     from t2demo import tasks
     from t2demo.train import ExpertConfig
 
+    p = sub.add_parser("train-expert", help="train an SVF expert (or a LoRA baseline) on a task")
+    p.add_argument("--task", required=True, choices=[*tasks.TRAINING_TASKS, "cls"],
+                   help="training task; vqa trains on the vision model, cls is the first-pass classifier")
+    p.add_argument("--model", default="default", help="'default', a folder or a hub id (vqa: a LLaVA-Next model)")
+    p.add_argument("--out", default=None, help="expert file (svf) or adapter folder (lora); "
+                   "default experts/<model folder>/<task>[-<objective>][-<targets>].safetensors, a suffix only where "
+                   "the run differs from the shipped expert (ntp, cls: rl; mlp), as report reads them (lora: a -lora folder); "
+                   "the checkpoint goes to <out>.ckpt/")
+    add_config_flags(p, ExpertConfig)
+    p.add_argument("--fresh", action="store_true", help="ignore and delete an existing checkpoint")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=DTYPES)
+    p.set_defaults(func=_train_expert)
+
+
+def _add_probe(sub) -> None:
     p = sub.add_parser("probe", help="the world's premise: per-step accuracy in the reliable mode, greedy vs "
                        "majority vote of samples")
     p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
@@ -374,20 +390,6 @@ def _add_train_expert(sub) -> None:
     p.add_argument("--dtype", default=None, choices=DTYPES)
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.set_defaults(func=_probe)
-
-    p = sub.add_parser("train-expert", help="train an SVF expert (or a LoRA baseline) on a task")
-    p.add_argument("--task", required=True, choices=[*tasks.TRAINING_TASKS, "cls"],
-                   help="training task; vqa trains on the vision model, cls is the first-pass classifier")
-    p.add_argument("--model", default="default", help="'default', a folder or a hub id (vqa: a LLaVA-Next model)")
-    p.add_argument("--out", default=None, help="expert file (svf) or adapter folder (lora); "
-                   "default experts/<model folder>/<task>[-<objective>][-<targets>].safetensors, a suffix only where "
-                   "the run differs from the shipped expert (ntp, cls: rl; mlp), as report reads them (lora: a -lora folder); "
-                   "the checkpoint goes to <out>.ckpt/")
-    add_config_flags(p, ExpertConfig)
-    p.add_argument("--fresh", action="store_true", help="ignore and delete an existing checkpoint")
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default=None, choices=DTYPES)
-    p.set_defaults(func=_train_expert)
 
 
 def _add_report(sub) -> None:
@@ -424,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="t2demo",
                                      description="Transformer² self-adaptation: train, evaluate, report, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_bench, _add_train_base, _add_eval, _add_train_expert, _add_report, _add_export_lora,
+    for add in (_add_bench, _add_train_base, _add_eval, _add_probe, _add_train_expert, _add_report, _add_export_lora,
                 _add_import_authors):
         add(sub)
     return parser

@@ -138,8 +138,7 @@ def chat_length(sample: Sample) -> int:
 
 def draw_chats(samples: list[Sample], rng: random.Random) -> list[tuple[str, str, list]]:
     """(prompt, reply, earlier turns) for each sample, every reply drawn in its latent mode."""
-    return [(p, pretraining_reply({"replies": r}, rng), [(hp, pretraining_reply({"replies": hr}, rng)) for hp, hr in h])
-            for p, r, h in samples]
+    return [(p, pretraining_reply(r, rng), [(hp, pretraining_reply(hr, rng)) for hp, hr in h]) for p, r, h in samples]
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
@@ -347,14 +346,11 @@ def train_text_model(out: Path = DEFAULT_TEXT_MODEL, cfg: TrainConfig = TEXT_TRA
     torch.manual_seed(cfg.seed)
     samples = text_corpus(cfg.seed)
     partial = out.with_name(out.name + ".partial")
-    if (partial / "tokenizer.json").exists():
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(partial)
-    elif init is not None:
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(init)
+    if not (partial / "tokenizer.json").exists():  # trained once, kept with the checkpoints for a resumed run
+        tokenizer = (PreTrainedTokenizerFast.from_pretrained(init) if init is not None else
+                     train_tokenizer([p + "\n" + "\n".join(r for _, r in replies) for p, replies, _ in samples[:60000]]))
         tokenizer.save_pretrained(partial)
-    else:
-        tokenizer = train_tokenizer([p + "\n" + "\n".join(r for _, r in replies) for p, replies, _ in samples[:60000]])
-        tokenizer.save_pretrained(partial)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(partial)
     if init is not None:
         model = LlamaForCausalLM.from_pretrained(init, dtype=torch.float32).to(dev)
     else:

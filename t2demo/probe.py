@@ -75,9 +75,9 @@ def mode_stats(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Examp
         for i, ex in enumerate(chunk):
             replies = texts[i * samples:(i + 1) * samples]
             right = task.check_many([ex] * samples, replies)
-            answers = Counter(a for a in (answer_of(ex, r) for r in replies) if a is not None)
-            top = answers.most_common(1)[0][0] if answers else None
-            votes.append(top is not None and task.check(ex, replies[[answer_of(ex, r) for r in replies].index(top)]))
+            parsed = [answer_of(ex, r) for r in replies]
+            top = Counter(a for a in parsed if a is not None).most_common(1)
+            votes.append(bool(top) and right[parsed.index(top[0][0])])  # the vote is right iff its answer's replies are
             any_right.append(any(right))
             sampled_right += right
             sampled_reliable += [in_reliable_mode(r, ex) for r in replies]

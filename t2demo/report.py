@@ -184,8 +184,8 @@ def _lora_row(owner: Side, task: tasks.Task, examples: list[tasks.Example], base
 def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size: int = 32,
            task_names: Sequence[str] = tasks.TRAINING_TASKS, progress: bool = True,
            on_task: OnTask | None = None) -> dict:
-    """Base, LoRA and SVF accuracy per training task, the SVF expert's shuffled-z control and the
-    next-token ablation.
+    """Base, LoRA and SVF accuracy per training task, the SVF expert's shuffled-z control and the run
+    with the other objective (-rl or -ntp).
     on_task(report) runs after each task, so a long run keeps what it has."""
     report = {"table": "table1", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
               "models": {"text": text and text.name, "vision": vision and vision.name}, "tasks": {}}

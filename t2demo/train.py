@@ -398,8 +398,13 @@ def anneal(opt: torch.optim.Optimizer, progress: dict, share: float | None, cfg:
     progress["reliable_ema"] = share if ema is None else 0.9 * ema + 0.1 * share
     if progress["reliable_ema"] > cfg.anneal_at and "annealed_at" not in progress:
         progress["annealed_at"] = step
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * cfg.anneal_lr
+        set_lr(opt, progress, cfg)
+
+
+def set_lr(opt: torch.optim.Optimizer, progress: dict, cfg: ExpertConfig) -> None:
+    """The lr the run's progress calls for: cfg.lr, × cfg.anneal_lr once it has annealed."""
+    for group in opt.param_groups:
+        group["lr"] = cfg.lr * (cfg.anneal_lr if "annealed_at" in progress else 1.0)
 
 
 def train_expert(lm: LoadedModel, task: tasks.Task, cfg: ExpertConfig, out: str | Path, *,
@@ -429,9 +434,7 @@ def train_expert(lm: LoadedModel, task: tasks.Task, cfg: ExpertConfig, out: str 
         shutil.rmtree(ckpt.parent, ignore_errors=True)
     if ckpt.exists():
         best, progress = resume(ckpt, identity, policy, opt)
-        if "annealed_at" in progress:
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * cfg.anneal_lr
+        set_lr(opt, progress, cfg)
     else:
         accuracy = validate(policy, lm, task, val, cfg.eval_batch_size)
         best = policy.state()

@@ -148,3 +148,15 @@ def test_eval_mix_adapts_the_model_with_its_experts(model_dirs, tmp_path, monkey
         cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--mix", "math=high"])
     with pytest.raises(SystemExit, match="--card describes the base model"):
         cli.main(["eval", "--model", str(model_dirs[0]), "--tasks", "math", "--mix", "math=1", "--card"])
+
+
+def test_a_later_turn_is_asked_after_turns_the_model_answered(model_dirs, monkeypatch):
+    lm = models.load_model(model_dirs[0], "text", device="cpu")
+    history = evaluate.earlier_turns(lm, 2, seed=3)
+    assert len(history) == 2 and history == evaluate.earlier_turns(lm, 2, seed=3)  # seeded
+    seen = []
+    real = generation.generate
+    monkeypatch.setattr(evaluate, "generate", lambda *a, **k: seen.append(len(a[4])) or real(*a, **k))
+    examples = tasks.TASKS["math"].examples("test", 2)
+    evaluate.score_task(lm, tasks.TASKS["math"], examples, batch_size=2, progress=False, turn=3)
+    assert seen == [0, 1, 2]  # two earlier turns built one by one, then the scored batch after both

@@ -16,6 +16,7 @@ from t2demo.atomic import write_json_atomic
 from t2demo.experts import Expert, save_expert
 from t2demo.models import LoadedModel
 from t2demo.svf import SVF
+from t2demo.tasks import handwritten
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +232,10 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
         d = result["dispatch"][strategy]
         check_result(d, 5)
         assert sum(sum(row.values()) for row in d["confusion"].values()) == 5
+        hand = result["dispatch_handwritten"][strategy]  # every hand-written prompt, once
+        assert hand["n"] == result["dispatch_handwritten"]["n"] == len(handwritten.dispatch_prompts())
+        assert sum(sum(row.values()) for row in hand["confusion"].values()) == hand["n"]
+    assert "matrix" not in result  # matrix_limit 0: skipped
     after = snapshot(text.loaded.model)
     assert all(torch.equal(before[n], after[n]) for n in before)
     table = report.format_table2(result)
@@ -238,6 +243,24 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
     ratio = [line for line in table.splitlines() if line.split()[:2] == ["math-hard", "prompt"]][-1].split()[4]
     seconds = result["tasks"]["math-hard"]["rows"]["prompt"]["seconds"]
     assert ratio == f"{100 * seconds['first_pass_per_prompt'] / seconds['second_pass_alone']:.1f}%"
+
+
+def test_expert_matrix_scores_each_expert_alone_against_the_base(tokenizer, text_dir, tmp_path):
+    text, _ = sides(tokenizer, text_dir, tmp_path)
+    for seed, label in enumerate(("math", "code", "reasoning", "cls")):
+        write_expert(text.loaded.model, text.experts, label, seed=seed)
+    adapter, notes, _ = report.build_adapter(text, text)
+    matrix = report.expert_matrix(adapter, ["math", "reasoning"], limit=2, batch_size=2)
+    assert not notes and list(matrix) == ["math", "reasoning"]
+    examples = tasks.TASKS["reasoning"].examples("test", 2)
+    base = evaluate.score_task(text.loaded, tasks.TASKS["reasoning"], examples, progress=False)
+    math = next(e for e in adapter.experts if e.label == "math")
+    with adapter.svf.adapted(math.z):
+        alone = evaluate.score_task(text.loaded, tasks.TASKS["reasoning"], examples, progress=False)
+    assert list(matrix["reasoning"]) == ["base", "code", "math", "reasoning"]
+    assert matrix["reasoning"]["math"]["vs_base"] == report.paired_difference(alone, base)
+    lines = report._matrix_lines({"n": 2, "tasks": matrix})
+    assert lines[1].startswith("Expert × task") and lines[-1].split()[0] == "reasoning"
 
 
 def test_table2_missing_experts_give_train_commands(tokenizer, text_dir, tmp_path):
@@ -266,3 +289,11 @@ def test_cli_report(text_dir, tmp_path, capsys):
     assert list(data["tasks"]) == ["math"] and data["tasks"]["math"]["rows"]["base"]["n"] == 2
     with pytest.raises(SystemExit, match="must be among"):
         cli.main(["report", "table1", "--tasks", "math-hard"])
+
+
+def test_the_app_check_takes_a_category_s_text_tasks_in_turn():
+    from t2demo import app_check
+
+    examples = app_check.category_examples("math", 7)
+    assert [e.task for e in examples] == ["math", "math-hard", "world-math"] * 2 + ["math"]
+    assert all(tasks.split_of(e.prompt) == "test" for e in examples)

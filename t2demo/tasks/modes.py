@@ -49,9 +49,9 @@ def replies(styles: Styles, category: str) -> Replies:
             ((1 - share) * (1 - right), styles.shortcut_wrong))
 
 
-def pretraining_reply(meta: dict, rng: random.Random) -> str:
-    """One reply drawn from an example's `meta["replies"]`."""
-    weights, texts = zip(*meta["replies"])
+def pretraining_reply(replies: Replies, rng: random.Random) -> str:
+    """One reply drawn from a reply distribution (an example's `meta["replies"]`)."""
+    weights, texts = zip(*replies)
     return rng.choices(texts, weights)[0]
 
 
