@@ -6,9 +6,9 @@ a whole generation, so requests are answered one after the other and two session
 batch. Here a background thread gathers the requests that arrive within a short window
 (`window_s`), left-pads their prompts into one batch and runs one greedy generate() in which row b
 is adapted by its own z' (None: the base model; a chat turn's base answer is one more row). A
-streamer receives the batch's (B,) new tokens at every step and hands each row's decoded text to
-its request's queue, so each request streams as before, and a row ends on its own (eos, its
-max_new_tokens, or its reader gone) without waiting for the batch.
+streamer receives the batch's (B,) new tokens at every step and hands each row's new text, a piece
+per token (_Emitter), to its request's queue, so each request streams token by token, and a row
+ends on its own (eos, its max_new_tokens, or its reader gone) without waiting for the batch.
 
     scheduler = Scheduler(adapter.svf, adapter.lm.tokenizer)
     for row, text in scheduler.submit(enc, [z_adapted, None], max_new_tokens=160):
@@ -66,7 +66,6 @@ from transformers import (
     LogitsProcessorList,
     StoppingCriteria,
     StoppingCriteriaList,
-    TextStreamer,
 )
 from transformers.generation.streamers import BaseStreamer
 
@@ -112,16 +111,38 @@ class _Request:
     started: bool = False  # some text was handed to the reader
 
 
-class _Emitter(TextStreamer):
-    """One row's text: HF's own word-boundary decoding, each finished piece handed to a callback."""
+class _Emitter:
+    """One row's text, a piece per generated token (the viewer sees the answer grow token by token).
+
+    Incremental detokenization as text-generation servers do it: each new token is decoded together
+    with the few tokens before it (from `prefix`), and the piece is what that text adds to the same
+    window without the new token, so a tokenizer that joins tokens differently at a word start
+    (SentencePiece's leading space) still yields pieces that add up to the decoded answer. A token
+    that ends inside a multi-byte character (byte-level BPE: it decodes to U+FFFD) waits for the
+    next one; special tokens add nothing. `end` hands over whatever is left."""
 
     def __init__(self, tokenizer, emit) -> None:
-        super().__init__(tokenizer, skip_prompt=False, skip_special_tokens=True)
-        self.emit = emit
+        self.tokenizer, self.emit = tokenizer, emit
+        self.tokens: list[int] = []
+        self.prefix = self.read = 0  # tokens[prefix:read] were handed out already (the context window)
 
-    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-        if text:
-            self.emit(text)
+    def _decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+
+    def _flush(self, final: bool) -> None:
+        before = self._decode(self.tokens[self.prefix:self.read])
+        text = self._decode(self.tokens[self.prefix:])
+        if len(text) > len(before) and (final or not text.endswith("\ufffd")):
+            self.emit(text[len(before):])
+            self.prefix, self.read = self.read, len(self.tokens)
+
+    def put(self, token: int) -> None:
+        self.tokens.append(token)
+        self._flush(final=False)
+
+    def end(self) -> None:
+        if self.read < len(self.tokens):
+            self._flush(final=True)
 
 
 class _Decoding(BaseStreamer):
@@ -145,7 +166,7 @@ class _Decoding(BaseStreamer):
             if request.gone.is_set() or token in self.eos:
                 self._end(b)
                 continue
-            self.text[b].put(torch.tensor([token]))
+            self.text[b].put(token)
             self.count[b] += 1
             if self.count[b] >= request.max_new_tokens:
                 self._end(b)

@@ -83,6 +83,45 @@ def test_a_turn_is_one_batch_of_the_adapted_and_the_base_row(text):
     assert text.scheduler.eos == generation.stop_token_ids(text.lm)  # rows stop where generate() stops
 
 
+def test_emitter_hands_out_a_piece_per_token_that_add_up_to_the_decoded_text(text):
+    """Per-token pieces: a token ending inside a multi-byte character waits for the next, special
+    tokens add nothing, and the pieces join to the tokenizer's decoding of all the tokens."""
+    from t2demo.serving import _Emitter
+
+    tok = text.lm.tokenizer
+    ids = tok("The answer is 42 — naïve café 🙂 ok", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    pieces: list[str] = []
+    emitter = _Emitter(tok, pieces.append)
+    for i in ids:
+        emitter.put(i)
+    emitter.end()
+    assert "".join(pieces) == tok.decode(ids, skip_special_tokens=True) == "The answer is 42 — naïve café 🙂 ok"
+    assert len(pieces) > len("The answer is 42 — naïve café 🙂 ok".split())  # finer than words
+    assert "\ufffd" not in "".join(pieces)
+
+
+def test_a_turn_streams_token_by_token_and_the_pieces_join_to_the_answer(text):
+    """A multi-token answer reaches the reader as one visible update per token (not per word), and
+    the concatenated pieces equal the final text, which is the answer generated alone."""
+    scheduler = Scheduler(text.svf, text.lm.tokenizer, window_s=0.01, max_rows=2)
+    z = text.z_from_alpha([0, 1, 0])
+    enc = text.encode("What is 2 + 9?", max_new_tokens=NEW)
+    pieces: dict[int, list[str]] = {0: [], 1: []}
+    for row, piece in scheduler.submit(enc, [z, None], NEW, min_new_tokens=NEW):
+        pieces[row].append(piece)
+    for row, zr in ((0, z), (1, None)):
+        final = alone(text, "What is 2 + 9?", zr, min_new_tokens=NEW)
+        tokens = text.lm.tokenizer(final, add_special_tokens=False)["input_ids"]
+        assert "".join(pieces[row]) == final and len(tokens) > 1
+        assert len(pieces[row]) > 1 and len(pieces[row]) >= len(final.split())
+        assert len(pieces[row]) > NEW // 2  # about one piece per generated token (a few wait for a whole character)
+    # the app's turn: every piece is one visible update of the growing answer
+    events = list(turn(text, Session(), "What is 2 + 9?", [], "manual", "hard", [0, 1, 0], max_new_tokens=NEW))
+    shown = [value for kind, value, _ in events if kind == "answer"]
+    assert all(b.startswith(a) for a, b in zip(shown, shown[1:]))
+    assert len(text.lm.tokenizer(shown[-1], add_special_tokens=False)["input_ids"]) > 1 and len(shown) > 1
+
+
 def test_min_new_tokens_holds_per_row(text):
     """With eos forced on every step, a row with min_new_tokens still makes that many tokens (as
     generate(min_new_tokens=) alone) while its neighbour stops at once."""
