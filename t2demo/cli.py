@@ -114,7 +114,6 @@ def _eval(args: argparse.Namespace) -> None:
     from t2demo import evaluate, models, pretrain
     from t2demo.atomic import write_json_atomic
     from t2demo.tasks.benchmarks import Benchmark, BenchmarkDataError
-    from t2demo.tasks.benchmarks.selection import choose
 
     mix = _mix_of(args)
     if args.card and mix:
@@ -123,8 +122,8 @@ def _eval(args: argparse.Namespace) -> None:
     def load(kind: str) -> models.LoadedModel:
         return _load_mixed(args, mix, kind)
 
+    chosen = _chosen_tasks("eval", args.tasks, args.data)
     try:
-        chosen = choose(args.tasks, args.data or ())
         results = evaluate.evaluate(chosen, args.split, args.limit, load, batch_size=args.batch_size, turn=args.turn)
     except BenchmarkDataError as e:
         raise SystemExit(f"eval: {e}") from e
@@ -169,9 +168,23 @@ def _train_expert(args: argparse.Namespace) -> None:
     print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2))
 
 
+def _chosen_tasks(command: str, spec: str, data) -> list:
+    """The tasks of --tasks (synthetic names and groups, benchmarks and "benchmarks") with each benchmark
+    reading its --data copy: the one selection `eval` and `report` share (tasks/benchmarks/selection.py)."""
+    from t2demo.tasks.benchmarks import BenchmarkDataError
+    from t2demo.tasks.benchmarks.selection import choose
+
+    try:
+        return choose(spec, data or ())
+    except BenchmarkDataError as e:
+        raise SystemExit(f"{command}: {e}") from e
+
+
 def _report(args: argparse.Namespace) -> None:
     from t2demo import experts, models, report, tasks
     from t2demo.atomic import write_json_atomic
+    from t2demo.tasks.benchmarks import BenchmarkDataError
+    from t2demo.tasks.registry import BENCHMARKS
 
     if args.which == "app":
         from t2demo import app_check
@@ -182,25 +195,29 @@ def _report(args: argparse.Namespace) -> None:
             write_json_atomic(args.json, result)
         return
     table1 = args.which == "table1"
-    names = tasks.parse_task_list(args.tasks or ("training" if table1 else "unseen"))
+    chosen = _chosen_tasks(f"report {args.which}", args.tasks or ("training" if table1 else "unseen"), args.data)
     allowed = tasks.TRAINING_TASKS if table1 else tasks.UNSEEN_TASKS
-    if not set(names) <= set(allowed):
-        raise SystemExit(f"report {args.which}: tasks must be among {list(allowed)}, got {names}")
-    vision_tasks = [n for n in names if tasks.TASKS[n].vision]
+    wrong = [t.name for t in chosen if t.name not in allowed and t.name not in BENCHMARKS]
+    if wrong:
+        raise SystemExit(f"report {args.which}: tasks must be among {list(allowed)} or the benchmarks "
+                         f"{list(BENCHMARKS)}, got {wrong}")
+    vision_tasks = [t for t in chosen if t.vision]
     root = args.experts or experts.EXPERTS_DIR
     save = (lambda r: write_json_atomic(args.json, r)) if args.json else None
     try:
-        needs_text = not table1 or len(vision_tasks) < len(names)
+        needs_text = not table1 or len(vision_tasks) < len(chosen)
         text = report.side(args.model, False, args.device, args.dtype, root) if needs_text else None
         vision = report.side(args.vlm, True, args.device, args.dtype, root) if vision_tasks else None
         if table1:
-            result = report.table1(text, vision, args.limit, args.batch_size, names, on_task=save)
+            result = report.table1(text, vision, args.limit, args.batch_size, chosen, on_task=save)
         else:
-            result = report.table2(text, vision, args.limit, args.batch_size, names, args.cls_limit, args.fewshot_n,
+            result = report.table2(text, vision, args.limit, args.batch_size, chosen, args.cls_limit, args.fewshot_n,
                                    args.population, args.generations, args.seed, args.fast, on_task=save,
                                    matrix_limit=args.matrix_limit)
     except models.ModelLoadError as e:
         raise SystemExit(f"report: {e}") from e
+    except BenchmarkDataError as e:
+        raise SystemExit(f"report {args.which}: {e}") from e
     print(report.format_table1(result) if table1 else report.format_table2(result))
 
 
@@ -262,6 +279,20 @@ def _import_authors(args: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------- flags
+
+def _benchmark_names() -> str:
+    from t2demo.tasks.registry import BENCHMARKS
+
+    return ", ".join(BENCHMARKS)
+
+
+def _add_data_flag(p: argparse.ArgumentParser) -> None:
+    """--data, as eval and report read it (tasks/benchmarks/selection.data_paths)."""
+    p.add_argument("--data", action="append", metavar="[BENCHMARK=]PATH",
+                   help="a benchmark's local copy in its published format (jsonl/json/parquet): a file, or a folder "
+                   "of per-split files such as test.jsonl or test-00000-of-00001.parquet; name the benchmark when "
+                   "several are chosen; repeatable (default: the Hugging Face hub)")
+
 
 def _add_export_lora(sub) -> None:
     from t2demo.export import ACCURACY_RANKS, FIDELITY_RANKS
@@ -335,12 +366,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
     p.add_argument("--vlm", default="default", help="vision model for the vqa tasks")
     p.add_argument("--tasks", default="all", help="'all', 'training', 'unseen', 'benchmarks' or a comma list; "
-                   "the paper's benchmarks: gsm8k, competition-math, mbpp, humaneval, arc-easy, arc-challenge, "
-                   "textvqa, okvqa")
-    p.add_argument("--data", action="append", metavar="[BENCHMARK=]PATH",
-                   help="a benchmark's local copy in its published format (jsonl/json/parquet): a file, or a folder "
-                   "of per-split files such as test.jsonl or test-00000-of-00001.parquet; name the benchmark when "
-                   "several are chosen; repeatable (default: the Hugging Face hub)")
+                   f"the paper's benchmarks: {_benchmark_names()} (`python -m t2demo tasks` lists every task)")
+    _add_data_flag(p)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"],
                    help="benchmarks: only their official splits (gsm8k: train, test)")
     p.add_argument("--limit", type=int, default=500, help="examples per task")
@@ -400,8 +427,11 @@ def _add_report(sub) -> None:
     p.add_argument("--port", type=int, default=7862, help="app: port of the app it starts")
     p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
     p.add_argument("--vlm", default="default", help="vision model for the vqa tasks")
-    p.add_argument("--tasks", default=None, help="comma list (default: every training task for table1, "
-                   "every unseen task for table2)")
+    p.add_argument("--tasks", default=None, help="comma list (default: every training task for table1, every "
+                   f"unseen task for table2), or benchmarks: {_benchmark_names()} (the paper's Table 1: gsm8k, mbpp, "
+                   "arc-easy, textvqa; Table 2: competition-math, humaneval, arc-challenge, okvqa); a benchmark is "
+                   "scored with its category's expert (gsm8k: math)")
+    _add_data_flag(p)
     p.add_argument("--limit", type=int, default=500, help="test examples per task")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--experts", default=None, help="root of the expert folders (default: the repository's experts/)")

@@ -2,10 +2,20 @@
 
 `python -m t2demo report table1 --json t1.json` (Table 1: base / LoRA / SVF on the training tasks)
 `python -m t2demo report table2 --json t2.json` (Table 2: base / prompt / cls / few-shot on unseen tasks)
+`python -m t2demo report table1 --tasks gsm8k,textvqa --data gsm8k=PATH --data textvqa=PATH` (the paper's
+benchmarks, from the hub or from local copies, chosen as `eval` chooses them: tasks/benchmarks/selection.py)
+
+The paper's benchmarks (tasks.registry.BENCHMARKS) take the same rows. In Table 1 a benchmark is scored
+with its category's expert, i.e. its synthetic twin's (gsm8k and competition-math: math; mbpp and
+humaneval: code; arc-*: reasoning; textvqa and okvqa: vqa). A benchmark is scored on its test split, or
+on its validation split where the test answers are withheld or absent (TextVQA, OK-VQA: as the paper);
+few-shot α is fitted on its validation split, else its train split, else (HumanEval, one split only) on
+examples held out of the scored ones. Each task's entry records "split" (and "fewshot_split"), and a
+benchmark's also its "metric" and data "source".
 
 Every accuracy is a percentage on the test split with its 95 % Wilson interval (evaluate.summarise).
 "Δ vs base" is paired: both methods answer the same examples, so it is the mean of the per-example
-differences (correct = 1, wrong = 0; each difference is −1, 0 or +1) with a normal-approximation
+differences (correct = 1, wrong = 0; each difference is −1, 0 or +1; VQA's soft scores are fractions) with a normal-approximation
 95 % interval, mean ± 1.96·sd/√n (sd with n − 1), clipped to [−100, 100]. It is narrower than
 comparing two independent intervals because it removes the between-example variance both share.
 Like any normal approximation it is rough with few discordant examples, and it collapses to a
@@ -28,7 +38,7 @@ unusable file gives a row {"missing": "... (train with: <exact command>)"} inste
 Table 2's second pass is batched: test prompts are grouped by the z' their first pass chose (hard
 dispatch gives at most one group per expert, plus the base) and each group is generated in
 batches under svf.adapted(z'); greedy decoding makes that the answers of per-prompt adaptation.
-Few-shot α is fitted once per task by CEM on examples of the validation split, never the test one.
+Few-shot α is fitted once per task by CEM on examples of the validation split, never the scored ones.
 
 The time table compares like with like: the first pass runs one prompt at a time, so the second
 pass is also timed one prompt at a time (its z' applied, then the whole greedy answer) on the
@@ -61,6 +71,8 @@ from t2demo.experts import EXPERTS_DIR, ExpertError, expert_dir, load_expert, lo
 from t2demo.generation import generate, images_of
 from t2demo.models import LoadedModel
 from t2demo.svf import SVF
+from t2demo.tasks.benchmarks import BenchmarkDataError
+from t2demo.tasks.registry import BENCHMARKS
 
 TEXT_EXPERTS = ("math", "code", "reasoning")
 # Table 1 ablations: row -> (file suffix after the task name, train-expert flags)
@@ -117,13 +129,14 @@ def train_note(command: str, why: str = "missing") -> str:
     return f"{why} (train with: {command})"
 
 
-def paired_difference(a: Sequence[bool], b: Sequence[bool], z: float = 1.96) -> dict:
+def paired_difference(a: Sequence[bool | float], b: Sequence[bool | float], z: float = 1.96) -> dict:
     """Accuracy of a minus accuracy of b on the same examples, in points, with a 95 % interval
-    from the normal approximation on the per-example differences (see the module docstring)."""
+    from the normal approximation on the per-example differences (see the module docstring).
+    Scores may be fractions (VQA's soft accuracy): each difference is then in [−1, 1]."""
     if len(a) != len(b):
         raise ValueError(f"paired outcomes need the same examples, got {len(a)} and {len(b)}")
     n = len(a)
-    d = [int(x) - int(y) for x, y in zip(a, b)]
+    d = [float(x) - float(y) for x, y in zip(a, b)]  # VQA's soft scores are fractions
     mean = sum(d) / n if n else 0.0
     if n < 2:
         return {"difference": round(100 * mean, 2), "ci95": [-100.0, 100.0], "n": n}
@@ -138,6 +151,57 @@ def _row(outcomes: list[bool], base: list[bool], **extra) -> dict:
 
 def _trained(notes: dict) -> dict:
     return {k: notes.get(k) for k in NOTE_KEYS}
+
+
+# ----------------------------------------------------------------------------- tasks and benchmarks
+
+def resolve(task: str | tasks.Task) -> tasks.Task:
+    """A task object from a name: a synthetic task, or a benchmark read from the hub. Task objects pass
+    through, so a benchmark reading a local copy (selection.choose(..., --data)) is given as itself."""
+    if not isinstance(task, str):
+        return task
+    return BENCHMARKS[task] if task in BENCHMARKS else tasks.TASKS[task]
+
+
+def is_benchmark(task: tasks.Task) -> bool:
+    return task.name in BENCHMARKS
+
+
+def expert_label(task: tasks.Task) -> str:
+    """The expert a task is scored with in Table 1: its own (math, vqa...), and for a benchmark, its
+    category's, i.e. its synthetic twin's (gsm8k: math, mbpp: code, arc-easy: reasoning, textvqa: vqa)."""
+    return task.category if is_benchmark(task) else task.name
+
+
+def scored_split(task: tasks.Task, split: str = "test") -> str:
+    """The split a report scores: `split`, except for a benchmark without usable answers there, which is
+    scored on its validation split, as the paper's VQA numbers are (TextVQA withholds its test answers,
+    OK-VQA has no test split). A benchmark with neither is refused."""
+    if not is_benchmark(task):
+        return split
+    usable = [s for s in task.splits if s not in task.hidden]
+    for candidate in (split, "validation"):
+        if candidate in usable:
+            return candidate
+    raise BenchmarkDataError(f"{task.name} has no {split} or validation split with answers (its splits: "
+                             f"{', '.join(usable)})")
+
+
+def fewshot_split(task: tasks.Task, scored: str) -> str | None:
+    """Where few-shot α is fitted: the validation split, or for a benchmark without one its train split;
+    None when the data set has no split but the scored one (HumanEval): the shots are then held out of it."""
+    if not is_benchmark(task):
+        return "validation"
+    usable = [s for s in task.splits if s not in task.hidden and s != scored]
+    return next((s for s in ("validation", "train") if s in usable), None)
+
+
+def _task_entry(task: tasks.Task, split: str, n: int) -> dict:
+    """A task's entry in a report: n and the split scored, and for a benchmark its metric and data source."""
+    entry = {"n": n, "split": split}
+    if is_benchmark(task):
+        entry |= {"metric": task.metric, "source": task.source}
+    return entry
 
 
 # ----------------------------------------------------------------------------- Table 1
@@ -161,13 +225,13 @@ def _svf_rows(owner: Side, task: tasks.Task, path: Path, command: str, examples:
     return rows
 
 
-def _lora_row(owner: Side, task: tasks.Task, examples: list[tasks.Example], base: list[bool],
+def _lora_row(owner: Side, task: tasks.Task, label: str, examples: list[tasks.Example], base: list[bool],
               batch_size: int, progress: bool) -> dict:
-    """The LoRA adapter injected into the model for this row only: unload() puts the original
-    modules (and so the SVF engines' parameters) back."""
-    path = owner.experts / f"{task.name}-lora"
+    """The LoRA adapter trained on `label` (<label>-lora/) injected into the model for this row only:
+    unload() puts the original modules (and so the SVF engines' parameters) back."""
+    path = owner.experts / f"{label}-lora"
     if not (path / "adapter_config.json").exists():
-        return {"missing": train_note(owner.command(task.name, path, "--method", "lora"))}
+        return {"missing": train_note(owner.command(label, path, "--method", "lora"))}
     from peft import PeftModel
 
     peft_model = PeftModel.from_pretrained(owner.loaded.model, path).eval()
@@ -182,25 +246,31 @@ def _lora_row(owner: Side, task: tasks.Task, examples: list[tasks.Example], base
 
 
 def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size: int = 32,
-           task_names: Sequence[str] = tasks.TRAINING_TASKS, progress: bool = True,
+           task_names: Sequence[str | tasks.Task] = tasks.TRAINING_TASKS, progress: bool = True,
            on_task: OnTask | None = None) -> dict:
     """Base, LoRA and SVF accuracy per training task, the SVF expert's shuffled-z control and the run
-    with the other objective (-rl or -ntp).
+    with the other objective (-rl or -ntp). A benchmark (a name, or a task reading a local copy) is
+    scored with its category's expert and LoRA (gsm8k: math.safetensors, math-lora/), on its test split
+    (scored_split: validation where the test answers are withheld).
+    Every task's examples are read before any model loads, so a data error stops the run at once;
     on_task(report) runs after each task, so a long run keeps what it has."""
     report = {"table": "table1", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
               "models": {"text": text and text.name, "vision": vision and vision.name}, "tasks": {}}
-    for name in task_names:
-        task = tasks.TASKS[name]
+    chosen = [resolve(t) for t in task_names]
+    splits = {task.name: scored_split(task) for task in chosen}
+    examples_of = {task.name: task.examples(splits[task.name], limit) for task in chosen}
+    for task in chosen:
+        name, label = task.name, expert_label(task)
         owner = vision if task.vision else text
-        examples = task.examples("test", limit)
+        examples = examples_of[name]
         base = score_task(owner.loaded, task, examples, batch_size, progress)
-        rows = {"base": summarise(base), "lora": _lora_row(owner, task, examples, base, batch_size, progress)}
-        for row, suffix, flags in (("svf", "", ()), *ABLATIONS.get(name, ())):
-            path = owner.experts / f"{name}{suffix}.safetensors"
-            found = _svf_rows(owner, task, path, owner.command(name, path, *flags), examples, base, batch_size,
+        rows = {"base": summarise(base), "lora": _lora_row(owner, task, label, examples, base, batch_size, progress)}
+        for row, suffix, flags in (("svf", "", ()), *ABLATIONS.get(label, ())):
+            path = owner.experts / f"{label}{suffix}.safetensors"
+            found = _svf_rows(owner, task, path, owner.command(label, path, *flags), examples, base, batch_size,
                               progress, control=row == "svf")
             rows |= {row + extra: r for extra, r in found.items()}
-        report["tasks"][name] = {"n": len(examples), "rows": rows}
+        report["tasks"][name] = _task_entry(task, splits[name], len(examples)) | {"rows": rows}
         if on_task:
             on_task(report)
     return report
@@ -271,11 +341,11 @@ def build_adapter(target: Side, text: Side) -> tuple[Adapter, list[str], str | N
 
 
 def _strategy_row(adapter: Adapter, task: tasks.Task, examples: list[tasks.Example], base: list[bool],
-                  strategy: Strategy, batch_size: int, progress: bool, fewshot_n: int, cem_kwargs: dict) -> dict:
+                  strategy: Strategy, batch_size: int, progress: bool, shots: list[tasks.Example],
+                  cem_kwargs: dict) -> dict:
     extra: dict = {"seconds": {}}
     mixture = None
-    if strategy.fits:  # few-shot: α fitted by CEM on validation examples, never the test ones
-        shots = task.examples("validation", fewshot_n, cem_kwargs["seed"])
+    if strategy.fits:  # few-shot: α fitted by CEM on `shots`, never on the scored examples
         fit = adapter.fit(shots, task, batch_size=batch_size, **cem_kwargs)
         mixture = adapter.mixture(fit.alpha)
         extra |= {"alpha": fit.alpha.tolist(), "fitness": fit.fitness, "base_fitness": fit.base_fitness}
@@ -323,25 +393,52 @@ def expert_matrix(adapter: Adapter, task_names: Sequence[str], limit: int, batch
     return matrix
 
 
+def fewshot_examples(task: tasks.Task, split: str, limit: int, fewshot_n: int,
+                     seed: int) -> tuple[list[tasks.Example], list[tasks.Example] | str, str]:
+    """(scored examples, few-shot examples, where the shots come from). The shots come from another split
+    (fewshot_split); a data set with only the scored split (HumanEval) gives its first fewshot_n examples
+    in the seed's order as the shots and scores the next `limit`, so no shot is ever scored."""
+    other = fewshot_split(task, split)
+    if other is not None:
+        return task.examples(split, limit), _shots(task, other, fewshot_n, seed), other
+    ordered = task.examples(split, fewshot_n + limit, seed)
+    return ordered[fewshot_n:], ordered[:fewshot_n], f"{split} (held out of the scored examples)"
+
+
+def _shots(task: tasks.Task, split: str, n: int, seed: int) -> list[tasks.Example] | str:
+    """The few-shot examples, or why there are none (a local copy without that split): the few-shot row
+    then says so, and the other rows are still measured."""
+    try:
+        return task.examples(split, n, seed)
+    except BenchmarkDataError as e:
+        return f"no few-shot examples: {e}"
+
+
 def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 32,
-           task_names: Sequence[str] = tasks.UNSEEN_TASKS, cls_limit: int = 500, fewshot_n: int = 10,
+           task_names: Sequence[str | tasks.Task] = tasks.UNSEEN_TASKS, cls_limit: int = 500, fewshot_n: int = 10,
            population: int = 16, generations: int = 10, seed: int = 0, fast: bool = False, progress: bool = True,
            on_task: OnTask | None = None, matrix_limit: int = 0) -> dict:
     """Base, prompt dispatch, cls-expert dispatch and few-shot accuracy per unseen task, with
     timings; the text model's dispatch confusion matrices on the classification test split and on
-    the hand-written prompts; with matrix_limit, the expert × task matrix over the text tasks."""
+    the hand-written prompts; with matrix_limit, the expert × task matrix over the text tasks.
+    A benchmark (a name, or a task reading a local copy) is scored on its test split (scored_split) and
+    fits few-shot α on another split (fewshot_examples); each task's entry names both. Every task's
+    examples are read before any model loads."""
     cem = {"population": population, "generations": generations, "seed": seed, "fast": fast}
     report = {"table": "table2", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
               "models": {"text": text.name, "vision": vision and vision.name},
               "fewshot": {"n": fewshot_n, "split": "validation"} | cem, "tasks": {}, "dispatch": {}}
+    chosen = [resolve(t) for t in task_names]
+    splits = {task.name: scored_split(task) for task in chosen}
+    data = {task.name: fewshot_examples(task, splits[task.name], limit, fewshot_n, seed) for task in chosen}
     adapters: dict[bool, tuple[Adapter, list[str], str | None]] = {}
-    for name in task_names:
-        task = tasks.TASKS[name]
+    for task in chosen:
+        name = task.name
         target = vision if task.vision else text
         if task.vision not in adapters:
             adapters[task.vision] = build_adapter(target, text)
         adapter, notes, cls_note = adapters[task.vision]
-        examples = task.examples("test", limit)
+        examples, shots, shots_from = data[name]
         start = time.perf_counter()
         base = score_task(adapter.lm, task, examples, batch_size, progress)
         seconds = {"second_pass_per_prompt": (time.perf_counter() - start) / len(examples),
@@ -350,10 +447,13 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
         for strategy in TABLE2_STRATEGIES:
             if notes or (strategy.needs_classifier and cls_note):
                 rows[strategy.name] = {"missing": "; ".join(notes or [cls_note])}
+            elif strategy.fits and isinstance(shots, str):
+                rows[strategy.name] = {"missing": shots}
             else:
                 rows[strategy.name] = _strategy_row(adapter, task, examples, base, strategy, batch_size, progress,
-                                                     fewshot_n, cem)
-        report["tasks"][name] = {"n": len(examples), "experts": adapter.labels, "rows": rows}
+                                                     shots, cem)
+        report["tasks"][name] = _task_entry(task, splits[name], len(examples)) | {
+            "fewshot_split": shots_from, "experts": adapter.labels, "rows": rows}
         if on_task:
             on_task(report)
     adapter, notes, cls_note = adapters.get(False) or build_adapter(text, text)
@@ -402,7 +502,13 @@ def _title(report: dict, what: str) -> str:
 
 
 def _footer(report: dict) -> list[str]:
-    return [f"Δ vs base: {report['paired']}.", f"Files: {report['naming']}."]
+    lines = [f"Δ vs base: {report['paired']}.", f"Files: {report['naming']}."]
+    for name, entry in report["tasks"].items():
+        if "source" in entry or entry.get("split", report["split"]) != report["split"]:
+            shots = f"; few-shot α fitted on {entry['fewshot_split']}" if "fewshot_split" in entry else ""
+            lines.append(f"{name}: {entry.get('metric', 'accuracy')} on the {entry['split']} split of "
+                         f"{entry.get('source', 'the synthetic task')}{shots}.")
+    return lines
 
 
 def format_table1(report: dict) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from t2demo.experts import Expert, save_expert
 from t2demo.models import LoadedModel
 from t2demo.svf import SVF
 from t2demo.tasks import handwritten
+from t2demo.tasks.registry import BENCHMARKS
 
 
 @pytest.fixture(scope="module")
@@ -297,3 +299,124 @@ def test_the_app_check_takes_a_category_s_text_tasks_in_turn():
     examples = app_check.category_examples("math", 7)
     assert [e.task for e in examples] == ["math", "math-hard", "world-math"] * 2 + ["math"]
     assert all(tasks.split_of(e.prompt) == "test" for e in examples)
+
+
+# ----------------------------------------------------------------------------- the paper's benchmarks
+
+BENCH_FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
+
+
+@pytest.fixture
+def datasets_cache(tmp_path, monkeypatch):
+    """`datasets` writes its Arrow copies under the test's folder, never into the user's cache."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+
+
+def bench(name: str, folder: str, max_new_tokens: int = 8):
+    """A benchmark reading its fixture, with a short generation budget (a random model never stops)."""
+    return replace(BENCHMARKS[name].with_data(BENCH_FIXTURES / folder), max_new_tokens=max_new_tokens)
+
+
+def test_paired_difference_of_soft_scores():
+    # VQA's soft accuracy: differences 0.7, -0.3, 0 -> mean 0.1333…
+    assert report.paired_difference([1.0, 0.3, 0.6], [0.3, 0.6, 0.6])["difference"] == 13.33
+
+
+def test_table1_on_benchmarks(tokenizer, text_dir, tmp_path, datasets_cache):
+    text, vision = sides(tokenizer, text_dir, tmp_path)
+    write_expert(text.loaded.model, text.experts, "math", seed=1)
+    write_expert(vision.loaded.model, vision.experts, "vqa", seed=5)
+    gsm8k, textvqa = bench("gsm8k", "gsm8k"), bench("textvqa", "textvqa")
+    result = report.table1(text, vision, limit=3, batch_size=2, task_names=[gsm8k, textvqa], progress=False)
+    json.dumps(result)
+    assert list(result["tasks"]) == ["gsm8k", "textvqa"]
+    gsm, vqa = result["tasks"]["gsm8k"], result["tasks"]["textvqa"]
+    assert (gsm["split"], gsm["metric"], gsm["source"], gsm["n"]) == ("test", "accuracy", str(BENCH_FIXTURES / "gsm8k"), 3)
+    assert (vqa["split"], vqa["metric"], vqa["n"]) == ("validation", "VQA accuracy", 3)  # test answers withheld
+    # scored with the category's expert and its control; the missing files are the category's, with its command
+    assert list(gsm["rows"]) == ["base", "lora", "svf", "svf-shuffled", "svf-rl", "svf-ntp"]
+    assert gsm["rows"]["svf"]["source"] == str(text.experts / "math.safetensors")
+    assert gsm["rows"]["lora"]["missing"].endswith(f"--task math --model tiny-text --method lora --out "
+                                                   f"{text.experts / 'math-lora'})")
+    assert "--task math --model tiny-text --objective ntp" in gsm["rows"]["svf-ntp"]["missing"]
+    assert vqa["rows"]["svf"]["source"] == str(vision.experts / "vqa.safetensors")
+    examples = gsm8k.examples("test", 3)
+    base = evaluate.score_task(text.loaded, gsm8k, examples, progress=False)
+    svf = SVF(text.loaded.model)
+    with svf.adapted(report.load_expert(text.experts / "math.safetensors", svf).z):
+        adapted = evaluate.score_task(text.loaded, gsm8k, examples, progress=False)
+    assert gsm["rows"]["base"] == evaluate.summarise(base)
+    assert gsm["rows"]["svf"]["vs_base"] == report.paired_difference(adapted, base)
+    for entry in (gsm, vqa):
+        for r in entry["rows"].values():
+            if "missing" not in r:
+                assert r["n"] == 3 and 0 <= r["accuracy"] <= 100 and "difference" in r.get("vs_base", {"difference": 0})
+    table = report.format_table1(result)
+    assert "textvqa: VQA accuracy on the validation split of" in table and "gsm8k" in table
+
+
+def test_table2_on_benchmarks_fits_few_shot_off_the_scored_examples(tokenizer, text_dir, tmp_path, monkeypatch,
+                                                                    datasets_cache):
+    text, _ = sides(tokenizer, text_dir, tmp_path)
+    for seed, label in enumerate(("math", "code", "reasoning", "cls")):
+        write_expert(text.loaded.model, text.experts, label, seed=seed)
+    shots, scored = {}, {}
+    real_fit, real_score = Adapter.fit, report.score_grouped
+    monkeypatch.setattr(Adapter, "fit", lambda self, examples, task, **kw: shots.setdefault(task.name, examples) and
+                        real_fit(self, examples, task, **kw))
+    monkeypatch.setattr(report, "score_grouped", lambda adapter, task, examples, *a, **kw: scored.setdefault(
+        task.name, list(examples)) and real_score(adapter, task, examples, *a, **kw))
+    gsm8k, humaneval = bench("gsm8k", "gsm8k"), bench("humaneval", "humaneval")
+    result = report.table2(text, None, limit=2, batch_size=2, task_names=[gsm8k, humaneval], cls_limit=2,
+                           fewshot_n=2, population=2, generations=1, fast=True, progress=False)
+    json.dumps(result)
+    gsm, he = result["tasks"]["gsm8k"], result["tasks"]["humaneval"]
+    assert (gsm["split"], gsm["fewshot_split"], gsm["n"]) == ("test", "train", 2)
+    assert (he["split"], he["metric"], he["n"]) == ("test", "pass@1", 1)  # 3 in the fixture: 2 shots, 1 scored
+    assert he["fewshot_split"] == "test (held out of the scored examples)"
+    assert [e.prompt for e in shots["gsm8k"]] == [e.prompt for e in gsm8k.examples("train", 2)]
+    assert not {e.prompt for e in shots["humaneval"]} & {e.prompt for e in scored["humaneval"]}  # never scored
+    assert len(shots["humaneval"]) == 2 and len(scored["humaneval"]) == 1
+    for entry, n in ((gsm, 2), (he, 1)):
+        assert list(entry["rows"]) == ["base", "prompt", "cls", "fewshot"]
+        for method, r in entry["rows"].items():
+            check_result(r, n)
+            if method != "base":
+                assert set(r["vs_base"]) == {"difference", "ci95", "n"}
+    assert "few-shot α fitted on train" in report.format_table2(result)
+
+
+def test_table2_few_shot_row_says_when_a_local_copy_lacks_the_split(tokenizer, text_dir, tmp_path, datasets_cache):
+    text, _ = sides(tokenizer, text_dir, tmp_path)
+    for seed, label in enumerate(("math", "code", "reasoning", "cls")):
+        write_expert(text.loaded.model, text.experts, label, seed=seed)
+    challenge = bench("arc-challenge", "ai2_arc")  # the fixture has its test split only
+    result = report.table2(text, None, limit=2, batch_size=2, task_names=[challenge], cls_limit=2, fewshot_n=2,
+                           population=2, generations=1, fast=True, progress=False)
+    rows = result["tasks"]["arc-challenge"]["rows"]
+    assert rows["fewshot"]["missing"].startswith("no few-shot examples: no validation file under")
+    check_result(rows["cls"], 2)
+
+
+def test_cli_report_on_benchmarks(text_dir, tmp_path, capsys, datasets_cache):
+    out = tmp_path / "t1.json"
+    cli.main(["report", "table1", "--model", str(text_dir), "--tasks", "gsm8k,math", "--data",
+              f"gsm8k={BENCH_FIXTURES / 'gsm8k'}", "--limit", "2", "--batch-size", "2",
+              "--experts", str(tmp_path / "experts"), "--json", str(out), "--device", "cpu"])
+    data = json.loads(out.read_text())
+    assert list(data["tasks"]) == ["gsm8k", "math"]
+    gsm = data["tasks"]["gsm8k"]
+    assert gsm["source"] == str(BENCH_FIXTURES / "gsm8k") and gsm["rows"]["base"]["n"] == 2
+    expected = tmp_path / "experts" / "text" / "math.safetensors"
+    assert gsm["rows"]["svf"]["missing"].endswith(f"--task math --model {text_dir} --out {expected})")
+    assert "gsm8k: accuracy on the test split of" in capsys.readouterr().out
+    for argv, message in ((["report", "table2", "--tasks", "gsm8k,math"], r"must be among .* got \['math'\]"),
+                          (["report", "table1", "--tasks", "gsm8k,mbpp", "--data", str(BENCH_FIXTURES)],
+                           "report table1: --data .* name the one it is for"),
+                          (["report", "table1", "--tasks", "smalltalk"], r"report table1: unknown task\(s\)"),
+                          (["report", "table2", "--tasks", "okvqa", "--data", str(BENCH_FIXTURES / "gsm8k")],
+                           "report table2: no validation file under")):
+        with pytest.raises(SystemExit, match=message):
+            cli.main(argv + ["--model", str(text_dir), "--experts", str(tmp_path / "experts"), "--device", "cpu"])
