@@ -9,6 +9,7 @@ recorded beside it rather than shown once and then left stale.
 from __future__ import annotations
 
 import difflib
+import html
 import re
 from dataclasses import dataclass
 
@@ -77,9 +78,11 @@ def _answer(text: str, r: TurnRecord, which: str) -> str:
 
 def columns(records: list[TurnRecord]) -> tuple[list[dict], list[dict]]:
     """Chat messages for the adapted and the base column, turn for turn the same shape (so the
-    columns line up), each answer followed by its right/wrong mark when the turn was graded."""
+    columns line up), each answer followed by its right/wrong mark when the turn was graded and by
+    the turn's own word diff (collapsed, the same in both columns; it grows with the answers)."""
     adapted, base = [], []
     for r in records:
+        diff = diff_message(r)
         user = {"role": "user", "content": r.message}
         title = "First pass" if r.first is None else f"First pass: {r.first.strategy}, experts and α"
         note = first_pass_record(r.first) if r.first is not None else "…"
@@ -88,7 +91,46 @@ def columns(records: list[TurnRecord]) -> tuple[list[dict], list[dict]]:
         base += [user, {"role": "assistant", "content": "The base model's weights (z' = 1 everywhere).",
                         "metadata": {"title": "No first pass: the base model", "status": "done"}},
                  {"role": "assistant", "content": _answer(r.base, r, "base")}]
+        if diff is not None:
+            adapted.append(diff)
+            base.append(dict(diff))
     return adapted, base
+
+
+DIFF_STYLE = {ADAPTED_ONLY: "background:#9be3a7;text-decoration:none", BASE_ONLY: "background:#f4b6b6"}
+_MARKDOWN = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-.!|~$:"}  # read as text, never as markdown syntax
+
+
+def _literal(text: str) -> str:
+    """Text shown as written inside a chat message: HTML- and markdown-escaped, newlines as <br>,
+    runs of spaces kept (code indentation)."""
+    out = html.escape(text, quote=False).translate(str.maketrans(_MARKDOWN))
+    return re.sub(r" (?= )", "&nbsp;", out).replace("\n", "<br>")
+
+
+def diff_markup(base: str, adapted: str) -> str:
+    """A turn's word diff as chat-message HTML: words only the adapted answer has on green (<ins>),
+    words only the base answer has struck through on red (<del>), colours as the latest-turn view."""
+    tags = {ADAPTED_ONLY: "ins", BASE_ONLY: "del"}
+    return "".join(_literal(t) if kind is None else f'<{tags[kind]} style="{DIFF_STYLE[kind]}">{_literal(t)}</{tags[kind]}>'
+                   for t, kind in word_diff(base, adapted))
+
+
+def diff_message(r: TurnRecord) -> dict | None:
+    """The collapsed note under a turn's answers: its word diff and how much the answers share
+    (None until either answer has text)."""
+    if not (r.adapted or r.base):
+        return None
+    body = diff_markup(r.base, r.adapted) if r.base != r.adapted else _literal(r.adapted)
+    return {"role": "assistant", "content": f"{diff_summary(r.base, r.adapted)}\n\n{body}",
+            "metadata": {"title": f"Word diff of this turn: {diff_title(r.base, r.adapted)}", "status": "done"}}
+
+
+def diff_title(base: str, adapted: str) -> str:
+    if base == adapted:
+        return "identical answers"
+    ratio = difflib.SequenceMatcher(None, base, adapted, autojunk=False).ratio()
+    return f"{ratio:.0%} shared (green: adapted only, red: base only)"
 
 
 def word_diff(base: str, adapted: str) -> list[tuple[str, str | None]]:

@@ -66,17 +66,36 @@ def test_columns_match_turn_for_turn_and_carry_marks_and_first_pass():
     d = Dispatch({"math": 0.9, "code": 0.1}, "math", [1.0, 0.0], 0.02, "prompt", ["math", "code"])
     r = TurnRecord(q.example.prompt, d, "21", q.example.reference, q, quiz.grade(q, "21", q.example.reference), True)
     adapted, base = columns([r, TurnRecord("hi", d, "hello", "hey", done=True)])
-    assert len(adapted) == len(base) == 6 and [m["role"] for m in adapted] == [m["role"] for m in base]
+    assert len(adapted) == len(base) == 8 and [m["role"] for m in adapted] == [m["role"] for m in base]
     assert "read as math 0.90" in adapted[1]["content"] and "experts math" in adapted[1]["content"]
     assert adapted[2]["content"].startswith("21") and "✗ wrong" in adapted[2]["content"]
     assert "✓ right" in base[2]["content"] and q.example.reference in base[2]["content"]
-    assert "✓" not in adapted[5]["content"]  # not a test question: no mark
+    assert "✓" not in adapted[6]["content"]  # not a test question: no mark
+    assert adapted[3]["metadata"]["title"].startswith("Word diff of this turn")  # each turn: user, note, answer, diff
 
 
 def test_word_diff_marks_what_each_answer_has_alone():
     parts = word_diff("The answer is 18.", "The answer is 21.")
     assert ("18.", BASE_ONLY) in parts and ("21.", ADAPTED_ONLY) in parts
     assert "".join(t for t, c in parts if c != BASE_ONLY) == "The answer is 21."
+
+
+def test_every_turn_keeps_its_own_word_diff_in_both_columns():
+    from t2demo.transcript import diff_markup
+
+    first = TurnRecord("q1", adapted="The answer is 21.", base="The answer is 18.", done=True)
+    second = TurnRecord("q2", adapted="def f(x):\n    return x * 2", base="def f(x):\n    return x + x", done=True)
+    same = TurnRecord("q3", adapted="hello", base="hello", done=True)
+    adapted, base = columns([first, second, same, TurnRecord("q4")])
+    diffs = [m for m in adapted if m.get("metadata", {}).get("title", "").startswith("Word diff of this turn")]
+    assert len(diffs) == 3 and diffs == [m for m in base if m.get("metadata", {}).get("title", "").startswith("Word")]
+    assert [m["role"] for m in adapted] == [m["role"] for m in base]  # the columns still line up
+    one, two, three = (d["content"] for d in diffs)
+    assert "<del" in one and ">18&#46;</del>" in one and ">21&#46;</ins>" in one and "q2" not in one
+    assert "+" not in two and "&#43;" in two and "&#42;" in two  # each turn's own words, markdown-escaped
+    assert "&nbsp;&nbsp;&nbsp; return" in two and "<br>" in two  # code keeps its lines and indentation
+    assert "identical" in diffs[2]["metadata"]["title"] and "<ins" not in three
+    assert diff_markup("a b", "a c").count("<ins") == 1
 
 
 def test_converse_streams_both_answers_grades_and_keeps_history(app_runtime):

@@ -177,13 +177,14 @@ def build_answers() -> dict:
 
 
 def build_extras(message: gr.Textbox) -> dict:
-    """The latest turn's diff, the test questions to click and the answer length."""
-    diff_line = gr.Markdown(views([])[3])
-    diff = gr.HighlightedText(label="Differences (latest turn): green only in the adapted answer, red only in the base",
-                              color_map=DIFF_COLOURS, combine_adjacent=True, show_legend=True)
+    """The test questions to click, the latest turn's diff and the answer length."""
     samples, labels = example_samples()
     examples = gr.Dataset(label="Test questions with known answers: click one, then press Enter",
                           components=[message], samples=samples, sample_labels=labels, samples_per_page=8)
+    diff_line = gr.Markdown(views([])[3])
+    diff = gr.HighlightedText(label="Differences (latest turn; every turn keeps its own under its answers): "
+                                    "green only in the adapted answer, red only in the base",
+                              color_map=DIFF_COLOURS, combine_adjacent=True, show_legend=True)
     with gr.Row():
         max_new_tokens = gr.Slider(16, 512, value=DEFAULT_MAX_NEW_TOKENS, step=16, label="max new tokens")
         temperature = gr.Slider(0, MAX_TEMPERATURE, value=0, step=0.05,
