@@ -168,6 +168,23 @@ def _train_expert(args: argparse.Namespace) -> None:
     print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2))
 
 
+def _tasks(args: argparse.Namespace) -> None:
+    from t2demo.tasks.registry import listing
+
+    rows = listing()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'task':<18}{'kind':<11}{'group':<10}{'category':<11}{'vision':<8}{'splits (with answers)':<24}"
+          f"{'metric':<14}source")
+    for r in rows:
+        print(f"{r['name']:<18}{r['kind']:<11}{r['group']:<10}{r['category']:<11}{'yes' if r['vision'] else 'no':<8}"
+              f"{', '.join(r['splits']):<24}{r['metric']:<14}{r['source']}")
+    print("\nSynthetic tasks: train-expert --task (training ones), eval / report --tasks (training, unseen). "
+          "Benchmarks: eval / report --tasks NAME [--data NAME=PATH] (default: the hub); group = the paper's table; "
+          "each is scored with its category's expert.")
+
+
 def _chosen_tasks(command: str, spec: str, data) -> list:
     """The tasks of --tasks (synthetic names and groups, benchmarks and "benchmarks") with each benchmark
     reading its --data copy: the one selection `eval` and `report` share (tasks/benchmarks/selection.py)."""
@@ -184,7 +201,7 @@ def _report(args: argparse.Namespace) -> None:
     from t2demo import experts, models, report, tasks
     from t2demo.atomic import write_json_atomic
     from t2demo.tasks.benchmarks import BenchmarkDataError
-    from t2demo.tasks.registry import BENCHMARKS
+    from t2demo.tasks.registry import BENCHMARKS, PAPER_TABLES
 
     if args.which == "app":
         from t2demo import app_check
@@ -195,7 +212,9 @@ def _report(args: argparse.Namespace) -> None:
             write_json_atomic(args.json, result)
         return
     table1 = args.which == "table1"
-    chosen = _chosen_tasks(f"report {args.which}", args.tasks or ("training" if table1 else "unseen"), args.data)
+    spec = ",".join(",".join(PAPER_TABLES[args.which]) if item.strip() == "benchmarks" else item
+                    for item in (args.tasks or ("training" if table1 else "unseen")).split(","))
+    chosen = _chosen_tasks(f"report {args.which}", spec, args.data)
     allowed = tasks.TRAINING_TASKS if table1 else tasks.UNSEEN_TASKS
     wrong = [t.name for t in chosen if t.name not in allowed and t.name not in BENCHMARKS]
     if wrong:
@@ -428,9 +447,9 @@ def _add_report(sub) -> None:
     p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
     p.add_argument("--vlm", default="default", help="vision model for the vqa tasks")
     p.add_argument("--tasks", default=None, help="comma list (default: every training task for table1, every "
-                   f"unseen task for table2), or benchmarks: {_benchmark_names()} (the paper's Table 1: gsm8k, mbpp, "
-                   "arc-easy, textvqa; Table 2: competition-math, humaneval, arc-challenge, okvqa); a benchmark is "
-                   "scored with its category's expert (gsm8k: math)")
+                   f"unseen task for table2), or benchmarks: {_benchmark_names()}; 'benchmarks': the paper's for "
+                   "that table (table1: gsm8k, mbpp, arc-easy, textvqa; table2: competition-math, humaneval, "
+                   "arc-challenge, okvqa); a benchmark is scored with its category's expert (gsm8k: math)")
     _add_data_flag(p)
     p.add_argument("--limit", type=int, default=500, help="test examples per task")
     p.add_argument("--batch-size", type=int, default=32)
@@ -451,13 +470,19 @@ def _add_report(sub) -> None:
     p.set_defaults(func=_report)
 
 
+def _add_tasks(sub) -> None:
+    p = sub.add_parser("tasks", help="list every task: the synthetic ones and the paper's benchmarks")
+    p.add_argument("--json", action="store_true", help="print the list as JSON (tasks.registry.listing())")
+    p.set_defaults(func=_tasks)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its flags."""
     parser = argparse.ArgumentParser(prog="t2demo",
                                      description="Transformer² self-adaptation: train, evaluate, report, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_bench, _add_train_base, _add_eval, _add_probe, _add_train_expert, _add_report, _add_export_lora,
-                _add_import_authors):
+    for add in (_add_tasks, _add_bench, _add_train_base, _add_eval, _add_probe, _add_train_expert, _add_report,
+                _add_export_lora, _add_import_authors):
         add(sub)
     return parser
 

@@ -396,3 +396,46 @@ def test_eval_data_on_a_vision_benchmark(tmp_path):
               "--limit", "2", "--device", "cpu", "--json", str(out)])
     result = json.loads(out.read_text())["results"]["textvqa"]
     assert result["n"] == 2 and result["metric"] == "VQA accuracy" and 0 <= result["accuracy"] <= 100
+
+
+# ----------------------------------------------------------------------------- listing
+
+def test_the_listing_names_every_task_and_benchmark(capsys):
+    from t2demo.tasks.registry import PAPER_TABLES, listing
+
+    rows = {r["name"]: r for r in listing()}
+    assert list(rows) == [*TASKS, *BENCHMARKS]
+    json.dumps(list(rows.values()))
+    assert rows["math"] == {"name": "math", "kind": "synthetic", "group": "training", "category": "math",
+                                 "vision": False, "splits": ["train", "validation", "test"], "metric": "accuracy",
+                                 "source": "generated (seeded)", "max_new_tokens": TASKS["math"].max_new_tokens}
+    assert rows["math-hard"]["group"] == "unseen" and rows["smalltalk"]["group"] == "other"
+    assert {r["group"] for r in rows.values() if r["kind"] == "benchmark"} == {"table1", "table2"}
+    assert sorted(n for names in PAPER_TABLES.values() for n in names) == sorted(BENCHMARKS)
+    assert rows["textvqa"]["splits"] == ["train", "validation"] and rows["textvqa"]["vision"]  # test answers withheld
+    assert rows["humaneval"].items() >= {"category": "code", "metric": "pass@1",
+                                         "source": "hub:openai/openai_humaneval"}.items()
+    cli.main(["tasks"])
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in rows) and "hub:allenai/ai2_arc:ARC-Challenge" in printed
+    cli.main(["tasks", "--json"])
+    assert json.loads(capsys.readouterr().out) == list(rows.values())
+    for command in ("eval", "report"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        assert "gsm8k, competition-math, mbpp, humaneval, arc-easy" in " ".join(capsys.readouterr().out.split())
+
+
+def test_report_benchmarks_group_is_the_paper_table(monkeypatch):
+    from t2demo import report
+
+    seen = {}
+    monkeypatch.setattr(report, "side", lambda name, vision, *a: name)
+    for which in ("table1", "table2"):
+        monkeypatch.setattr(report, which, lambda text, vision, limit, batch, chosen, *a, which=which, **kw:
+                            seen.setdefault(which, [t.name for t in chosen]) and {})
+        monkeypatch.setattr(report, "format_" + which, lambda result: "")
+    cli.main(["report", "table1", "--tasks", "math,benchmarks", "--data", f"gsm8k={FIXTURES / 'gsm8k'}"])
+    cli.main(["report", "table2", "--tasks", "benchmarks"])
+    assert seen == {"table1": ["math", "gsm8k", "mbpp", "arc-easy", "textvqa"],
+                    "table2": ["competition-math", "humaneval", "arc-challenge", "okvqa"]}

@@ -68,3 +68,30 @@ _benchmark(benchmarks.OKVQA)
 def parse_task_list(spec: str) -> list[str]:
     """'all', 'training', 'unseen' or a comma list of task names (for the CLI); unknown names exit with a message."""
     return REGISTRY.parse(spec)
+
+
+# The paper's split of its benchmarks between its two tables: Table 1 the tasks experts are trained for,
+# Table 2 the unseen ones (report table1/table2 --tasks benchmarks picks its table's).
+PAPER_TABLES = {"table1": ("gsm8k", "mbpp", "arc-easy", "textvqa"),
+                "table2": ("competition-math", "humaneval", "arc-challenge", "okvqa")}
+
+
+def listing() -> list[dict]:
+    """Every task one can evaluate or train on, one dict each, for the CLI (`python -m t2demo tasks`) and the
+    app: the synthetic tasks (registration order), then the paper's benchmarks. Keys: name, kind ("synthetic"
+    or "benchmark"), group ("training", "unseen" or "other" for synthetic tasks; the paper's "table1" or
+    "table2" for benchmarks), category (the expert dispatch sends it to), vision, splits, metric, source (a
+    benchmark's hub id; nothing is downloaded), max_new_tokens. JSON-ready."""
+    rows = []
+    for name, task in REGISTRY.items():
+        tags = REGISTRY.tags(name)
+        group = TRAINING if TRAINING in tags else UNSEEN if UNSEEN in tags else "other"
+        rows.append({"name": name, "kind": "synthetic", "group": group, "category": task.category,
+                     "vision": task.vision, "splits": ["train", "validation", "test"], "metric": "accuracy",
+                     "source": "generated (seeded)", "max_new_tokens": task.max_new_tokens})
+    table_of = {name: table for table, names in PAPER_TABLES.items() for name in names}
+    for name, task in BENCHMARKS.items():
+        rows.append({"name": name, "kind": "benchmark", "group": table_of.get(name, "other"), "category": task.category,
+                     "vision": task.vision, "splits": [s for s in task.splits if s not in task.hidden],
+                     "metric": task.metric, "source": task.source, "max_new_tokens": task.max_new_tokens})
+    return rows
