@@ -145,6 +145,9 @@ def test_examples_marks_first_pass_record_stop_and_errors_in_a_real_browser(page
     page.get_by_role("button", name="Send", exact=True).wait_for()
     plot(page, "z' heatmap").wait_for()
     page.screenshot(path=shots / "chat-above-the-fold.png")  # the viewport only: what shows without scrolling
+    tally = page.get_by_text(re.compile(r"^Tally")).first.bounding_box()
+    below = page.get_by_text("Test questions with known answers").first.bounding_box()
+    assert 0 <= below["y"] - (tally["y"] + tally["height"]) < 60  # no empty band under the tally at 1400 × 900
     message = page.get_by_role("textbox", name="Message", exact=True)
 
     # an invalid input: one note under the message box, no error badge over the outputs

@@ -16,15 +16,15 @@ TITLE = "Chat"
 def build(page: Page) -> None:
     text = page.rt.text
     with gr.Tab(TITLE):
+        # one row of two columns, each filled from the top: the answers, tally, test questions and diff
+        # on the left, the first pass, heatmap and controls on the right (two rows would leave a band
+        # under the tally wherever the right column's first half is the taller)
         with gr.Row():
             with gr.Column(scale=3):
                 answers = conversation.build_answers()
-            with gr.Column(scale=2):
-                readout, heat = build_readout(), build_heatmap(text)
-        with gr.Row():
-            with gr.Column(scale=3):
                 conv = conversation.conversation_of(answers, conversation.build_extras(answers["message"]))
             with gr.Column(scale=2):
+                readout, heat = build_readout(), build_heatmap(text)
                 panel = build_controls(text, "text model", readout)
                 panel.heat = heat
         with gr.Row():

@@ -26,5 +26,6 @@ footer {display: none !important;}
 /* example thumbnails whole (letterboxed), not cropped to a square */
 .t2-examples .container.table {width: 9rem !important; height: 4.5rem !important;}
 .t2-examples .container img {object-fit: contain !important;}
-.t2-buttons button {white-space: nowrap;}
+.t2-buttons {flex-wrap: wrap !important;}
+.t2-buttons button {white-space: nowrap; min-width: max-content !important;}
 """
