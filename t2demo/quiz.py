@@ -3,14 +3,19 @@ each turn's base and adapted answers marked right or wrong by the task's own che
 
 Why: a demo of adaptation convinces only when the viewer can see which answer is right, and a
 running tally (base right / adapted right over the questions asked) makes the point measurable.
-Any message that is, word for word, one of these test prompts is marked, typed or clicked.
+Any message that is, word for word, one of these test prompts is marked, typed or clicked; a vision
+question is one when its image has the test image's pixels too (an example clicked, or the same picture
+uploaded), since many test images share a question.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from t2demo import tasks
 
@@ -71,14 +76,42 @@ def random_question(rng: random.Random, vision: bool = False) -> Question:
     return Question(name, rng.choice(pool(name)))
 
 
-def lookup(prompt: str, vision: bool = False) -> Question | None:
-    """The test question this prompt is, if any (so a typed question is marked as a clicked one)."""
-    return _index(vision).get(prompt.strip())
+def image_key(image) -> str:
+    """An image's identity by its pixels (RGB) and size: a PNG written and read back keeps it."""
+    rgb = image.convert("RGB")
+    return hashlib.sha1(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
+
+
+def _key(prompt: str, image=None) -> str:
+    return prompt.strip() if image is None else f"{prompt.strip()}\n{image_key(image)}"
+
+
+def lookup(prompt: str, vision: bool = False, image=None) -> Question | None:
+    """The test question this prompt is, if any (so a typed question is marked as a clicked one);
+    for the vision tasks, the question about this very image (pixels compared)."""
+    if vision and image is None:
+        return None
+    return _index(vision).get(_key(prompt, image if vision else None))
 
 
 @functools.cache
 def _index(vision: bool) -> dict[str, Question]:
-    return {e.prompt.strip(): Question(n, e) for n in task_names(vision) for e in pool(n)}
+    return {_key(e.prompt, e.image if vision else None): Question(n, e) for n in task_names(vision) for e in pool(n)}
+
+
+@functools.cache
+def image_files(per_task: int = EXAMPLES_PER_TASK) -> tuple[tuple[Question, str], ...]:
+    """Clickable vision questions, the tasks taking turns, with their images as PNG files (written
+    once, in a fresh temporary folder, for the page's examples to load)."""
+    folder = Path(tempfile.mkdtemp(prefix="t2demo-vqa-questions-"))
+    names = task_names(vision=True)
+    questions = [Question(n, pool(n)[i]) for i in range(per_task) for n in names]
+    files = []
+    for i, q in enumerate(questions):
+        path = folder / f"{i:02d}-{q.task}.png"
+        q.example.image.save(path)
+        files.append((q, str(path)))
+    return tuple(files)
 
 
 def grade(question: Question, adapted: str, base: str) -> Grade:

@@ -141,6 +141,30 @@ def test_vqa_turn(runtime, session, tmp_path):
         last(respond(runtime.text, session, "What is on it?", [], "manual", "hard", [0, 0, 0], image=image))
 
 
+def test_vqa_test_questions_are_marked_with_the_reference_and_tallied(runtime, session):
+    from t2demo import quiz
+    from t2demo.ui import vqa
+
+    files = quiz.image_files()
+    assert {q.task for q, _ in files} == {"vqa", "vqa-knowledge"}  # both vision tasks, from the test split
+    q, path = files[0]
+    assert q.example in quiz.pool(q.task) and quiz.lookup(q.example.prompt, vision=True, image=open_image(path)) == q
+    tally = quiz.Tally()
+    steps = list(vqa.ask(runtime.vision, session, tally, path, q.example.prompt, "manual", "hard", None, None,
+                         0, 0, 0, 0))
+    note, adapted, base, adapted_mark, base_mark, tally_line, *_ = steps[-1]
+    g = quiz.grade(q, adapted, base)
+    assert note == "" and tally.asked == 1 and all(m == "" for s in steps[:-1] for m in s[3:5])  # marked at the end
+    assert adapted_mark == f"{quiz.mark(g.adapted)} · reference **{q.example.reference}**"
+    assert base_mark == f"{quiz.mark(g.base)} · reference **{q.example.reference}**"
+    assert tally_line.startswith("**Tally** over 1 test question: base right")
+    other, _ = files[1]  # the same image with another question, or another image: not a test question
+    *_, last_step = vqa.ask(runtime.vision, session, tally, path, other.example.prompt + " Really?", "manual", "hard",
+                            None, None, 0, 0, 0, 0)
+    assert last_step[3:5] == ("", "") and tally.asked == 1
+    assert quiz.grade(q, q.example.reference, "").adapted  # the checker takes the reference itself
+
+
 def test_cem_fits_saves_and_serves_as_the_fewshot_mixture(runtime, session):
     table = [["What is 1 + 1?", "2"], ["What is 2 + 2?", "4"], ["", ""]]
     steps = list(run_cem(runtime.text, "custom", table, 0, population=4, generations=2, per_layer=False, fast=True))

@@ -1,4 +1,8 @@
-"""The VQA tab: an image and a question on the LLaVA-Next model, with its own adaptation panel."""
+"""The VQA tab: an image and a question on the LLaVA-Next model, with its own adaptation panel.
+
+Test questions from the vision tasks' test split are there to click; a question that is one of them
+(its prompt and its image's pixels, quiz.lookup) has both answers marked right or wrong by the task's
+own checker with the reference shown, and the tab keeps its own tally, as the Chat tab does."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import itertools
 
 import gradio as gr
 
+from t2demo import quiz
 from t2demo import session as sessions
 from t2demo.paths import EXAMPLE_IMAGES
 from t2demo.tasks import world
@@ -34,19 +39,39 @@ def example_question(word: str) -> str:
     return "What word is written on the sign?"
 
 
-def ask(adapter, sess, path, question, strategy, mode, mixture, matrix, *alphas):
-    """Answer a question about an image: (note, adapted answer, base answer, *panel) as they grow. A
-    refused image or question is the note alone (and a toast); the answers and panel stay as they were."""
+def marks(question: quiz.Question | None, adapted: str, base: str, tally: quiz.Tally) -> tuple[str, str]:
+    """Right/wrong lines under the two answers (with the reference) for a test question, counted in
+    the tally; ("", "") for any other question."""
+    if question is None:
+        return "", ""
+    g = quiz.grade(question, adapted, base)
+    tally.add(g)
+    ref = quiz.reference_text(question)
+    return f"{quiz.mark(g.adapted)} · reference {ref}", f"{quiz.mark(g.base)} · reference {ref}"
+
+
+def tally_text(tally: quiz.Tally) -> str:
+    return tally.text() if tally.asked else "**Tally**: no test question asked yet — click a test question below."
+
+
+def ask(adapter, sess, tally, path, question, strategy, mode, mixture, matrix, *alphas):
+    """Answer a question about an image: (note, adapted answer, base answer, adapted mark, base mark,
+    tally, *panel) as they grow; the marks come once both answers are complete. A refused image or
+    question is the note alone (and a toast); the answers and panel stay as they were."""
     try:
         image = sessions.open_image(path)
         steps = respond.__wrapped__(adapter, sess, question, [], strategy, mode, alphas, mixture, image, matrix)
         first = next(steps)
     except USER_ERRORS as e:
         gr.Warning(str(e), duration=5)
-        yield f"**⚠ Not asked:** {e}", *[gr.skip()] * (6 + len(adapter.experts))
+        yield f"**⚠ Not asked:** {e}", *[gr.skip()] * (9 + len(adapter.experts))
         return
+    test = quiz.lookup(question, vision=True, image=image) if isinstance(question, str) else None
+    adapted = base = ""
     for h, b, p, f, vals, hm, dt in itertools.chain([first], steps):
-        yield "", h[-1]["content"], b, p, f, *vals, hm, dt
+        adapted, base = h[-1]["content"], b
+        yield "", adapted, base, "", "", tally_text(tally), p, f, *vals, hm, dt
+    yield "", adapted, base, *marks(test, adapted, base, tally), tally_text(tally), *[gr.skip()] * (4 + len(adapter.experts))
 
 
 def build(page: Page) -> None:
@@ -64,9 +89,17 @@ def build(page: Page) -> None:
                                               max_length=MAX_MESSAGE_CHARS)
                         button = gr.Button("Ask", variant="primary")
                         note = gr.Markdown(elem_classes="t2-note")
-                with gr.Row(equal_height=True):  # the two answers side by side, alike
-                    answer = gr.Textbox(label="Adapted answer (second pass)", max_lines=6, interactive=False)
-                    base = gr.Textbox(label="Base model's answer", max_lines=6, interactive=False)
+                with gr.Row(equal_height=True):  # the two answers side by side, alike, each with its mark
+                    with gr.Column():
+                        answer = gr.Textbox(label="Adapted answer (second pass)", max_lines=6, interactive=False)
+                        answer_mark = gr.Markdown()
+                    with gr.Column():
+                        base = gr.Textbox(label="Base model's answer", max_lines=6, interactive=False)
+                        base_mark = gr.Markdown()
+                tally = gr.Markdown(tally_text(quiz.Tally()))
+                gr.Examples([[path, q.example.prompt] for q, path in quiz.image_files()], [image, question],
+                            label="Test questions with known answers (the vqa tasks' test split): click one, then Ask",
+                            examples_per_page=12)
                 examples = sorted(EXAMPLE_IMAGES.glob("*.png"))
                 if examples:
                     gr.Examples([[str(p), example_question(p.stem)] for p in examples], [image, question],
@@ -76,9 +109,11 @@ def build(page: Page) -> None:
         build_scaling_plots(panel)
     page.panels["vision"] = panel
 
+    counts = gr.State(quiz.Tally())
+
     def ask_fn(*args):
         yield from ask(vision, *args)
 
-    button.click(ask_fn,
-                 [page.session, image, question, panel.strategy, panel.mode, panel.mixture, panel.matrix, *panel.sliders],
-                 [note, answer, base, *panel.outputs], api_visibility="private")
+    button.click(ask_fn, [page.session, counts, image, question, panel.strategy, panel.mode, panel.mixture,
+                          panel.matrix, *panel.sliders],
+                 [note, answer, base, answer_mark, base_mark, tally, *panel.outputs], api_visibility="private")
