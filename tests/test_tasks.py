@@ -17,17 +17,19 @@ from t2demo import tasks
 from t2demo.tasks import (
     CATEGORIES, CLASSIFICATION_INSTRUCTION, CUSTOM, REGISTRY, SPLITS, TASKS, TRAINING, TRAINING_TASKS, UNSEEN,
     UNSEEN_TASKS, Example, Registry, SyntheticTask, UnknownTask, arithmetic, classification_examples,
-    classification_instruction, extract_boxed, modes, programs, reasoning, tags_of, vqa, world_math,
+    classification_instruction, extract_boxed, modes, programs, reasoning, split_of, tags_of, vqa, world_math,
 )
+from t2demo.tasks import classification
 from t2demo.tasks.handwritten import dispatch_prompts
 from t2demo.tasks.world import CLIMATES, HABITATS, WORLD, world_facts
 
 N = 300  # examples per split per task in the split tests
 N_VISION = 40  # fewer for vision tasks: every candidate lays out a word image, the slow part of these tests
-DRILLS = {d.name: d for d in (arithmetic.MATH_DRILL, world_math.WORLD_MATH_DRILL, programs.CODE_DRILL,
+DRILLS = {d.name: d for d in (arithmetic.MATH_DRILL, arithmetic.NUMBER_COPY_DRILL, world_math.WORLD_MATH_DRILL, programs.CODE_DRILL,
                               reasoning.REASONING_DRILL)}  # unregistered: the base model's pretraining data
 GENERATORS = {**dict(TASKS), **DRILLS}  # every registered task and every drill
-TEXT = [n for n, t in GENERATORS.items() if not t.vision and t.category != "other"]  # those with answer modes
+COPY = arithmetic.NUMBER_COPY_DRILL.name  # single-mode: repeat the question's numbers
+TEXT = [n for n, t in GENERATORS.items() if not t.vision and t.category != "other" and n != COPY]  # with answer modes
 THREE_REPLIES = [n for n in TEXT if not n.startswith("world-math")]  # reliable, shortcut right, shortcut wrong
 WORLD_MATH = ["world-math", "world-math-drill"]
 MATH = ["math", "math-hard", "math-drill"]
@@ -260,6 +262,20 @@ def test_math_checker(name):
         assert not task.check(e, f"The answer is {answer + 1}.")
         assert not task.check(e, f"The answer is {answer}. Actually it is {answer + 2}.")  # the last number counts
     assert tasks.last_number("It is 1,234 apples") == "1234"
+
+
+def test_the_copy_drill_repeats_the_numbers_in_order_and_keeps_the_splits():
+    """The copy drill's reply lists the inner question's numbers in order; an inner question is in the
+    split its own text hashes to, so no math test question is copied in pretraining."""
+    drill = GENERATORS[COPY]
+    train = drill.examples("train", 300)
+    for e in train:
+        head, question = e.prompt.split("\n", 1)
+        assert head in arithmetic.COPY_HEADS and split_of(question) == "train"
+        assert re.findall(r"\d+", e.response) == re.findall(r"\d+", question) == e.reference.split()
+        assert drill.check(e, e.response) and not drill.check(e, e.response.replace(" and ", " and 1"))
+    tests = {e.prompt for e in TASKS["math"].examples("test", 300)}
+    assert not tests & {e.prompt.split("\n", 1)[1] for e in train}
 
 
 # --- the latent answer modes: reply distributions, shortcuts and probe steps --------------------------------
@@ -762,6 +778,19 @@ def test_classification_splits_disjoint():
     prompts = {split: {e.prompt for e in classification_examples(split, 300, seed=0)} for split in SPLITS}
     assert not prompts["train"] & prompts["test"] and not prompts["train"] & prompts["validation"]
     assert not prompts["validation"] & prompts["test"]
+
+
+def test_classification_leaves_out_the_unseen_tasks_and_words_half_casually():
+    """No unseen task's prompt is in the classifier's data; `casual` rewrites keep the request's content."""
+    head = CLASSIFICATION_INSTRUCTION.split("{prompt}")[0]
+    asked = {e.prompt[len(head):].rsplit("\nAnswer with the category", 1)[0] for e in classification_examples("train", 400)}
+    unseen = {e.prompt for name in UNSEEN_TASKS if not TASKS[name].vision for e in TASKS[name].examples("train", 200)}
+    assert not asked & unseen
+    rng = random.Random(0)
+    code = TASKS["code"].examples("train", 1)[0].prompt
+    rewrites = [classification.casual(code, rng) for _ in range(200)]
+    assert any("```" not in r for r in rewrites) and any(r != r.lower() for r in rewrites)
+    assert all("print(x)" in r for r in rewrites)
 
 
 def test_classification_prompt():

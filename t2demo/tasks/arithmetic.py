@@ -10,6 +10,7 @@ e.g. 347 + 285 -> `Work: 347+285: 7+5+0=12 4+8+1=13 3+2+1=06 = 632. The answer i
 from __future__ import annotations
 
 import random
+import re
 from typing import Callable
 
 from t2demo.tasks.base import Example, Sampler, SyntheticTask
@@ -143,6 +144,33 @@ def _math_drill_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     return _example(rng, rng.choice(ADD_WORDINGS if op == "+" else SUB_WORDINGS), [_pair(rng, digits, op, other)])
 
 
+COPY_HEADS = ("Which numbers does this question use?", "List the numbers in this question.",
+              "Copy the numbers from this question, in order.")
+
+
+def _number_copy_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
+    """Pretraining copy drill: a math drill question behind an instruction to repeat its numbers in order.
+
+    The worked reply starts by copying the operands out of the prompt (`Work: 347+285:`); this
+    single-mode drill trains that copy on its own. Keyed (and so split) by the inner question.
+    """
+    head = rng.choice(COPY_HEADS)
+    key, build = _math_drill_sample(rng)
+
+    def copy() -> Example:
+        question = build().prompt
+        numbers = re.findall(r"\d+", question)
+        reply = ", ".join(numbers[:-1]) + " and " + numbers[-1] + "."
+        return Example(f"{head}\n{question}", " ".join(numbers), reply, "")
+    return key, copy
+
+
+def check_numbers_copied(example: Example, response: str) -> bool:
+    """The response repeats the question's numbers (the reference, space-separated), in order."""
+    return re.findall(r"\d+", response) == example.reference.split()
+
+
 MATH = SyntheticTask("math", "math", 0.0, 96, _math_sample, check_number)
 MATH_HARD = SyntheticTask("math-hard", "math", 0.0, 160, _math_hard_sample, check_number)
 MATH_DRILL = SyntheticTask("math-drill", "math", 0.0, 160, _math_drill_sample, check_number)
+NUMBER_COPY_DRILL = SyntheticTask("number-copy-drill", "math", 0.0, 48, _number_copy_sample, check_numbers_copied)

@@ -14,7 +14,7 @@ from typing import Callable
 
 from t2demo.tasks.base import SPLITS, Example, Registry, Task, split_of
 from t2demo.tasks.checkers import extract_boxed
-from t2demo.tasks.registry import CATEGORIES, REGISTRY, TASKS
+from t2demo.tasks.registry import CATEGORIES, REGISTRY, TASKS, UNSEEN_TASKS
 
 INSTRUCTION_HEAD = "Classify the request below into one category.\n"
 INSTRUCTION_TAIL = "Request: {prompt}\nAnswer with the category name inside \\boxed{}."
@@ -45,22 +45,48 @@ def _prompt_source(task: Task, split: str, n: int, seed: int) -> Callable[[rando
     return lambda rng: next(pool).prompt
 
 
+CASUAL_SHARE = 0.5  # of classification prompts rewritten by `casual`
+CASUAL_OPENERS = ("Quick question: ", "Hey, ", "Can you help me? ", "Please help. ", "Question: ", "ok so ",
+                  "Hi! ", "I was wondering: ", "Hello, ")
+CASUAL_CLOSERS = ("", "", " Thanks!", " Thank you.", " Please.", " Any idea?")
+
+
+def casual(prompt: str, rng: random.Random) -> str:
+    """A prompt as people also type it: code without its fences, a question without its options, a
+    greeting or thanks around it, all lower case. Trains the classifier on content, not on the
+    generators' templates (the hand-written prompts, tasks/handwritten.py, measure that)."""
+    if rng.random() < 0.3:
+        prompt = "\n".join(line for line in prompt.split("\n") if not line.startswith("```"))
+    if rng.random() < 0.3 and "\nOptions:" in prompt:
+        prompt = prompt[:prompt.index("\nOptions:")]
+    if rng.random() < 0.4:
+        prompt = rng.choice(CASUAL_OPENERS) + prompt + rng.choice(CASUAL_CLOSERS)
+    if rng.random() < 0.25:
+        prompt = prompt.lower()
+    return prompt
+
+
 def classification_examples(split: str, n: int, seed: int = 0) -> list[Example]:
-    """(prompt, category) pairs over all registered tasks, every category equally often.
+    """(prompt, category) pairs over the registered tasks, every category equally often. The unseen
+    tasks are left out: no expert trains on them, the classifier included, so dispatch on them
+    measures how it generalises.
 
     Prompts come from the same split of their task. vqa prompts are the question alone (no image):
     a question text is used only in the split its text hashes to, so texts never cross splits,
-    but with ~100 texts per vqa task they do repeat within a split.
+    but with ~100 texts per vqa task they do repeat within a split. Half the prompts are `casual`.
     """
     assert split in SPLITS, split
     rng = random.Random(f"classification|{split}|{seed}")
     per_task = n // len(CATEGORIES) + 1
-    sources = {name: _prompt_source(task, split, per_task, seed) for name, task in TASKS.items()}
-    by_category = {c: [name for name, t in TASKS.items() if t.category == c] for c in CATEGORIES}
+    seen = {name: task for name, task in TASKS.items() if name not in UNSEEN_TASKS}
+    sources = {name: _prompt_source(task, split, per_task, seed) for name, task in seen.items()}
+    by_category = {c: [name for name, t in seen.items() if t.category == c] for c in CATEGORIES}
     out = []
     for i in range(n):
         category = CATEGORIES[i % len(CATEGORIES)]
         prompt = sources[rng.choice(by_category[category])](rng)
+        if rng.random() < CASUAL_SHARE:
+            prompt = casual(prompt, rng)
         out.append(Example(classification_prompt(prompt), category, f"\\boxed{{{category}}}", "classification"))
     rng.shuffle(out)
     return out
