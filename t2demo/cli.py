@@ -165,7 +165,8 @@ def _train_expert(args: argparse.Namespace) -> None:
                             command=_command_line(), fresh=args.fresh)
     except (train.TrainingDiverged, train.CheckpointMismatch) as e:
         raise SystemExit(f"train-expert: {e}") from e
-    print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2))
+    if summary.get("rank", 0) == 0:  # under accelerate launch, the main process's
+        print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2))
 
 
 def _tasks(args: argparse.Namespace) -> None:
@@ -406,7 +407,9 @@ def _add_train_expert(sub) -> None:
     from t2demo import tasks
     from t2demo.train import ExpertConfig
 
-    p = sub.add_parser("train-expert", help="train an SVF expert (or a LoRA baseline) on a task")
+    p = sub.add_parser("train-expert", help="train an SVF expert (or a LoRA baseline) on a task; data-parallel on "
+                       "several GPUs with `accelerate launch --num_processes N -m t2demo train-expert ...` (batch-size: "
+                       "the prompts of a step over all of them)")
     p.add_argument("--task", required=True, choices=[*tasks.TRAINING_TASKS, "cls"],
                    help="training task; vqa trains on the vision model, cls is the first-pass classifier")
     p.add_argument("--model", default="default", help="'default', a folder or a hub id (vqa: a LLaVA-Next model)")
@@ -416,7 +419,7 @@ def _add_train_expert(sub) -> None:
                    "the checkpoint goes to <out>.ckpt/")
     add_config_flags(p, ExpertConfig)
     p.add_argument("--fresh", action="store_true", help="ignore and delete an existing checkpoint")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="under accelerate launch: ignored, each process takes its own")
     p.add_argument("--dtype", default=None, choices=DTYPES)
     p.set_defaults(func=_train_expert)
 

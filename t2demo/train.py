@@ -20,11 +20,24 @@ expert; a checkpoint (`<out>.ckpt/state.safetensors`: parameters, Adam moments, 
 the run's progress as JSON metadata) is written atomically, and a rerun resumes from it. Each
 step reseeds from (seed, step) and draws its batch from (seed, step), so a resumed run takes the
 same steps an uninterrupted one would.
+
+Data-parallel on several GPUs (or CPU processes): `accelerate launch [--num_processes N] -m t2demo
+train-expert ...`. `run` reads the processes accelerate started (Processes.from_environment: accelerate's
+PartialState, which sets up torch.distributed; one process, the default, imports nothing of it): each
+process loads the model on its own device, takes its share of every step's prompts (the same global
+batch, `batch_size` prompts, split round-robin; each prompt's rollouts stay together) and of the
+validation examples, and the z gradients are summed across processes (torch.distributed all-reduce),
+each process's loss weighted by its share of the examples (rl) or answer tokens (ntp), so the step is
+that of the whole batch on one process. Every process then holds the same z; only the main process
+writes the expert and the checkpoint (atomically, as with one). Differences from one process: each
+process samples with its own seed (a run is reproducible for the same number of processes, which the
+checkpoint records); with rollouts 1 and normalize_rewards, the batch's reward std is each process's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shlex
 import shutil
@@ -109,6 +122,85 @@ def parameter_counts(model: nn.Module, targets: str | Sequence[str] = "mlp", lor
     shapes = [model.get_parameter(n).shape for n in select_targets(model, targets)]
     return {"matrices": len(shapes), "svf": sum(min(m, n) for m, n in shapes),
             "lora": sum((m + n) * lora_rank for m, n in shapes)}
+
+
+# ----------------------------------------------------------------------------- processes
+
+@dataclass
+class Processes:
+    """The processes one run spans: just this one (the default), or those `accelerate launch` (or torchrun)
+    started, joined in torch.distributed. Every method is a no-op, or the identity, for one process."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device | None = None  # where the reduced tensors live (the backend's device)
+
+    @classmethod
+    def from_environment(cls) -> Processes:
+        """The launcher's processes (WORLD_SIZE > 1: `accelerate launch`, or torchrun): accelerate's
+        PartialState joins the process group (nccl on GPUs; gloo for CPU processes, i.e. without CUDA or
+        with ACCELERATE_USE_CPU) and says each process's device; otherwise one process."""
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        from accelerate import PartialState
+
+        cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() == "true" or not torch.cuda.is_available()
+        state = PartialState(cpu=cpu)
+        if state.num_processes != int(os.environ["WORLD_SIZE"]):
+            raise RuntimeError(f"accelerate sees {state.num_processes} processes where the launcher started "
+                               f"{os.environ['WORLD_SIZE']}")
+        device = torch.device("cpu") if state.device.type == "cpu" else state.device
+        return cls(state.process_index, state.num_processes, device)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, items: Sequence) -> list:
+        """This process's share: every world-th item from its rank (all of them for one process)."""
+        return list(items[self.rank::self.world])
+
+    def sum(self, values: Sequence[float]) -> list[float]:
+        """Each value summed over the processes."""
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t)
+        return t.tolist()
+
+    def sum_gradients(self, params: Sequence[Tensor]) -> None:
+        """Replace each parameter's gradient by its sum over the processes (one flat all-reduce)."""
+        if self.world == 1:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads]).to(self.device)
+        torch.distributed.all_reduce(flat)
+        for p, chunk in zip(params, flat.split([g.numel() for g in grads])):
+            p.grad = chunk.view_as(p).to(p.device)
+
+    def check_same(self, state: dict[str, Tensor]) -> None:
+        """Raise if the processes hold different values (the all-reduced steps keep them bit-identical)."""
+        if self.world == 1:
+            return
+        sums = torch.stack([t.detach().double().sum() for t in state.values()]).to(self.device)
+        low, high = sums.clone(), sums.clone()
+        torch.distributed.all_reduce(low, torch.distributed.ReduceOp.MIN)
+        torch.distributed.all_reduce(high, torch.distributed.ReduceOp.MAX)
+        if not torch.equal(low, high):
+            raise RuntimeError("the processes' trained parameters differ; the run is not data-parallel")
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        """Wait for every process, then leave the process group."""
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
+
+ONE = Processes()
 
 
 # ----------------------------------------------------------------------------- the two methods
@@ -291,10 +383,15 @@ def _restore(tensors: dict[str, Tensor], policy, opt: torch.optim.Optimizer) -> 
 
 # ----------------------------------------------------------------------------- the loop
 
-def validate(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Example], batch_size: int) -> float:
-    """Greedy accuracy (percent) of the adapted model."""
+def validate(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Example], batch_size: int,
+             processes: Processes = ONE) -> float:
+    """Greedy accuracy (percent) of the adapted model; across processes, each scores its share."""
     with policy.sampling() as model:
-        return summarise(score_task(replace(lm, model=model), task, examples, batch_size, progress=False))["accuracy"]
+        if processes.world == 1:
+            return summarise(score_task(replace(lm, model=model), task, examples, batch_size, progress=False))["accuracy"]
+        scores = score_task(replace(lm, model=model), task, processes.shard(examples), batch_size, progress=False)
+    total, n = processes.sum([float(sum(scores)), float(len(scores))])
+    return round(100 * total / n, 2) if n else 0.0
 
 
 def reward_advantages(rewards: Tensor, rollouts: int = 1, normalize: bool = False) -> Tensor:
@@ -316,10 +413,18 @@ def reward_advantages(rewards: Tensor, rollouts: int = 1, normalize: bool = Fals
 def step_loss(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Example],
               cfg: ExpertConfig) -> tuple[Tensor, dict]:
     """The loss of one batch under cfg.objective, and what to log about it."""
+    loss, stats, _ = weighted_step_loss(policy, lm, task, examples, cfg)
+    return loss, stats
+
+
+def weighted_step_loss(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Example],
+                       cfg: ExpertConfig) -> tuple[Tensor, dict, float]:
+    """step_loss, and what it is a mean over (rl: the sampled answers; ntp: the answer tokens): the
+    weight of this process's loss when several processes share a batch."""
     if cfg.objective == "ntp":
         rollout = reference_rollout(replace(lm, model=policy.model), examples)
         with policy.training() as m:
-            return ntp_loss(answer_logprobs(m, rollout), rollout), {}
+            return ntp_loss(answer_logprobs(m, rollout), rollout), {}, float(rollout.answer_mask.sum())
     examples = [ex for ex in examples for _ in range(cfg.rollouts)]
     with policy.sampling() as m:
         rollout = sample_rollout(replace(lm, model=m), examples, task.max_new_tokens, cfg.temperature)
@@ -334,7 +439,7 @@ def step_loss(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Ex
     loss, kl = rl_loss(logp, rollout, advantages, base_logp, cfg.kl_coef)
     reliable = [in_reliable_mode(t, ex) for t, ex in zip(rollout.texts, examples)]
     share = None if None in reliable else sum(reliable) / len(reliable)
-    return loss, {"reward": rewards.mean().item(), "kl": kl, "reliable_share": share}
+    return loss, {"reward": rewards.mean().item(), "kl": kl, "reliable_share": share}, float(len(examples))
 
 
 def _diverged(what: str, step: int, ckpt: Path, progress: dict) -> TrainingDiverged:
@@ -371,15 +476,20 @@ def run_identity(task: tasks.Task, cfg: ExpertConfig, fingerprint: str) -> dict:
 
 
 def optimizer_step(policy, opt: torch.optim.Optimizer, lm: LoadedModel, task: tasks.Task,
-                   examples: list[tasks.Example], cfg: ExpertConfig, diverged) -> dict:
+                   examples: list[tasks.Example], cfg: ExpertConfig, diverged, processes: Processes = ONE) -> dict:
     """One clipped Adam step on a batch; a non-finite loss, gradient or parameter raises
-    diverged(what) before anything is saved. Returns the step's log entry."""
+    diverged(what) before anything is saved. Returns the step's log entry. Across processes,
+    `examples` is this process's share: the loss and the logged stats are the whole batch's (each
+    process's weighted by its share), the gradients summed, so every process takes the same step."""
     params = list(policy.params.values())
-    loss, stats = step_loss(policy, lm, task, examples, cfg)
+    loss, stats, weight = weighted_step_loss(policy, lm, task, examples, cfg)
+    if processes.world > 1:
+        loss, stats = _reduced(loss, stats, weight, processes)
     if not torch.isfinite(loss):
         raise diverged("the loss")
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * (weight / stats.pop("_weight")) if processes.world > 1 else loss).backward()
+    processes.sum_gradients(params)
     grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
     if not torch.isfinite(grad_norm):
         raise diverged("the gradient")
@@ -387,6 +497,18 @@ def optimizer_step(policy, opt: torch.optim.Optimizer, lm: LoadedModel, task: ta
     if not all(bool(torch.isfinite(p).all()) for p in params):
         raise diverged("a trained parameter")
     return {"loss": loss.item(), "grad_norm": grad_norm.item()} | stats
+
+
+def _reduced(loss: Tensor, stats: dict, weight: float, processes: Processes) -> tuple[Tensor, dict]:
+    """(this process's loss scaled so that the summed gradients are the whole batch's, the whole
+    batch's stats). The returned loss's value is the whole batch's; its gradient is this process's
+    share of it: the caller backpropagates loss · weight / total weight (total in stats["_weight"])."""
+    keys = [k for k in ("reward", "kl", "reliable_share") if stats.get(k) is not None]
+    total, loss_sum, *sums = processes.sum([weight, loss.item() * weight, *(stats[k] * weight for k in keys)])
+    whole = loss_sum / total
+    # the value the log shows and the finiteness check reads is the whole batch's; autograd keeps this process's
+    loss = loss + (whole - loss.detach())
+    return loss, stats | {k: v / total for k, v in zip(keys, sums)} | {"_weight": total}
 
 
 def anneal(opt: torch.optim.Optimizer, progress: dict, share: float | None, cfg: ExpertConfig, step: int) -> None:
@@ -408,67 +530,88 @@ def set_lr(opt: torch.optim.Optimizer, progress: dict, cfg: ExpertConfig) -> Non
 
 
 def train_expert(lm: LoadedModel, task: tasks.Task, cfg: ExpertConfig, out: str | Path, *,
-                 command: str | None = None, fresh: bool = False, progress_bar: bool = True) -> dict:
+                 command: str | None = None, fresh: bool = False, progress_bar: bool = True,
+                 processes: Processes = ONE) -> dict:
     """Train, resuming from `<out>.ckpt/` when it holds a checkpoint of the same run.
 
     Writes the best state so far to `out` (an expert file for svf, a save_pretrained folder for
     lora) whenever validation improves, and once more at the end. Returns a summary: counts,
-    best validation accuracy and step, and this call's per-step log.
+    best validation accuracy and step, and this call's per-step log. With several `processes`
+    (data-parallel, see the module docstring) every process calls this with its own copy of the
+    model; only the main one writes.
     """
     out, ckpt = Path(out), checkpoint_path(Path(out))
+    if processes.world > cfg.batch_size:
+        raise ValueError(f"{processes.world} processes need a batch of at least as many prompts, got "
+                         f"batch_size {cfg.batch_size}")
+    main = processes.main
     lm.model.eval().requires_grad_(False)
     counts = parameter_counts(lm.model, cfg.targets, cfg.lora_rank)
     policy = (SVFPolicy(lm.model, cfg.targets) if cfg.method == "svf"
               else LoRAPolicy(lm.model, cfg.targets, cfg.lora_rank, cfg.lora_alpha))
     opt = torch.optim.Adam(params := list(policy.params.values()), lr=cfg.lr)
     identity = run_identity(task, cfg, policy.fingerprint)
-    if progress_bar:
+    if processes.world > 1:  # absent for one process, so its checkpoints are unchanged
+        identity["processes"] = processes.world
+    if progress_bar and main:
         print(trainable_line(counts, cfg, sum(p.numel() for p in params)), file=sys.stderr)
     train, val = task.examples("train", cfg.train_n, cfg.seed), task.examples("validation", cfg.val_n, cfg.seed)
     notes_base = {"task": task.name, **asdict(cfg), "command": command or shlex.join(sys.argv)}
+    if processes.world > 1:
+        notes_base["processes"] = processes.world
     notes = lambda p: notes_base | {  # noqa: E731  (what the expert file records about the run so far)
         "steps_done": p["step"], "best_step": p["best_step"], "best_val_accuracy": p["best_val_accuracy"],
         "base_val_accuracy": p["evals"][0]["val_accuracy"]}
 
-    if fresh:
+    if fresh and main:
         shutil.rmtree(ckpt.parent, ignore_errors=True)
+    processes.barrier()  # every process sees the checkpoint folder as the main one left it
     if ckpt.exists():
         best, progress = resume(ckpt, identity, policy, opt)
         set_lr(opt, progress, cfg)
     else:
-        accuracy = validate(policy, lm, task, val, cfg.eval_batch_size)
+        accuracy = validate(policy, lm, task, val, cfg.eval_batch_size, processes)
         best = policy.state()
         progress = {"step": 0, "best_step": 0, "best_val_accuracy": accuracy, "evals": [{"step": 0, "val_accuracy": accuracy}]}
-        save_checkpoint(ckpt, policy, opt, best, identity, progress)
-        policy.save(best, out, task.name, notes(progress))
+        if main:
+            save_checkpoint(ckpt, policy, opt, best, identity, progress)
+            policy.save(best, out, task.name, notes(progress))
 
     log = []
     bar = tqdm(range(progress["step"], cfg.steps), initial=progress["step"], total=cfg.steps,
-               desc=f"{task.name} {cfg.method} {cfg.objective}", disable=not progress_bar)
+               desc=f"{task.name} {cfg.method} {cfg.objective}", disable=not (progress_bar and main))
     for step in bar:
-        torch.manual_seed(cfg.seed * 1_000_003 + step)
-        examples = [train[i] for i in batch_indices(step, cfg.batch_size, len(train), cfg.seed)]
-        stats = optimizer_step(policy, opt, lm, task, examples, cfg, lambda what: _diverged(what, step, ckpt, progress))
+        torch.manual_seed(cfg.seed * 1_000_003 + step + processes.rank * 1_000_000_007)  # rank 0: as one process
+        examples = [train[i] for i in processes.shard(batch_indices(step, cfg.batch_size, len(train), cfg.seed))]
+        stats = optimizer_step(policy, opt, lm, task, examples, cfg, lambda what: _diverged(what, step, ckpt, progress),
+                               processes)
         log.append({"step": step + 1} | stats)
         anneal(opt, progress, stats.get("reliable_share"), cfg, step + 1)
 
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.steps:
-            progress["evals"].append({"step": done, "val_accuracy": validate(policy, lm, task, val, cfg.eval_batch_size)})
+            accuracy = validate(policy, lm, task, val, cfg.eval_batch_size, processes)
+            progress["evals"].append({"step": done, "val_accuracy": accuracy})
             progress["step"] = done
             if progress["evals"][-1]["val_accuracy"] >= progress["best_val_accuracy"]:  # ties: the later state
                 best = policy.state()
                 progress |= {"best_step": done, "best_val_accuracy": progress["evals"][-1]["val_accuracy"]}
-                policy.save(best, out, task.name, notes(progress))
-            save_checkpoint(ckpt, policy, opt, best, identity, progress)
+                if main:
+                    policy.save(best, out, task.name, notes(progress))
+            if main:
+                save_checkpoint(ckpt, policy, opt, best, identity, progress)
         shown = {"reward": f"{stats['reward']:+.2f}"} if "reward" in stats else {"loss": f"{stats['loss']:.3f}"}
         bar.set_postfix(shown | {"val": f"{progress['evals'][-1]['val_accuracy']:.1f}%"})
 
-    policy.save(best, out, task.name, notes(progress))
-    return {"out": str(out), "checkpoint": str(ckpt), "parameters": counts,
-            "trainable": sum(p.numel() for p in params), "steps": progress["step"],
-            "best_step": progress["best_step"], "best_val_accuracy": progress["best_val_accuracy"],
-            "evals": progress["evals"], "log": log}
+    processes.check_same(policy.state() | {f"best/{n}": t for n, t in best.items()})
+    if main:
+        policy.save(best, out, task.name, notes(progress))
+    processes.barrier()  # the expert is written before any process returns
+    summary = {"out": str(out), "checkpoint": str(ckpt), "parameters": counts,
+               "trainable": sum(p.numel() for p in params), "steps": progress["step"],
+               "best_step": progress["best_step"], "best_val_accuracy": progress["best_val_accuracy"],
+               "evals": progress["evals"], "log": log}
+    return summary | ({"processes": processes.world, "rank": processes.rank} if processes.world > 1 else {})
 
 
 def default_out(folder: Path, task_name: str, cfg: ExpertConfig) -> Path:
@@ -487,11 +630,18 @@ def default_out(folder: Path, task_name: str, cfg: ExpertConfig) -> Path:
 def run(task_name: str, model: str, cfg: ExpertConfig, out: str | Path | None = None, *, device: str | None = None,
         dtype: str | None = None, command: str | None = None, fresh: bool = False) -> dict:
     """Load the model the task needs ("vision" for vqa) and train an expert into `out` (default: the
-    name report reads, beside the model's other experts)."""
+    name report reads, beside the model's other experts). Under `accelerate launch` with several
+    processes the run is data-parallel (module docstring): each process loads the model on the device
+    accelerate gives it (--device is then ignored) and only the main one writes."""
     from t2demo import models
 
     task = tasks.resolve_task(task_name)
     kind = "vision" if task.vision else "text"
+    processes = Processes.from_environment()
+    if processes.world > 1:
+        device = str(processes.device)
     lm = models.load_model(model, kind, device, dtype)
     out = out or default_out(expert_dir(lm.path), task.name, cfg)
-    return train_expert(lm, task, cfg, out, command=command, fresh=fresh)
+    summary = train_expert(lm, task, cfg, out, command=command, fresh=fresh, processes=processes)
+    processes.close()  # after an error the launcher ends the other processes: no barrier to wait at
+    return summary
