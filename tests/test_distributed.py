@@ -3,9 +3,9 @@
 On a machine without CUDA, `accelerate launch --multi_gpu --num_processes 2` starts two CPU processes
 through torchrun (its `--cpu` alone starts one, or needs mpirun), and train.Processes joins them with gloo.
 
-One launch runs this file as a script (the worker at the bottom) in two processes: a next-token run
-through train.train_expert, then the documented recipe, `train-expert` through the CLI (REINFORCE, the
-default objective). The test then checks that both processes end with bit-identical z, that only one
+One launch runs this file as a script (the worker at the bottom) in two processes: a next-token run and a
+REINFORCE run on a toy reward through train.train_expert, then the documented recipe, `train-expert`
+through the CLI (REINFORCE, the default objective, on math). The test then checks that both processes end with bit-identical z, that only one
 expert file is written (by the main process), and that the next-token run equals the same run on one
 process (the all-reduced gradients are the whole batch's).
 """
@@ -24,6 +24,8 @@ import torch
 
 NTP = dict(objective="ntp", steps=2, batch_size=4, lr=0.05, grad_clip=0.0, eval_every=2, val_n=4, train_n=8,
            eval_batch_size=4, rollouts=1, kl_coef=0.0, normalize_rewards=False, anneal_at=0.0)
+TOY_RL = dict(objective="rl", steps=2, batch_size=4, rollouts=4, lr=0.05, grad_clip=0.0, eval_every=2, val_n=4,
+              train_n=8, eval_batch_size=4, kl_coef=0.1, normalize_rewards=True, anneal_at=0.0)
 RL_FLAGS = ["--steps", "2", "--batch-size", "2", "--rollouts", "2", "--eval-every", "2", "--val-n", "4",
             "--train-n", "4", "--eval-batch-size", "4", "--lr", "0.05"]
 
@@ -72,6 +74,15 @@ def test_two_processes_train_one_expert_with_identical_z(tmp_path):
     assert all(torch.equal(tensors[f"param/{k}"], rl[0][k]) for k in rl[0])  # the checkpoint is the processes' z
     assert all(torch.equal(expert.z[k], tensors[f"best/{k}"]) for k in expert.z)
 
+    # REINFORCE with a reward the random model earns a third of the time (test_train.ToyTask): the same z and
+    # the same logged stats (the whole batch's) on both processes, and z moved
+    toy = [load_file(tmp_path / f"toy.rank{r}.safetensors") for r in (0, 1)]
+    assert all(torch.equal(toy[0][k], toy[1][k]) for k in toy[0])
+    assert max((v - 1).abs().max().item() for v in toy[0].values()) > 0.02
+    logs = [json.loads((tmp_path / f"toy.rank{r}.json").read_text()) for r in (0, 1)]
+    assert logs[0] == logs[1] and {"reward", "kl", "loss", "grad_norm"} <= logs[0][0].keys()
+    assert len({round(entry["reward"], 6) for entry in logs[0]} | {-1.0, 1.0}) > 2  # mixed rewards: a real signal
+
     # the next-token run: identical on both processes, and the one-process run's z
     ntp = [load_file(tmp_path / f"ntp.rank{r}.safetensors") for r in (0, 1)]
     assert all(torch.equal(ntp[0][k], ntp[1][k]) for k in ntp[0])
@@ -111,6 +122,13 @@ def _worker(model_dir: str, out: str) -> None:
     train.train_expert(lm, tasks.TASKS["math"], train.ExpertConfig(**NTP), out / "ntp.safetensors",
                        progress_bar=False, processes=processes)
     save_file(policies[-1].state(), str(out / f"ntp.rank{rank}.safetensors"))
+
+    from test_train import ToyTask
+
+    toy = train.train_expert(lm, ToyTask(), train.ExpertConfig(**TOY_RL), out / "toy.safetensors", progress_bar=False,
+                             processes=processes)
+    save_file(policies[-1].state(), str(out / f"toy.rank{rank}.safetensors"))
+    (out / f"toy.rank{rank}.json").write_text(json.dumps(toy["log"]))
 
     cli.main(["train-expert", "--task", "math", "--model", model_dir, *RL_FLAGS,
               "--out", str(out / "experts" / "math.safetensors")])
