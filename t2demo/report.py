@@ -402,6 +402,9 @@ def fewshot_examples(task: tasks.Task, split: str, limit: int, fewshot_n: int,
     if other is not None:
         return task.examples(split, limit), _shots(task, other, fewshot_n, seed), other
     ordered = task.examples(split, fewshot_n + limit, seed)
+    if len(ordered) <= fewshot_n:
+        raise BenchmarkDataError(f"{task.name}: its {split} split, its only one, has {len(ordered)} examples: none "
+                                 f"left to score after the {fewshot_n} few-shot examples (--fewshot-n)")
     return ordered[fewshot_n:], ordered[:fewshot_n], f"{split} (held out of the scored examples)"
 
 

@@ -386,6 +386,8 @@ def test_table2_on_benchmarks_fits_few_shot_off_the_scored_examples(tokenizer, t
             if method != "base":
                 assert set(r["vs_base"]) == {"difference", "ci95", "n"}
     assert "few-shot α fitted on train" in report.format_table2(result)
+    with pytest.raises(report.BenchmarkDataError, match="humaneval: its test split, its only one, has 3 examples"):
+        report.fewshot_examples(humaneval, "test", 2, 3, 0)
 
 
 def test_table2_few_shot_row_says_when_a_local_copy_lacks_the_split(tokenizer, text_dir, tmp_path, datasets_cache):
