@@ -215,16 +215,22 @@ def check_turn(message, history, strategy, mode, alpha, mixture, *, labels: Sequ
 
 # ----------------------------------------------------------------------------- few-shot CEM
 
-def cem_tasks() -> list[str]:
-    """What CEM can fit the text model on: "custom" and the built-in text tasks with a real check."""
+def cem_tasks(vision: bool = False) -> list[str]:
+    """What CEM can fit on: for the text model "custom" and the built-in text tasks with a real check;
+    for the vision model its image tasks (examples come with their images, so no custom table)."""
+    if vision:
+        return [n for n in tasks.names() if tasks.TASKS[n].vision and n not in NOT_FITTABLE]
     return ["custom"] + [n for n in tasks.names() if not tasks.TASKS[n].vision and n not in NOT_FITTABLE]
 
 
-def check_cem_task(value) -> str:
+def check_cem_task(value, vision: bool = False) -> str:
     name = check_text(value, "task", MAX_NAME_CHARS)
-    if name in tasks.TASKS and tasks.TASKS[name].vision:
+    if not vision and name in tasks.TASKS and tasks.TASKS[name].vision:
         raise PipelineError(f"task {name!r} needs images, and CEM fits the text model; choose one of {cem_tasks()}")
-    return check_choice(name, "task", cem_tasks())
+    if vision and name not in cem_tasks(vision=True):
+        raise PipelineError(f"task {name!r} has no images: CEM on the vision model fits one of its image tasks, "
+                            f"{cem_tasks(vision=True)}")
+    return check_choice(name, "task", cem_tasks(vision))
 
 
 def _cell(value):
@@ -255,9 +261,10 @@ def check_example_rows(rows, limits: CEMLimits = CEM_LIMITS) -> list[tuple[str, 
 
 
 def check_cem_settings(task, rows, n, population, generations, per_layer, fast,
-                       limits: CEMLimits = CEM_LIMITS) -> CEMSettings:
-    """A CEM request checked against limits; n is read for a built-in task, rows for "custom"."""
-    task = check_cem_task(task)
+                       limits: CEMLimits = CEM_LIMITS, vision: bool = False) -> CEMSettings:
+    """A CEM request checked against limits; n is read for a built-in task, rows for "custom";
+    vision: for the vision model (its image tasks only)."""
+    task = check_cem_task(task, vision)
     rows = check_example_rows(rows, limits) if task == "custom" else []
     n = len(rows) if task == "custom" else check_int(n, "n (number of examples)", limits.examples)
     settings = CEMSettings(task, rows, n, check_int(population, "population", limits.population),

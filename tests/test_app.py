@@ -183,6 +183,33 @@ def test_cem_fits_saves_and_serves_as_the_fewshot_mixture(runtime, session):
     assert "few" in first and sliders == pytest.approx(alpha.tolist(), abs=5e-4)  # rounded to 3 decimals
 
 
+def test_cem_on_a_vision_task_fits_the_vision_model_for_the_vqa_tabs_fewshot_strategy(runtime, session):
+    """Few-shot CEM on image examples (vqa's validation split) fits the vision model's α; saved, it
+    is the VQA tab's few-shot mixture, and its answer is the one the mixture's z' gives."""
+    from t2demo import quiz
+    from t2demo.ui import vqa
+
+    vision = runtime.vision
+    history, alpha, status = last(run_cem(vision, "vqa", None, 2, population=4, generations=2, per_layer=False,
+                                          fast=False))
+    assert alpha.shape == (len(vision.labels),) and status.startswith("done") and len(history) == 2
+    _, _, stored = save_mixture(vision, session, "signs", alpha)
+    assert stored in session.mixtures["vision"] and session.mixtures["text"] == {}  # kept for the vision model
+    q, path = quiz.image_files()[0]
+    steps = list(vqa.ask(vision, session, quiz.Tally(), path, q.example.prompt, "few-shot", "hard", "signs", None,
+                         *[0] * len(vision.labels)))
+    (note, adapted, *_), first = steps[-1], steps[0][7]  # the first pass's line comes with the first step
+    assert note == "" and "**fewshot**" in first and "few-shot mixture" in first
+    with vision.svf.adapted(session.mixture(vision, "signs").z):
+        expected = generation.generate(vision.lm, [q.example.prompt], [open_image(path)], max_new_tokens=MAX_NEW_TOKENS)
+    assert adapted == expected[0]
+    with pytest.raises(gr.Error, match="needs images, and CEM fits the text model"):
+        last(run_cem(runtime.text, "vqa", None, 2, 4, 1, False, True))
+    for task in ("math", "custom"):
+        with pytest.raises(gr.Error, match="has no images"):
+            last(run_cem(vision, task, [["a", "b"], ["c", "d"]], 2, 4, 1, False, True))
+
+
 def test_cem_per_layer_and_cancel(runtime):
     cancel = threading.Event()
     gen = run_cem(runtime.text, "math", None, 2, population=4, generations=5, per_layer=True, fast=True, cancel=cancel)

@@ -1,4 +1,7 @@
-"""Few-shot CEM in the Chat tab: fit α on examples, watch it live, keep it as a mixture.
+"""Few-shot CEM in the Chat and VQA tabs: fit α on examples, watch it live, keep it as a mixture.
+
+The VQA tab's accordion fits the vision model's α on examples of its image tasks (each example an
+image and a question; no custom table there), so its few-shot strategy has a mixture to use.
 
 A run is bounded (validation.CEM_LIMITS: its size and time, how many run at once) and stops when
 whoever asked for it is gone: the Cancel button, a closed tab, an API client that cancels or
@@ -119,7 +122,7 @@ def run_cem(adapter: Adapter, task_name, table, n, population, generations, per_
     generation and once more with the final α (the best so far when stopped). Setting `cancel` (the
     owner's Cancel button, a client gone) or the limits.seconds deadline stops the search."""
     rows = table.values.tolist() if hasattr(table, "values") else table  # the page's table is a DataFrame
-    s = check_cem_settings(task_name, rows, n, population, generations, per_layer, fast, limits)
+    s = check_cem_settings(task_name, rows, n, population, generations, per_layer, fast, limits, adapter.vision)
     examples, task = sessions.cem_examples(s.task, s.rows, s.n)
     stop, expired = cancel or threading.Event(), threading.Event()
     deadline = threading.Timer(limits.seconds, lambda: (expired.set(), stop.set()))
@@ -150,18 +153,24 @@ def save_mixture(adapter: Adapter, session: sessions.Session, name: str, alpha) 
 
 
 def build(page: Page, panel: Panel) -> None:
-    """The accordion under the chat, wired to the text model's panel; its sliders stop at CEM_LIMITS."""
-    text, lim = page.rt.text, CEM_LIMITS
+    """The accordion under a model's panel (the Chat tab's text model or the VQA tab's vision model),
+    wired to that panel; its sliders stop at CEM_LIMITS."""
+    adapter, lim = panel.adapter, CEM_LIMITS
+    choices = cem_tasks(adapter.vision)
     with gr.Accordion("Few-shot adaptation: fit α by CEM", open=False):
         gr.Markdown(texts.EXPLAIN_CEM)
         with gr.Row():
             with gr.Column():
-                task = gr.Dropdown(cem_tasks(), value="math-hard",
-                                   label="Examples from a built-in task (validation split) or custom")
-                n = gr.Slider(*lim.examples, value=8, step=1, label="built-in: number of examples")
+                task = gr.Dropdown(choices, value="math-hard" if "math-hard" in choices else choices[0],
+                                   label=("Examples (image and question) from a vision task's validation split"
+                                          if adapter.vision else
+                                          "Examples from a built-in task (validation split) or custom"))
+                n = gr.Slider(*lim.examples, value=8, step=1,
+                              label="number of examples" if adapter.vision else "built-in: number of examples")
                 table = gr.Dataframe(headers=["prompt", "answer"], column_count=(2, "fixed"),
                                      value=[["What is 347 + 285?", "632"], ["Compute 905 - 478.", "427"]],
-                                     label="custom examples (prompt, answer)", interactive=True, wrap=True)
+                                     label="custom examples (prompt, answer)", interactive=True, wrap=True,
+                                     visible=not adapter.vision)
             with gr.Column():
                 population = gr.Slider(*lim.population, value=16, step=1, label="population")
                 generations = gr.Slider(*lim.generations, value=8, step=1, label="generations")
@@ -174,15 +183,17 @@ def build(page: Page, panel: Panel) -> None:
         gr.Markdown(lim.describe(), elem_classes="t2-note")
         with gr.Row():
             plot = gr.Plot(value=cem_figure([]), label="fitness")
-            alpha_plot = gr.Plot(value=layer_alpha_figure([0.0] * len(text.labels), text.labels), label="fitted α")
+            alpha_plot = gr.Plot(value=layer_alpha_figure([0.0] * len(adapter.labels), adapter.labels),
+                                 label="fitted α")
         with gr.Row():
-            name = gr.Textbox(label="mixture name", value="my-mixture")
+            name = gr.Textbox(label="mixture name", value="my-vqa-mixture" if adapter.vision else "my-mixture")
             save = gr.Button("Save as few-shot mixture")
-    outputs = [plot, status, *panel.sliders, alpha_plot, panel.heat, panel.detail]
+    fitted = gr.State(None)  # this model's last fitted α (the text and vision models' α differ in shape)
+    outputs = [plot, status, *panel.sliders, alpha_plot, panel.heat, panel.detail, fitted]
 
     def cem_fn(sess, task_name, tbl, k, pop, gens, layered, quick, mat, progress=gr.Progress()):
         stop = Lease()
-        for step in ticking(run_cem(text, task_name, tbl, k, pop, gens, layered, quick, stop, sess), stop):
+        for step in ticking(run_cem(adapter, task_name, tbl, k, pop, gens, layered, quick, stop, sess), stop):
             if step is None:  # nothing new: the tick that lets Gradio notice a closed tab
                 yield (gr.update(),) * len(outputs)
                 continue
@@ -191,18 +202,18 @@ def build(page: Page, panel: Panel) -> None:
             if alpha is None:
                 yield cem_figure(history), line, *([gr.update()] * (len(outputs) - 2))
             else:
-                sess.fitted = alpha
                 flat = (alpha.mean(1) if alpha.ndim == 2 else alpha).tolist()
                 # the sliders now hold the fitted α: redraw the heatmap for it, as moving a slider does
-                yield (cem_figure(history), line, *flat, layer_alpha_figure(alpha, text.labels),
-                       *scaling_view(text, flat, mat))
+                yield (cem_figure(history), line, *flat, layer_alpha_figure(alpha, adapter.labels),
+                       *scaling_view(adapter, flat, mat), alpha)
 
     run.click(cem_fn, [page.session, task, table, n, population, generations, per_layer, fast, panel.matrix],
               outputs, api_visibility="private")
     cancel.click(lambda sess: sess.cancel.set(), page.session, None, api_visibility="private")
 
-    def save_fn(sess, wanted):
-        names, line, stored = save_mixture(text, sess, wanted, sess.fitted)
+    def save_fn(sess, wanted, alpha):
+        names, line, stored = save_mixture(adapter, sess, wanted, alpha)
         return gr.update(choices=names, value=stored), line, STRATEGIES["fewshot"].title
 
-    save.click(save_fn, [page.session, name], [panel.mixture, status, panel.strategy], api_visibility="private")
+    save.click(save_fn, [page.session, name, fitted], [panel.mixture, status, panel.strategy],
+               api_visibility="private")

@@ -2,7 +2,8 @@
 
 Test questions from the vision tasks' test split are there to click; a question that is one of them
 (its prompt and its image's pixels, quiz.lookup) has both answers marked right or wrong by the task's
-own checker with the reference shown, and the tab keeps its own tally, as the Chat tab does."""
+own checker with the reference shown, and the tab keeps its own tally, as the Chat tab does. Its
+few-shot CEM accordion fits the vision model's α on a vision task's examples (cem_panel)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from t2demo import quiz
 from t2demo import session as sessions
 from t2demo.paths import EXAMPLE_IMAGES
 from t2demo.tasks import world
+from t2demo.ui import cem_panel
 from t2demo.ui.page_parts import Page
 from t2demo.ui.panel import USER_ERRORS, build_controls, build_scaling_plots, respond
 from t2demo.validation import MAX_MESSAGE_CHARS
@@ -107,6 +109,7 @@ def build(page: Page) -> None:
             with gr.Column(scale=2):
                 panel = build_controls(vision, "vision model")
         build_scaling_plots(panel)
+        cem_panel.build(page, panel)  # few-shot CEM on the vision tasks: what the few-shot strategy uses here
     page.panels["vision"] = panel
 
     counts = gr.State(quiz.Tally())
