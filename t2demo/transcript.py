@@ -78,8 +78,8 @@ def _answer(text: str, r: TurnRecord, which: str) -> str:
 
 def columns(records: list[TurnRecord]) -> tuple[list[dict], list[dict]]:
     """Chat messages for the adapted and the base column, turn for turn the same shape (so the
-    columns line up), each answer followed by its right/wrong mark when the turn was graded and by
-    the turn's own word diff (collapsed, the same in both columns; it grows with the answers)."""
+    columns line up), each answer followed by its right/wrong mark when the turn was graded and, once
+    both answers are complete, by the turn's own word diff (collapsed, the same in both columns)."""
     adapted, base = [], []
     for r in records:
         diff = diff_message(r)
@@ -118,8 +118,8 @@ def diff_markup(base: str, adapted: str) -> str:
 
 def diff_message(r: TurnRecord) -> dict | None:
     """The collapsed note under a turn's answers: its word diff and how much the answers share
-    (None until either answer has text)."""
-    if not (r.adapted or r.base):
+    (None while the answers stream: a row ahead of the other would read as a difference)."""
+    if not (r.done or r.stopped) or not (r.adapted or r.base):
         return None
     body = diff_markup(r.base, r.adapted) if r.base != r.adapted else _literal(r.adapted)
     return {"role": "assistant", "content": f"{diff_summary(r.base, r.adapted)}\n\n{body}",

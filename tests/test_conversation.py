@@ -86,7 +86,7 @@ def test_every_turn_keeps_its_own_word_diff_in_both_columns():
     first = TurnRecord("q1", adapted="The answer is 21.", base="The answer is 18.", done=True)
     second = TurnRecord("q2", adapted="def f(x):\n    return x * 2", base="def f(x):\n    return x + x", done=True)
     same = TurnRecord("q3", adapted="hello", base="hello", done=True)
-    adapted, base = columns([first, second, same, TurnRecord("q4")])
+    adapted, base = columns([first, second, same, TurnRecord("q4", adapted="still", base="going")])  # q4 streams
     diffs = [m for m in adapted if m.get("metadata", {}).get("title", "").startswith("Word diff of this turn")]
     assert len(diffs) == 3 and diffs == [m for m in base if m.get("metadata", {}).get("title", "").startswith("Word")]
     assert [m["role"] for m in adapted] == [m["role"] for m in base]  # the columns still line up
