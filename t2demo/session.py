@@ -17,7 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
-from torch import Tensor
 
 from t2demo import tasks
 from t2demo.adapt import cem
@@ -39,18 +38,18 @@ MAX_NEW_TOKENS = 160
 
 class Session:
     """Per-session state: few-shot mixtures by model kind ("text" / "vision": a text model's mixture
-    does not fit the vision model's matrices) and name, the last CEM result, its cancel switch.
+    does not fit the vision model's matrices) and name, and CEM's cancel switch (the fitted α lives
+    with each CEM panel).
     (A plain class, not a dataclass: Gradio would serialise a dataclass state, Event and all.)"""
 
-    def __init__(self, mixtures: dict[str, dict[str, Expert]] | None = None, fitted: Tensor | None = None) -> None:
+    def __init__(self, mixtures: dict[str, dict[str, Expert]] | None = None) -> None:
         self.mixtures = mixtures or {"text": {}, "vision": {}}
-        self.fitted = fitted
         self.cancel = threading.Event()
 
     def __deepcopy__(self, memo: dict) -> Session:
         """A copy with its own cancel switch (frameworks copy a state's initial value per session;
         an Event holds a lock, which cannot be copied)."""
-        return Session(copy.deepcopy(self.mixtures, memo), copy.deepcopy(self.fitted, memo))
+        return Session(copy.deepcopy(self.mixtures, memo))
 
     def mixtures_of(self, adapter: Adapter) -> dict[str, Expert]:
         return self.mixtures["vision" if adapter.vision else "text"]
