@@ -158,12 +158,13 @@ def _probe(args: argparse.Namespace) -> None:
 
 def _train_expert(args: argparse.Namespace) -> None:
     from t2demo import train
+    from t2demo.tasks.benchmarks import BenchmarkDataError
 
     cfg = config_from(args, train.ExpertConfig)
     try:
         summary = train.run(args.task, args.model, cfg, args.out, device=args.device, dtype=args.dtype,
-                            command=_command_line(), fresh=args.fresh)
-    except (train.TrainingDiverged, train.CheckpointMismatch) as e:
+                            command=_command_line(), fresh=args.fresh, data=args.data or ())
+    except (train.TrainingDiverged, train.CheckpointMismatch, BenchmarkDataError) as e:
         raise SystemExit(f"train-expert: {e}") from e
     if summary.get("rank", 0) == 0:  # under accelerate launch, the main process's
         print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2))
@@ -300,10 +301,11 @@ def _import_authors(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- flags
 
-def _benchmark_names() -> str:
+def _benchmark_names(trainable: bool = False) -> str:
+    """The benchmarks, for help texts (trainable: those with a train split)."""
     from t2demo.tasks.registry import BENCHMARKS
 
-    return ", ".join(BENCHMARKS)
+    return ", ".join(name for name, b in BENCHMARKS.items() if not trainable or "train" in b.splits)
 
 
 def _add_data_flag(p: argparse.ArgumentParser) -> None:
@@ -410,11 +412,15 @@ def _add_train_expert(sub) -> None:
     p = sub.add_parser("train-expert", help="train an SVF expert (or a LoRA baseline) on a task; data-parallel on "
                        "several GPUs with `accelerate launch --num_processes N -m t2demo train-expert ...` (batch-size: "
                        "the prompts of a step over all of them)")
-    p.add_argument("--task", required=True, choices=[*tasks.TRAINING_TASKS, "cls"],
-                   help="training task; vqa trains on the vision model, cls is the first-pass classifier")
+    p.add_argument("--task", required=True, metavar="TASK",
+                   help=f"a training task ({', '.join(tasks.TRAINING_TASKS)}; vqa trains on the vision model), cls (the "
+                   f"first-pass classifier), or a benchmark with a train split: {_benchmark_names(trainable=True)}, read from "
+                   "the hub or --data, validated on its "
+                   "validation split or a held-out slice of train (never test); its expert is its category's (gsm8k: math)")
+    _add_data_flag(p)
     p.add_argument("--model", default="default", help="'default', a folder or a hub id (vqa: a LLaVA-Next model)")
     p.add_argument("--out", default=None, help="expert file (svf) or adapter folder (lora); "
-                   "default experts/<model folder>/<task>[-<objective>][-<targets>].safetensors, a suffix only where "
+                   "default experts/<model folder>/<task, a benchmark's category>[-<objective>][-<targets>].safetensors, a suffix only where "
                    "the run differs from the shipped expert (ntp, cls: rl; mlp), as report reads them (lora: a -lora folder); "
                    "the checkpoint goes to <out>.ckpt/")
     add_config_flags(p, ExpertConfig)

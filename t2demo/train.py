@@ -428,7 +428,8 @@ def weighted_step_loss(policy, lm: LoadedModel, task: tasks.Task, examples: list
     examples = [ex for ex in examples for _ in range(cfg.rollouts)]
     with policy.sampling() as m:
         rollout = sample_rollout(replace(lm, model=m), examples, task.max_new_tokens, cfg.temperature)
-    rewards = torch.tensor([1.0 if ok else -1.0 for ok in task.check_many(examples, rollout.texts)])
+    # +1 right, -1 wrong; a fractional score (VQA soft accuracy, in [0, 1]) maps linearly in between
+    rewards = torch.tensor([2.0 * float(score) - 1.0 for score in task.check_many(examples, rollout.texts)])
     advantages = reward_advantages(rewards, cfg.rollouts, cfg.normalize_rewards)
     base_logp = None
     if cfg.kl_coef > 0:
@@ -472,6 +473,8 @@ def run_identity(task: tasks.Task, cfg: ExpertConfig, fingerprint: str) -> dict:
                 "train_n": cfg.train_n, "batch_size": cfg.batch_size, "base_fingerprint": fingerprint}
     if cfg.rollouts != 1:  # absent at 1, so checkpoints written before the option existed still resume
         identity["rollouts"] = cfg.rollouts
+    if hasattr(task, "identity"):  # a benchmark: its data source and held-out slice
+        identity |= task.identity()
     return identity
 
 
@@ -557,6 +560,8 @@ def train_expert(lm: LoadedModel, task: tasks.Task, cfg: ExpertConfig, out: str 
         print(trainable_line(counts, cfg, sum(p.numel() for p in params)), file=sys.stderr)
     train, val = task.examples("train", cfg.train_n, cfg.seed), task.examples("validation", cfg.val_n, cfg.seed)
     notes_base = {"task": task.name, **asdict(cfg), "command": command or shlex.join(sys.argv)}
+    if hasattr(task, "training_notes"):  # a benchmark: which one, its source, the splits read (never test)
+        notes_base |= task.training_notes()
     if processes.world > 1:
         notes_base["processes"] = processes.world
     notes = lambda p: notes_base | {  # noqa: E731  (what the expert file records about the run so far)
@@ -627,21 +632,40 @@ def default_out(folder: Path, task_name: str, cfg: ExpertConfig) -> Path:
     return folder / (f"{name}.safetensors" if cfg.method == "svf" else f"{name}-lora")
 
 
-def run(task_name: str, model: str, cfg: ExpertConfig, out: str | Path | None = None, *, device: str | None = None,
-        dtype: str | None = None, command: str | None = None, fresh: bool = False) -> dict:
-    """Load the model the task needs ("vision" for vqa) and train an expert into `out` (default: the
-    name report reads, beside the model's other experts). Under `accelerate launch` with several
-    processes the run is data-parallel (module docstring): each process loads the model on the device
-    accelerate gives it (--device is then ignored) and only the main one writes."""
-    from t2demo import models
+def trained_task(out: Path) -> str | None:
+    """The task the expert (or LoRA folder) at `out` was trained on, as its notes say (None: not recorded)."""
+    from t2demo.experts import load_expert
 
-    task = tasks.resolve_task(task_name)
+    if out.is_dir():
+        meta = out / "t2demo_training.json"
+        return json.loads(meta.read_text()).get("notes", {}).get("task") if meta.exists() else None
+    return load_expert(out).notes.get("task")
+
+
+def run(task_name: str, model: str, cfg: ExpertConfig, out: str | Path | None = None, *, device: str | None = None,
+        dtype: str | None = None, command: str | None = None, fresh: bool = False, data: Sequence[str] = ()) -> dict:
+    """Load the model the task needs (the vision model for vqa, textvqa, okvqa) and train an expert into `out`
+    (default: the name report reads, beside the model's other experts; a benchmark's is its category's,
+    gsm8k -> math). The task is a synthetic training task, cls, or a benchmark with a train split read from
+    the hub or its `data` copy (tasks/benchmarks/selection.training_task, the selection eval uses). A default
+    `out` that holds an expert of another task is refused (name --out to replace it). Under `accelerate
+    launch` with several processes the run is data-parallel (module docstring): each process loads the
+    model on the device accelerate gives it (--device is then ignored) and only the main one writes."""
+    from t2demo import models
+    from t2demo.tasks.benchmarks.selection import training_task
+
+    task = training_task(task_name, data, cfg.objective, cfg.val_n)
     kind = "vision" if task.vision else "text"
     processes = Processes.from_environment()
     if processes.world > 1:
         device = str(processes.device)
     lm = models.load_model(model, kind, device, dtype)
-    out = out or default_out(expert_dir(lm.path), task.name, cfg)
+    if out is None:
+        out = default_out(expert_dir(lm.path), getattr(task, "expert_name", task.name), cfg)
+        occupant = trained_task(out) if out.exists() else task.name
+        if occupant != task.name and (occupant is not None or hasattr(task, "training_notes")):
+            raise CheckpointMismatch(f"{out} holds an expert trained on {occupant or 'an unrecorded task'}, not "
+                                     f"{task.name}; pass --out {out} to replace it, or another --out")
     summary = train_expert(lm, task, cfg, out, command=command, fresh=fresh, processes=processes)
     processes.close()  # after an error the launcher ends the other processes: no barrier to wait at
     return summary

@@ -47,7 +47,11 @@ def to_example(row: Mapping) -> Example:
                    f"The answer is ({letter}).", "")
 
 
+# Next-token training needs a written reply; ARC has only the answer key.
+NO_REPLY = ("ARC gives only the answer key (a letter), no written answer; training on the bare \"The answer is (X).\" "
+            "would teach the model to skip the step-by-step reasoning its prompt asks for: train it with --objective rl "
+            "(REINFORCE, scored by the chosen letter)")
 ARC_EASY = Benchmark("arc-easy", "reasoning", 512, "allenai/ai2_arc", ("ARC-Easy",),
-                     ("train", "validation", "test"), to_example, per_example(check_arc))
+                     ("train", "validation", "test"), to_example, per_example(check_arc), no_reply=NO_REPLY)
 ARC_CHALLENGE = Benchmark("arc-challenge", "reasoning", 512, "allenai/ai2_arc", ("ARC-Challenge",),
-                          ("train", "validation", "test"), to_example, per_example(check_arc))
+                          ("train", "validation", "test"), to_example, per_example(check_arc), no_reply=NO_REPLY)

@@ -47,6 +47,7 @@ class Benchmark:
     hub_splits: tuple[tuple[str, str], ...] = ()  # t2demo split -> the hub's name where they differ
     hidden: tuple[str, ...] = ()  # splits whose answers the data set withholds
     data: str | None = None  # a local copy (--data PATH) instead of the hub
+    no_reply: str = ""  # why its references cannot be trained on as replies (next-token); "" when they can
 
     def with_data(self, path: str | Path | None) -> Benchmark:
         """The same benchmark reading a local copy (a file or a folder) instead of the hub."""
@@ -72,11 +73,19 @@ class Benchmark:
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
         """n examples of `split` (all of them if it has fewer), in a seeded order: a smaller n gives a prefix."""
         rows = self.rows(split)
-        order = list(range(len(rows)))
+        return self.examples_at(rows, self.order(len(rows), split, seed)[:n], split)
+
+    def order(self, n_rows: int, split: str, seed: int | str = 0) -> list[int]:
+        """The seeded order in which `examples` takes a split's rows."""
+        order = list(range(n_rows))
         random.Random(f"{self.name}|{split}|{seed}").shuffle(order)
+        return order
+
+    def examples_at(self, rows: Dataset, indices: Sequence[int], split: str) -> list[Example]:
+        """The Examples of rows[i] for i in indices (rows: `self.rows(split)`); a malformed row is a BenchmarkDataError."""
         images = image_index(Path(self.data)) if self.vision and self.data else {}
         out = []
-        for i in order[:n]:
+        for i in indices:
             row = dict(rows[i])
             try:
                 if self.vision:

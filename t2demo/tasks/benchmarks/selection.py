@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from t2demo.tasks.base import Task
-from t2demo.tasks.benchmarks.source import BenchmarkDataError
+from t2demo.tasks.benchmarks.source import BenchmarkDataError, split_named
 from t2demo.tasks.registry import BENCHMARKS, REGISTRY
 
 GROUP = "benchmarks"  # --tasks benchmarks: every benchmark
@@ -52,3 +52,35 @@ def choose(spec: str, data: Sequence[str] = ()) -> list[Task]:
     names = list(dict.fromkeys(names))
     paths = data_paths(data, [n for n in names if n in BENCHMARKS])
     return [BENCHMARKS[n].with_data(paths.get(n)) if n in BENCHMARKS else REGISTRY[n] for n in names]
+
+
+def training_task(name: str, data: Sequence[str] = (), objective: str = "rl", val_n: int = 64) -> Task:
+    """The task `train-expert --task NAME [--data [NAME=]PATH]` trains: a synthetic training task, "cls" (the
+    first-pass classifier), or a benchmark with a train split, read through `choose` as eval reads it and
+    wrapped for training (benchmarks/training.py: train and validation only). Anything else is refused with
+    a BenchmarkDataError that says what to pass."""
+    from t2demo.tasks.benchmarks.training import BenchmarkTraining, refusal
+    from t2demo.tasks.classification import ClassificationTask
+    from t2demo.tasks.registry import TRAINING_TASKS
+
+    name = name.strip()
+    trainable = [*TRAINING_TASKS, ClassificationTask.name]
+    if name not in {*trainable, *BENCHMARKS}:
+        raise BenchmarkDataError(f"train-expert --task {name}: choose a training task ({', '.join(trainable)}) or a "
+                                 f"benchmark with a train split ({', '.join(n for n, b in BENCHMARKS.items() if 'train' in b.splits)})")
+    if name == ClassificationTask.name:
+        if data:
+            raise BenchmarkDataError("--data is for benchmarks; cls is generated")
+        return ClassificationTask()
+    task = choose(name, data)[0]
+    if name not in BENCHMARKS:
+        return task
+    alternatives = [n for n, b in BENCHMARKS.items() if b.category == task.category and refusal(b, objective) is None]
+    reason = refusal(task, objective, alternatives)
+    if reason:
+        raise BenchmarkDataError(reason)
+    if task.data and Path(task.data).is_file() and split_named(Path(task.data)) != "train":
+        raise BenchmarkDataError(f"--data {task.data}: training reads a benchmark's train split and never its test "
+                                 "split, and this file's name does not say it is the train split; pass the folder "
+                                 "of its per-split files (train.jsonl, validation.jsonl, ...) or a file named as train")
+    return BenchmarkTraining(task, val_n)
