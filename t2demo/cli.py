@@ -184,7 +184,8 @@ def _tasks(args: argparse.Namespace) -> None:
               f"{', '.join(r['splits']):<24}{r['metric']:<14}{r['source']}")
     print("\nSynthetic tasks: train-expert --task (training ones), eval / report --tasks (training, unseen). "
           "Benchmarks: eval / report --tasks NAME [--data NAME=PATH] (default: the hub); group = the paper's table; "
-          "each is scored with its category's expert.")
+          "each is scored with its category's expert, which train-expert --task NAME [--data PATH] trains on a "
+          "benchmark with a train split.")
 
 
 def _chosen_tasks(command: str, spec: str, data) -> list:
@@ -413,14 +414,15 @@ def _add_train_expert(sub) -> None:
                        "several GPUs with `accelerate launch --num_processes N -m t2demo train-expert ...` (batch-size: "
                        "the prompts of a step over all of them)")
     p.add_argument("--task", required=True, metavar="TASK",
-                   help=f"a training task ({', '.join(tasks.TRAINING_TASKS)}; vqa trains on the vision model), cls (the "
-                   f"first-pass classifier), or a benchmark with a train split: {_benchmark_names(trainable=True)}, read from "
-                   "the hub or --data, validated on its "
-                   "validation split or a held-out slice of train (never test); its expert is its category's (gsm8k: math)")
+                   help=f"a training task ({', '.join(tasks.TRAINING_TASKS)}; vqa trains on the vision model), cls "
+                   "(the first-pass classifier), or a benchmark with a train split "
+                   f"({_benchmark_names(trainable=True)}; from the hub or --data), validated on its validation split "
+                   "or else a held-out slice of train, never its test split; its expert is its category's (gsm8k: math)")
     _add_data_flag(p)
-    p.add_argument("--model", default="default", help="'default', a folder or a hub id (vqa: a LLaVA-Next model)")
+    p.add_argument("--model", default="default", help="'default', a folder or a hub id (vqa, textvqa, okvqa: a LLaVA-Next model)")
     p.add_argument("--out", default=None, help="expert file (svf) or adapter folder (lora); "
-                   "default experts/<model folder>/<task, a benchmark's category>[-<objective>][-<targets>].safetensors, a suffix only where "
+                   "default experts/<model folder>/<task or benchmark's category>[-<objective>][-<targets>].safetensors, "
+                   "a suffix only where "
                    "the run differs from the shipped expert (ntp, cls: rl; mlp), as report reads them (lora: a -lora folder); "
                    "the checkpoint goes to <out>.ckpt/")
     add_config_flags(p, ExpertConfig)

@@ -473,8 +473,8 @@ def run_identity(task: tasks.Task, cfg: ExpertConfig, fingerprint: str) -> dict:
                 "train_n": cfg.train_n, "batch_size": cfg.batch_size, "base_fingerprint": fingerprint}
     if cfg.rollouts != 1:  # absent at 1, so checkpoints written before the option existed still resume
         identity["rollouts"] = cfg.rollouts
-    if hasattr(task, "identity"):  # a benchmark: its data source and held-out slice
-        identity |= task.identity()
+    if hasattr(task, "data_identity"):  # a benchmark: its data source and held-out slice
+        identity |= task.data_identity()
     return identity
 
 
@@ -636,10 +636,13 @@ def trained_task(out: Path) -> str | None:
     """The task the expert (or LoRA folder) at `out` was trained on, as its notes say (None: not recorded)."""
     from t2demo.experts import load_expert
 
-    if out.is_dir():
-        meta = out / "t2demo_training.json"
-        return json.loads(meta.read_text()).get("notes", {}).get("task") if meta.exists() else None
-    return load_expert(out).notes.get("task")
+    try:
+        if out.is_dir():
+            meta = out / "t2demo_training.json"
+            return json.loads(meta.read_text()).get("notes", {}).get("task") if meta.exists() else None
+        return load_expert(out).notes.get("task")
+    except (OSError, ValueError, KeyError):  # unreadable: nothing recorded
+        return None
 
 
 def run(task_name: str, model: str, cfg: ExpertConfig, out: str | Path | None = None, *, device: str | None = None,

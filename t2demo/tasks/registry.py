@@ -47,6 +47,7 @@ tags_of = REGISTRY.tags
 # The paper's real benchmarks, in a registry of their own: evaluated only (`eval --tasks gsm8k --data PATH`), never
 # trained on, so they stay out of every group above, the dispatch categories and the classification instruction.
 # Each takes its synthetic twin's category (and so its description, which only this registry holds).
+# `train-expert --task NAME` trains on those with a train split (benchmarks/training.py), writing its category's expert.
 BENCHMARKS = Registry()
 
 

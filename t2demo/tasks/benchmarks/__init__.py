@@ -4,8 +4,10 @@ GSM8K and MATH (math), MBPP and HumanEval (code), ARC-Easy and ARC-Challenge (re
 and OK-VQA (vqa). Each is a `Benchmark` (benchmark.py), one file per data set with its prompt,
 reference and scorer; source.py reads the rows from the hub or from a local copy in the data set's
 published format (`python -m t2demo eval --tasks gsm8k --data PATH`). They are registered in
-tasks.registry.BENCHMARKS with the tag "benchmark": evaluated only, never trained on, so they join
-neither the training / unseen groups nor the dispatch categories or the classification instruction.
+tasks.registry.BENCHMARKS with the tag "benchmark", apart from the synthetic tasks: they join neither
+the training / unseen groups nor the dispatch categories or the classification instruction. Experts
+train on those with a train split (`train-expert --task gsm8k --data PATH`, training.py: train and
+validation splits only, never test), written under their category's name.
 A benchmark's category is its synthetic twin's, so dispatch sends it to that expert. Prompts follow
 the authors' code (SakanaAI/self-adaptive-llms); each module says where it deviates.
 """

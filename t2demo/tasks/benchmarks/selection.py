@@ -66,11 +66,12 @@ def training_task(name: str, data: Sequence[str] = (), objective: str = "rl", va
     name = name.strip()
     trainable = [*TRAINING_TASKS, ClassificationTask.name]
     if name not in {*trainable, *BENCHMARKS}:
-        raise BenchmarkDataError(f"train-expert --task {name}: choose a training task ({', '.join(trainable)}) or a "
-                                 f"benchmark with a train split ({', '.join(n for n, b in BENCHMARKS.items() if 'train' in b.splits)})")
+        with_train = ", ".join(n for n, b in BENCHMARKS.items() if "train" in b.splits)
+        raise BenchmarkDataError(f"--task {name}: choose a training task ({', '.join(trainable)}) or a "
+                                 f"benchmark with a train split ({with_train})")
+    if data and name not in BENCHMARKS:
+        raise BenchmarkDataError(f"--data is for benchmarks; {name} is a synthetic task, generated from its seed")
     if name == ClassificationTask.name:
-        if data:
-            raise BenchmarkDataError("--data is for benchmarks; cls is generated")
         return ClassificationTask()
     task = choose(name, data)[0]
     if name not in BENCHMARKS:

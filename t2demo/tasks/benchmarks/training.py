@@ -138,7 +138,7 @@ class BenchmarkTraining:
         return {"benchmark": self.name, "category": self.category, "source": self.benchmark.source,
                 "train_split": "train", "train_rows": len(kept), "validation": validation, "test_split": "never read"}
 
-    def identity(self) -> dict:
+    def data_identity(self) -> dict:
         """What a resumed checkpoint must share beyond the settings: the data and the held-out slice."""
         _, _, held = self._train()
         return {"source": self.benchmark.source, "held_out": len(held)}
