@@ -110,7 +110,8 @@ class Side:
         return self._engines[key]
 
     def command(self, task: str, out: Path, *flags: str) -> str:
-        """The exact train-expert command that writes `out` (always named: the folder may not be the default)."""
+        """The exact train-expert command that writes `out` (always named: the folder may not be the default).
+        `task` is the scored task itself, so a benchmark's expert trains on that benchmark (gsm8k -> math)."""
         model = [] if self.name == "default" else ["--model", self.name]
         return "python -m t2demo " + shlex.join(["train-expert", "--task", task, *model, *flags, "--out", str(out)])
 
@@ -123,6 +124,12 @@ def side(name: str, vision: bool, device: str | None = None, dtype: str | None =
     kind = "vision" if vision else "text"
     folder = expert_dir(models.resolve_model(name, kind), root)
     return Side(name, vision, folder, lambda: models.load_model(name, kind, device, dtype))
+
+
+def data_flags(task: tasks.Task) -> list[str]:
+    """`--data NAME=PATH` for a benchmark read from local files, so the training command reads them too."""
+    source = getattr(task, "source", None)
+    return ["--data", f"{task.name}={source}"] if is_benchmark(task) and Path(source).exists() else []
 
 
 def train_note(command: str, why: str = "missing") -> str:
@@ -231,7 +238,7 @@ def _lora_row(owner: Side, task: tasks.Task, label: str, examples: list[tasks.Ex
     unload() puts the original modules (and so the SVF engines' parameters) back."""
     path = owner.experts / f"{label}-lora"
     if not (path / "adapter_config.json").exists():
-        return {"missing": train_note(owner.command(label, path, "--method", "lora"))}
+        return {"missing": train_note(owner.command(task.name, path, *data_flags(task), "--method", "lora"))}
     from peft import PeftModel
 
     peft_model = PeftModel.from_pretrained(owner.loaded.model, path).eval()
@@ -267,7 +274,7 @@ def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size:
         rows = {"base": summarise(base), "lora": _lora_row(owner, task, label, examples, base, batch_size, progress)}
         for row, suffix, flags in (("svf", "", ()), *ABLATIONS.get(label, ())):
             path = owner.experts / f"{label}{suffix}.safetensors"
-            found = _svf_rows(owner, task, path, owner.command(label, path, *flags), examples, base, batch_size,
+            found = _svf_rows(owner, task, path, owner.command(task.name, path, *data_flags(task), *flags), examples, base, batch_size,
                               progress, control=row == "svf")
             rows |= {row + extra: r for extra, r in found.items()}
         report["tasks"][name] = _task_entry(task, splits[name], len(examples)) | {"rows": rows}

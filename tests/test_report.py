@@ -335,12 +335,12 @@ def test_table1_on_benchmarks(tokenizer, text_dir, tmp_path, datasets_cache):
     gsm, vqa = result["tasks"]["gsm8k"], result["tasks"]["textvqa"]
     assert (gsm["split"], gsm["metric"], gsm["source"], gsm["n"]) == ("test", "accuracy", str(BENCH_FIXTURES / "gsm8k"), 3)
     assert (vqa["split"], vqa["metric"], vqa["n"]) == ("validation", "VQA accuracy", 3)  # test answers withheld
-    # scored with the category's expert and its control; the missing files are the category's, with its command
+    # scored with the category's expert and its control; the missing files are the category's, trained on the benchmark
     assert list(gsm["rows"]) == ["base", "lora", "svf", "svf-shuffled", "svf-rl", "svf-ntp"]
     assert gsm["rows"]["svf"]["source"] == str(text.experts / "math.safetensors")
-    assert gsm["rows"]["lora"]["missing"].endswith(f"--task math --model tiny-text --method lora --out "
-                                                   f"{text.experts / 'math-lora'})")
-    assert "--task math --model tiny-text --objective ntp" in gsm["rows"]["svf-ntp"]["missing"]
+    assert gsm["rows"]["lora"]["missing"].endswith(f"--task gsm8k --model tiny-text --data gsm8k={BENCH_FIXTURES / 'gsm8k'} "
+                                                   f"--method lora --out {text.experts / 'math-lora'})")
+    assert f"--task gsm8k --model tiny-text --data gsm8k={BENCH_FIXTURES / 'gsm8k'} --objective ntp" in gsm["rows"]["svf-ntp"]["missing"]
     assert vqa["rows"]["svf"]["source"] == str(vision.experts / "vqa.safetensors")
     examples = gsm8k.examples("test", 3)
     base = evaluate.score_task(text.loaded, gsm8k, examples, progress=False)
@@ -412,7 +412,8 @@ def test_cli_report_on_benchmarks(text_dir, tmp_path, capsys, datasets_cache):
     gsm = data["tasks"]["gsm8k"]
     assert gsm["source"] == str(BENCH_FIXTURES / "gsm8k") and gsm["rows"]["base"]["n"] == 2
     expected = tmp_path / "experts" / "text" / "math.safetensors"
-    assert gsm["rows"]["svf"]["missing"].endswith(f"--task math --model {text_dir} --out {expected})")
+    assert gsm["rows"]["svf"]["missing"].endswith(f"--task gsm8k --model {text_dir} --data gsm8k={BENCH_FIXTURES / 'gsm8k'} "
+                                                  f"--out {expected})")
     assert "gsm8k: accuracy on the test split of" in capsys.readouterr().out
     for argv, message in ((["report", "table2", "--tasks", "gsm8k,math"], r"must be among .* got \['math'\]"),
                           (["report", "table1", "--tasks", "gsm8k,mbpp", "--data", str(BENCH_FIXTURES)],
