@@ -280,14 +280,15 @@ def save_trained(out: Path, model, preprocessor, cfg: TrainConfig, device: torch
     return card
 
 
-def _continued_line(card: dict) -> str:
-    """The card's line about the run a continued training started from (train-base --init), if any."""
-    before = card.get("continued_from")
-    if not before:
-        return ""
-    return (f"- Continued from a run of {before['train']['steps']} steps of batch {before['train']['batch_size']} "
-            f"(peak lr {before['train']['lr']}, {before['wall_seconds'] / 60:.1f} minutes, final loss "
-            f"{before['final_loss']}); both: `scripts/rebuild-default-world.sh`\n")
+def _continued_lines(card: dict) -> str:
+    """The card's lines about the runs a continued training started from (train-base --init), newest first."""
+    lines, before = "", card.get("continued_from")
+    while before:
+        lines += (f"- Continued from a run of {before['train']['steps']} steps of batch {before['train']['batch_size']} "
+                  f"(peak lr {before['train']['lr']}, {before['wall_seconds'] / 60:.1f} minutes, final loss "
+                  f"{before['final_loss']})\n")
+        before = before.get("continued_from")
+    return lines + ("- Every run: `scripts/rebuild-default-world.sh`\n" if lines else "")
 
 
 def write_model_card(folder: Path, results: dict, command: str) -> None:
@@ -304,7 +305,7 @@ Not a general assistant: it knows only t2demo's synthetic tasks (see t2demo/task
 - Parameters: {card['parameters']:,}
 - Training: {card['train']['steps']} steps of batch {card['train']['batch_size']}, AdamW, peak lr {card['train']['lr']},
   on {card['device']} in {card['wall_seconds'] / 60:.1f} minutes; final training loss {card['final_loss']}
-{_continued_line(card)}- Data mixture (examples drawn from each task's training split): {json.dumps(card['mixture'])}
+{_continued_lines(card)}- Data mixture (examples drawn from each task's training split): {json.dumps(card['mixture'])}
 - Retrain: `python -m t2demo train-base {'vision' if 'Llava' in card['architecture'] else 'text'}`
 
 ## Accuracy (greedy decoding, 95 % Wilson interval)

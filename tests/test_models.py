@@ -110,7 +110,24 @@ def test_model_card_lists_training_and_accuracy(tmp_path):
     pretrain.write_model_card(folder, results, "python -m t2demo eval")
     card = (folder / "README.md").read_text()
     assert "1,234,567" in card and "10.0 minutes" in card
-    assert "| math | 41.2 | [37.0, 45.5] | 500 |" in card
+    assert "| math | 41.2 | [37.0, 45.5] | 500 |" in card and "Continued from" not in card
+
+
+def test_model_card_lists_every_run_a_continued_training_started_from(tmp_path):
+    folder = tmp_path / "t2demo-llama-tiny"
+    folder.mkdir()
+    run = {"architecture": "LlamaForCausalLM", "parameters": 1234567, "device": "cpu", "mixture": {"math": 10}}
+    first = run | {"wall_seconds": 60.0, "final_loss": 0.9, "train": {"steps": 100, "batch_size": 2, "lr": 0.3}}
+    second = run | {"wall_seconds": 120.0, "final_loss": 0.7, "train": {"steps": 200, "batch_size": 2, "lr": 0.2},
+                    "continued_from": first}
+    third = run | {"wall_seconds": 180.0, "final_loss": 0.5, "train": {"steps": 300, "batch_size": 2, "lr": 0.1},
+                   "continued_from": second}
+    (folder / "training.json").write_text(json.dumps(third))
+    pretrain.write_model_card(folder, {}, "python -m t2demo eval")
+    card = (folder / "README.md").read_text()
+    assert "300 steps of batch 2" in card and "3.0 minutes" in card
+    assert card.index("run of 200 steps") < card.index("run of 100 steps")  # newest first
+    assert "(peak lr 0.2, 2.0 minutes, final loss 0.7)" in card and "(peak lr 0.3, 1.0 minutes, final loss 0.9)" in card
 
 
 def test_eval_mix_adapts_the_model_with_its_experts(model_dirs, tmp_path, monkeypatch):
