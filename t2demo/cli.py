@@ -22,8 +22,9 @@ def add_config_flags(parser: argparse.ArgumentParser, config: type) -> None:
     for f in dataclasses.fields(config):
         flag = "--" + f.name.replace("_", "-")
         meta = dict(f.metadata)
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true", help=meta.get("help"))
+        if f.type in ("bool", bool):  # --flag / --no-flag, so that a field that defaults to True keeps it
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=f"{meta.get('help', '')} (default: {f.default})")
         else:
             kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
             parser.add_argument(flag, type=kind, default=f.default, choices=meta.get("choices"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import shlex
@@ -275,3 +276,15 @@ def test_the_shipped_recipe_is_the_default():
     c = train.ExpertConfig()
     assert (c.objective, c.batch_size, c.rollouts, c.lr, c.kl_coef, c.normalize_rewards, c.anneal_at, c.steps) == \
         ("rl", 4, 16, 2e-2, 0.1, True, 0.45, 200)
+
+
+def test_the_command_line_keeps_every_default_and_turns_a_true_one_off():
+    """A boolean field that defaults to True stays True without its flag (it once became False)."""
+    parser = argparse.ArgumentParser()
+    cli.add_config_flags(parser, train.ExpertConfig)
+    parsed = parser.parse_args([])
+    parsed.command = "train-expert"
+    assert cli.config_from(parsed, train.ExpertConfig) == train.ExpertConfig()
+    off = parser.parse_args(["--no-normalize-rewards"])
+    off.command = "train-expert"
+    assert cli.config_from(off, train.ExpertConfig).normalize_rewards is False
