@@ -17,12 +17,14 @@ if [ ! -f $M/training.json ]; then
 fi
 # The task experts: REINFORCE, the paper's objective and the default recipe; next-token is the ablation.
 # A finished expert is kept (delete it to retrain); an interrupted run resumes from its checkpoint.
+# --no-normalize-rewards: the shipped experts were trained so (their notes say normalize_rewards false),
+# by a CLI that could not set the recipe's default (True) until it was fixed.
 for task in math code reasoning; do
-  [ -f $D/$task.safetensors ] || python -m t2demo train-expert --task "$task" --out $D/$task.safetensors
+  [ -f $D/$task.safetensors ] || python -m t2demo train-expert --task "$task" --no-normalize-rewards --out $D/$task.safetensors
   [ -f $D/$task-ntp.safetensors ] || \
     python -m t2demo train-expert --task "$task" --objective ntp --lr 5e-3 --steps 100 --out $D/$task-ntp.safetensors
 done
-[ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 40
+[ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 40 --no-normalize-rewards
 python -m t2demo probe --vote-limit 30 --json results/probe.json
 python -m t2demo probe --mix math=1 --tasks math,math-hard,world-math,reasoning --vote-limit 30 \
   --json results/probe-math-expert.json
