@@ -273,6 +273,8 @@ def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size:
         base = score_task(owner.loaded, task, examples, batch_size, progress)
         rows = {"base": summarise(base), "lora": _lora_row(owner, task, label, examples, base, batch_size, progress)}
         for row, suffix, flags in (("svf", "", ()), *ABLATIONS.get(label, ())):
+            if flags and flags[-1] == rows["svf"].get("trained", {}).get("objective"):
+                continue  # the shipped expert is this ablation's objective: its row is "svf"
             path = owner.experts / f"{label}{suffix}.safetensors"
             found = _svf_rows(owner, task, path, owner.command(task.name, path, *data_flags(task), *flags), examples, base, batch_size,
                               progress, control=row == "svf")
