@@ -24,6 +24,11 @@ for task in math code reasoning; do
   [ -f $D/$task-ntp.safetensors ] || \
     python -m t2demo train-expert --task "$task" --objective ntp --lr 5e-3 --steps 100 --out $D/$task-ntp.safetensors
 done
+# LoRA baselines (rank 4 on the same MLP matrices, the same recipe), Table 1's lora rows
+for task in math code reasoning; do
+  [ -f $D/$task-lora/adapter_config.json ] || \
+    python -m t2demo train-expert --task "$task" --method lora --no-normalize-rewards --out $D/$task-lora
+done
 [ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 40 --no-normalize-rewards
 python -m t2demo probe --vote-limit 30 --json results/probe.json
 python -m t2demo probe --mix math=1 --tasks math,math-hard,world-math,reasoning --vote-limit 30 \
