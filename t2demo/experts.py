@@ -311,6 +311,15 @@ def mixture_from_labels(svf: SVF, experts: Sequence[Expert], alpha_by_label: Map
     return svf.mix([by_label[label].z for label in alpha_by_label], list(alpha_by_label.values()))
 
 
+LORA_NOTES = "t2demo_training.json"  # in a LoRA baseline's folder: {"label": ..., "notes": {...}} (train.py writes it)
+
+
+def lora_notes(folder: str | Path) -> dict:
+    """A LoRA baseline folder's training notes ({} when it has none)."""
+    meta = Path(folder) / LORA_NOTES
+    return json.loads(meta.read_text())["notes"] if meta.exists() else {}
+
+
 def expert_dir(model_path: str | Path, root: str | Path | None = None) -> Path:
     """Where a model's experts live: <root>/<model folder name>, root defaulting to the project's
     experts/ folder (experts/README.md)."""

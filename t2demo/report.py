@@ -67,7 +67,8 @@ from t2demo.adapt.dispatch import Dispatch
 from t2demo.adapt.registry import STRATEGIES
 from t2demo.adapt.strategy import Strategy
 from t2demo.evaluate import score_task, summarise
-from t2demo.experts import EXPERTS_DIR, ExpertError, expert_dir, load_expert, load_model_experts, shuffled_z
+from t2demo.experts import (EXPERTS_DIR, ExpertError, expert_dir, load_expert, load_model_experts, lora_notes,
+                            shuffled_z)
 from t2demo.generation import generate, images_of
 from t2demo.models import LoadedModel
 from t2demo.svf import SVF
@@ -247,9 +248,7 @@ def _lora_row(owner: Side, task: tasks.Task, label: str, examples: list[tasks.Ex
         trainable = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
     finally:
         peft_model.unload()
-    meta = path / "t2demo_training.json"
-    notes = json.loads(meta.read_text())["notes"] if meta.exists() else {}
-    return _row(outcomes, base, trainable=trainable, source=str(path), trained=_trained(notes))
+    return _row(outcomes, base, trainable=trainable, source=str(path), trained=_trained(lora_notes(path)))
 
 
 def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size: int = 32,

@@ -54,8 +54,8 @@ from tqdm import tqdm
 
 from t2demo import tasks
 from t2demo.atomic import atomic_folder, save_safetensors_atomic, write_json_atomic, write_text_atomic
-from t2demo.evaluate import score_task, summarise
-from t2demo.experts import Expert, expert_dir, save_expert
+from t2demo.evaluate import score_task
+from t2demo.experts import LORA_NOTES, Expert, expert_dir, load_expert, lora_notes, save_expert
 from t2demo.models import LoadedModel
 from t2demo.rollouts import Rollout, answer_logprobs, answer_token_logp, reference_rollout, sample_rollout
 from t2demo.svf import SVF, select_targets, weight_fingerprint
@@ -296,7 +296,7 @@ class LoRAPolicy(_TrainedParams):
         try:
             with atomic_folder(out, replace=True) as tmp:
                 self.model.save_pretrained(tmp)
-                write_json_atomic(tmp / "t2demo_training.json", {"label": label, "notes": notes})
+                write_json_atomic(tmp / LORA_NOTES, {"label": label, "notes": notes})
                 write_text_atomic(tmp / "README.md", lora_card(label, notes))  # instead of PEFT's empty template
         finally:
             self.load_state(current)
@@ -387,11 +387,9 @@ def validate(policy, lm: LoadedModel, task: tasks.Task, examples: list[tasks.Exa
              processes: Processes = ONE) -> float:
     """Greedy accuracy (percent) of the adapted model; across processes, each scores its share."""
     with policy.sampling() as model:
-        if processes.world == 1:
-            return summarise(score_task(replace(lm, model=model), task, examples, batch_size, progress=False))["accuracy"]
         scores = score_task(replace(lm, model=model), task, processes.shard(examples), batch_size, progress=False)
     total, n = processes.sum([float(sum(scores)), float(len(scores))])
-    return round(100 * total / n, 2) if n else 0.0
+    return round(100 * total / n, 2) if n else 0.0  # summarise's accuracy, over every process's share
 
 
 def reward_advantages(rewards: Tensor, rollouts: int = 1, normalize: bool = False) -> Tensor:
@@ -486,12 +484,13 @@ def optimizer_step(policy, opt: torch.optim.Optimizer, lm: LoadedModel, task: ta
     process's weighted by its share), the gradients summed, so every process takes the same step."""
     params = list(policy.params.values())
     loss, stats, weight = weighted_step_loss(policy, lm, task, examples, cfg)
+    scale = 1.0  # this process's share of the batch's gradient
     if processes.world > 1:
-        loss, stats = _reduced(loss, stats, weight, processes)
+        loss, stats, scale = _reduced(loss, stats, weight, processes)
     if not torch.isfinite(loss):
         raise diverged("the loss")
     opt.zero_grad(set_to_none=True)
-    (loss * (weight / stats.pop("_weight")) if processes.world > 1 else loss).backward()
+    (loss * scale).backward()
     processes.sum_gradients(params)
     grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
     if not torch.isfinite(grad_norm):
@@ -502,16 +501,16 @@ def optimizer_step(policy, opt: torch.optim.Optimizer, lm: LoadedModel, task: ta
     return {"loss": loss.item(), "grad_norm": grad_norm.item()} | stats
 
 
-def _reduced(loss: Tensor, stats: dict, weight: float, processes: Processes) -> tuple[Tensor, dict]:
-    """(this process's loss scaled so that the summed gradients are the whole batch's, the whole
-    batch's stats). The returned loss's value is the whole batch's; its gradient is this process's
-    share of it: the caller backpropagates loss · weight / total weight (total in stats["_weight"])."""
+def _reduced(loss: Tensor, stats: dict, weight: float, processes: Processes) -> tuple[Tensor, dict, float]:
+    """(the loss, the whole batch's stats, this process's gradient scale). The returned loss's value is
+    the whole batch's; its gradient is this process's: the caller backpropagates loss · scale (weight
+    over the total weight), so that the summed gradients are the whole batch's."""
     keys = [k for k in ("reward", "kl", "reliable_share") if stats.get(k) is not None]
     total, loss_sum, *sums = processes.sum([weight, loss.item() * weight, *(stats[k] * weight for k in keys)])
     whole = loss_sum / total
     # the value the log shows and the finiteness check reads is the whole batch's; autograd keeps this process's
     loss = loss + (whole - loss.detach())
-    return loss, stats | {k: v / total for k, v in zip(keys, sums)} | {"_weight": total}
+    return loss, stats | {k: v / total for k, v in zip(keys, sums)}, weight / total
 
 
 def anneal(opt: torch.optim.Optimizer, progress: dict, share: float | None, cfg: ExpertConfig, step: int) -> None:
@@ -634,13 +633,8 @@ def default_out(folder: Path, task_name: str, cfg: ExpertConfig) -> Path:
 
 def trained_task(out: Path) -> str | None:
     """The task the expert (or LoRA folder) at `out` was trained on, as its notes say (None: not recorded)."""
-    from t2demo.experts import load_expert
-
     try:
-        if out.is_dir():
-            meta = out / "t2demo_training.json"
-            return json.loads(meta.read_text()).get("notes", {}).get("task") if meta.exists() else None
-        return load_expert(out).notes.get("task")
+        return (lora_notes(out) if out.is_dir() else load_expert(out).notes).get("task")
     except (OSError, ValueError, KeyError):  # unreadable: nothing recorded
         return None
 
