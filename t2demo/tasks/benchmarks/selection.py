@@ -60,7 +60,7 @@ def training_task(name: str, data: Sequence[str] = (), objective: str = "rl", va
     wrapped for training (benchmarks/training.py: train and validation only). Anything else is refused with
     a BenchmarkDataError that says what to pass."""
     from t2demo.tasks.benchmarks.training import BenchmarkTraining, refusal
-    from t2demo.tasks.classification import ClassificationTask
+    from t2demo.tasks.classification import ClassificationTask, resolve_task
     from t2demo.tasks.registry import TRAINING_TASKS
 
     name = name.strip()
@@ -71,11 +71,9 @@ def training_task(name: str, data: Sequence[str] = (), objective: str = "rl", va
                                  f"benchmark with a train split ({with_train})")
     if data and name not in BENCHMARKS:
         raise BenchmarkDataError(f"--data is for benchmarks; {name} is a synthetic task, generated from its seed")
-    if name == ClassificationTask.name:
-        return ClassificationTask()
-    task = choose(name, data)[0]
     if name not in BENCHMARKS:
-        return task
+        return resolve_task(name)
+    task = choose(name, data)[0]
     alternatives = [n for n, b in BENCHMARKS.items() if b.category == task.category and refusal(b, objective) is None]
     reason = refusal(task, objective, alternatives)
     if reason:
