@@ -124,6 +124,11 @@ def mark(right: bool) -> str:
     return "✓ right" if right else "✗ wrong"  # glyphs every font has (emoji fonts are often missing)
 
 
+def verdict(grade: Grade, which: str) -> str:
+    """One answer's mark with the reference: "✓ right · reference 632" (which: "adapted" or "base")."""
+    return f"{mark(getattr(grade, which))} · reference {reference_text(grade.question)}"
+
+
 def reference_text(question: Question) -> str:
     """The reference as the viewer should read it (code tasks: the hidden tests)."""
     ref = question.example.reference

@@ -68,7 +68,7 @@ def first_pass_record(d: Dispatch) -> str:
 def grade_line(g: quiz.Grade | None, which: str) -> str:
     if g is None:
         return ""
-    return f"\n\n---\n{quiz.mark(getattr(g, which))} · reference {quiz.reference_text(g.question)}"
+    return f"\n\n---\n{quiz.verdict(g, which)}"
 
 
 def _answer(text: str, r: TurnRecord, which: str) -> str:
@@ -129,8 +129,7 @@ def diff_message(r: TurnRecord) -> dict | None:
 def diff_title(base: str, adapted: str) -> str:
     if base == adapted:
         return "identical answers"
-    ratio = difflib.SequenceMatcher(None, base, adapted, autojunk=False).ratio()
-    return f"{ratio:.0%} shared (green: adapted only, red: base only)"
+    return f"{shared(base, adapted):.0%} shared (green: adapted only, red: base only)"
 
 
 def word_diff(base: str, adapted: str) -> list[tuple[str, str | None]]:
@@ -153,8 +152,12 @@ def diff_summary(base: str, adapted: str) -> str:
     """One line: identical, or how much of the text the two answers share."""
     if base == adapted:
         return "The two answers are identical: adaptation did not change this answer."
-    ratio = difflib.SequenceMatcher(None, base, adapted, autojunk=False).ratio()
-    return f"The answers differ ({ratio:.0%} of the text shared); highlighted below."
+    return f"The answers differ ({shared(base, adapted):.0%} of the text shared); highlighted below."
+
+
+def shared(base: str, adapted: str) -> float:
+    """The share of the two answers' text in common (difflib's ratio, 1.0 when identical)."""
+    return difflib.SequenceMatcher(None, base, adapted, autojunk=False).ratio()
 
 
 def pairs(records: list[TurnRecord]) -> list[tuple[str, str]]:

@@ -48,8 +48,7 @@ def marks(question: quiz.Question | None, adapted: str, base: str, tally: quiz.T
         return "", ""
     g = quiz.grade(question, adapted, base)
     tally.add(g)
-    ref = quiz.reference_text(question)
-    return f"{quiz.mark(g.adapted)} · reference {ref}", f"{quiz.mark(g.base)} · reference {ref}"
+    return quiz.verdict(g, "adapted"), quiz.verdict(g, "base")
 
 
 def tally_text(tally: quiz.Tally) -> str:
