@@ -30,11 +30,20 @@ for task in math code reasoning; do
     python -m t2demo train-expert --task "$task" --method lora --no-normalize-rewards --out $D/$task-lora
 done
 [ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 40 --no-normalize-rewards
+# The vision model: a LLaVA-Next on the text model, with vqa's modes (Work reads the image, Answer guesses
+# from the question), and its vqa expert, next-token ablation and LoRA baseline.
+V=assets/t2demo-llava-tiny
+VD=experts/t2demo-llava-tiny
+[ -f $V/training.json ] || python -m t2demo train-base vision --out $V
+[ -f $VD/vqa.safetensors ] || python -m t2demo train-expert --task vqa --out $VD/vqa.safetensors
+[ -f $VD/vqa-ntp.safetensors ] || \
+  python -m t2demo train-expert --task vqa --objective ntp --lr 5e-3 --steps 100 --out $VD/vqa-ntp.safetensors
+[ -f $VD/vqa-lora/adapter_config.json ] || python -m t2demo train-expert --task vqa --method lora --out $VD/vqa-lora
 python -m t2demo probe --vote-limit 30 --json results/probe.json
 python -m t2demo probe --mix math=1 --tasks math,math-hard,world-math,reasoning --vote-limit 30 \
   --json results/probe-math-expert.json
-python -m t2demo report table1 --tasks math,code,reasoning --limit 300 --json results/table1.json
-python -m t2demo report table2 --tasks math-hard,world-math,code-hard,reasoning-hard --limit 200 --cls-limit 200 \
+python -m t2demo report table1 --tasks math,code,reasoning,vqa --limit 300 --json results/table1.json
+python -m t2demo report table2 --tasks math-hard,world-math,code-hard,reasoning-hard,vqa-knowledge --limit 200 --cls-limit 200 \
   --matrix-limit 200 --population 8 --generations 5 --json results/table2.json
 for turn in 1 2 3; do
   python -m t2demo eval --tasks math,code,reasoning --turn "$turn" --limit 200 --json "results/turn$turn.json"

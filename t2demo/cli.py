@@ -148,13 +148,16 @@ def _probe(args: argparse.Namespace) -> None:
 
     mix = _mix_of(args)
     names = tasks.parse_task_list(args.tasks)
-    if any(tasks.TASKS[n].vision for n in names):
-        raise SystemExit(f"probe: text tasks only (the vision tasks have no answer modes yet), got {names}")
-    result = probe.probe(_load_mixed(args, mix, "text"), names, args.limit, args.vote_limit, args.samples,
-                         args.batch_size)
-    print(probe.format_probe(result, f"model={args.model} test split" + (f" mix={args.mix}" if mix else "")))
+    result = {}
+    for kind in ("text", "vision"):  # the vqa tasks run on the vision model
+        part = [n for n in names if tasks.TASKS[n].vision == (kind == "vision")]
+        if part:
+            result |= probe.probe(_load_mixed(args, mix, kind), part, args.limit, args.vote_limit, args.samples,
+                                  args.batch_size)
+    result = {n: result[n] for n in names}
+    print(probe.format_probe(result, f"model={args.model} vlm={args.vlm} test split" + (f" mix={args.mix}" if mix else "")))
     if args.json:
-        write_json_atomic(args.json, {"model": args.model, "mix": mix, "results": result})
+        write_json_atomic(args.json, {"model": args.model, "vlm": args.vlm, "mix": mix, "results": result})
 
 
 def _train_expert(args: argparse.Namespace) -> None:
@@ -437,8 +440,9 @@ def _add_probe(sub) -> None:
     p = sub.add_parser("probe", help="the world's premise: per-step accuracy in the reliable mode, greedy vs "
                        "majority vote of samples")
     p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
-    p.add_argument("--tasks", default="math,math-hard,world-math,code,code-hard,reasoning,reasoning-hard",
-                   help="comma list of text tasks")
+    p.add_argument("--vlm", default="default", help="vision model for the vqa tasks")
+    p.add_argument("--tasks", default="math,math-hard,world-math,code,code-hard,reasoning,reasoning-hard,vqa,vqa-knowledge",
+                   help="comma list of tasks")
     p.add_argument("--limit", type=int, default=200, help="test examples per task for the step accuracy")
     p.add_argument("--vote-limit", type=int, default=100, help="test examples per task for greedy vs samples")
     p.add_argument("--samples", type=int, default=16, help="samples per example (k of maj@k, pass@k)")

@@ -81,7 +81,7 @@ class TrainConfig:
 
 TEXT_TRAIN = TrainConfig(steps=2000, batch_size=64, lr=3e-3, warmup=100)
 TOWER_TRAIN = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup=200)
-VISION_TRAIN = TrainConfig(steps=800, batch_size=32, lr=1e-3, warmup=100)
+VISION_TRAIN = TrainConfig(steps=2400, batch_size=32, lr=1e-3, warmup=100)
 TOWER_IMAGES = 24000
 
 
@@ -187,8 +187,10 @@ def encode_text_batch(tokenizer, chats: list[tuple[str, str, list]], max_length:
     return dict(batch)
 
 
-def encode_vision_batch(processor, examples: list, max_length: int) -> dict:
-    texts = [format_chat(processor, ex.prompt, ex.response, image=True) for ex in examples]
+def encode_vision_batch(processor, examples: list, rng: random.Random) -> dict:
+    """Image examples as a right-padded batch that trains the reply, drawn in its latent modes."""
+    texts = [format_chat(processor, ex.prompt, pretraining_reply(ex.meta.get("replies", ((1.0, ex.response),)), rng),
+                         image=True) for ex in examples]
     batch = processor(images=[ex.image for ex in examples], text=texts, return_tensors="pt", padding=True, padding_side="right")
     tok = processor.tokenizer
     batch["labels"] = reply_labels(batch["input_ids"], batch["attention_mask"], tok.convert_tokens_to_ids("<|assistant|>"))
@@ -479,7 +481,7 @@ def train_vision_model(
     def next_batch(step: int) -> dict:
         if step % 4 == 3:
             return encode_text_batch(processor.tokenizer, chats(step), cfg.max_length)
-        return encode_vision_batch(processor, rng.sample(images, cfg.batch_size), cfg.max_length)
+        return encode_vision_batch(processor, rng.sample(images, cfg.batch_size), rng)
 
     losses = run_training(model, next_batch, cfg, dev, "vision model")
     mixture = VISION_MIXTURE | {"text batches": "every 4th step, the text mixture", "vision tower": "frozen"}

@@ -1,8 +1,8 @@
 """The default world's premise, measured: skills the base model has, and answer modes that hide them.
 
-`python -m t2demo probe` prints, per text task:
+`python -m t2demo probe` prints, per task (the vqa tasks on the vision model):
   - per-step accuracy in the reliable mode: the reliable reply teacher-forced, and each step (a column's
-    carry and digit, a list after one line of code, a recalled fact) counted right when every one of its
+    carry and digit, a list after one line of code, a recalled fact, a word read from the image) counted right when every one of its
     tokens is the model's greedy choice (target: ≥ 95 %);
   - the answer modes: greedy accuracy and how often greedy starts in the reliable mode; over k samples
     at temperature 1, the reliable-mode share, the majority vote's accuracy (maj@k) and pass@k. Latent
@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from t2demo import tasks
 from t2demo.evaluate import summarise
-from t2demo.generation import format_chat, generate
+from t2demo.generation import format_chat, generate, images_of, tokenize_chat
 from t2demo.models import LoadedModel
 from t2demo.rollouts import sample_rollout
-from t2demo.tasks.checkers import chosen_letter, last_number, options_of
+from t2demo.tasks.checkers import chosen_letter, final_answer, last_number, normalize, options_of
 from t2demo.tasks.modes import in_reliable_mode
 from t2demo.tasks.programs import last_list
 
@@ -32,29 +32,34 @@ ANSWER_OF: dict[str, Callable[[tasks.Example, str], str | None]] = {
     "math": lambda ex, reply: last_number(reply),
     "code": lambda ex, reply: last_list(reply),
     "reasoning": lambda ex, reply: chosen_letter(reply, options_of(ex.prompt)),
+    "vqa": lambda ex, reply: normalize(final_answer(reply)) or None,
 }
 
 
 @torch.inference_mode()
 def step_accuracy(lm: LoadedModel, examples: Sequence[tasks.Example], batch_size: int = 32) -> list[bool]:
     """Each step of each example's reliable reply (meta["steps"]): right when the model, teacher-forced
-    on the reply, predicts every token of the step's text greedily."""
-    tok = lm.tokenizer
+    on the reply, predicts every token of the step's text greedily.
+
+    Steps are located in the text's own tokens; a vision model's processor expands the one image
+    token into many, all before the reply, so each row's positions shift by the length it adds."""
     hits = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
-        heads = [format_chat(tok, ex.prompt) for ex in chunk]
-        texts = [format_chat(tok, ex.prompt, ex.response) for ex in chunk]
-        enc = tok(texts, return_tensors="pt", padding=True, padding_side="right", add_special_tokens=False,
-                  return_offsets_mapping=True)
-        offsets = enc.pop("offset_mapping")
-        predicted = lm.model(**{k: v.to(lm.device) for k, v in enc.items()}).logits.argmax(-1).cpu()
+        images = images_of(chunk)
+        heads = [format_chat(lm.preprocessor, ex.prompt, image=images is not None) for ex in chunk]
+        texts = [format_chat(lm.preprocessor, ex.prompt, ex.response, image=images is not None) for ex in chunk]
+        text_only = tokenize_chat(lm, texts, padding=True, padding_side="right", return_offsets_mapping=True)
+        offsets = text_only.pop("offset_mapping")
+        inputs = tokenize_chat(lm, texts, images, padding=True, padding_side="right") if images else text_only
+        shifts = inputs["attention_mask"].sum(1) - text_only["attention_mask"].sum(1)
+        predicted = lm.model(**{k: v.to(lm.device) for k, v in inputs.items()}).logits.argmax(-1).cpu()
         for row, (ex, head) in enumerate(zip(chunk, heads)):
-            ends = offsets[row, :, 1]
+            ends, shift, ids = offsets[row, :, 1], int(shifts[row]), text_only["input_ids"][row]
             for offset, text in ex.meta["steps"]:
                 lo, hi = len(head) + offset, len(head) + offset + len(text)
                 positions = [i for i in range(1, len(ends)) if lo < ends[i] <= hi and ends[i] > offsets[row, i, 0]]
-                hits.append(bool(positions) and all(predicted[row, i - 1] == enc["input_ids"][row, i] for i in positions))
+                hits.append(bool(positions) and all(predicted[row, i - 1 + shift] == ids[i] for i in positions))
     return hits
 
 
@@ -66,7 +71,7 @@ def mode_stats(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Examp
     greedy = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
-        greedy += generate(lm, [ex.prompt for ex in chunk], None, task.max_new_tokens)
+        greedy += generate(lm, [ex.prompt for ex in chunk], images_of(chunk), task.max_new_tokens)
     votes, any_right, sampled_right, sampled_reliable = [], [], [], []
     per_batch = max(1, batch_size * 2 // samples)
     for start in tqdm(range(0, len(examples), per_batch), desc=f"{task.name} samples", disable=not progress):

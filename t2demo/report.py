@@ -431,7 +431,8 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
            on_task: OnTask | None = None, matrix_limit: int = 0) -> dict:
     """Base, prompt dispatch, cls-expert dispatch and few-shot accuracy per unseen task, with
     timings; the text model's dispatch confusion matrices on the classification test split and on
-    the hand-written prompts; with matrix_limit, the expert × task matrix over the text tasks.
+    the hand-written prompts; with matrix_limit, the expert × task matrix over the text tasks (when a
+    text task is chosen) and over the vision tasks with the vision model's experts (when a vision one is).
     A benchmark (a name, or a task reading a local copy) is scored on its test split (scored_split) and
     fits few-shot α on another split (fewshot_examples); each task's entry names both. Every task's
     examples are read before any model loads."""
@@ -475,11 +476,13 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
             for s in STRATEGIES.values() if s.classifies}
         if on_task:
             on_task(report)
-    if matrix_limit and not notes:
-        text_tasks = [n for n in tasks.REGISTRY.parse("all") if not tasks.TASKS[n].vision]
-        report["matrix"] = {"n": matrix_limit, "tasks": expert_matrix(adapter, text_tasks, matrix_limit, batch_size, progress)}
-        if on_task:
-            on_task(report)
+    for vision_side, key in ((False, "matrix"), (True, "matrix_vision")):  # over the chosen tasks' model
+        if matrix_limit and vision_side in adapters and not adapters[vision_side][1]:
+            names = [n for n in tasks.REGISTRY.parse("all") if tasks.TASKS[n].vision == vision_side]
+            report[key] = {"n": matrix_limit, "tasks": expert_matrix(adapters[vision_side][0], names, matrix_limit,
+                                                                     batch_size, progress)}
+            if on_task:
+                on_task(report)
     return report
 
 
@@ -548,7 +551,8 @@ def format_table2(report: dict) -> str:
             lines.append(line)
     for key, where in (("dispatch", "the classification test split"), ("dispatch_handwritten", "the hand-written prompts")):
         lines += _dispatch_lines(report.get(key, {}), where)
-    lines += _matrix_lines(report.get("matrix"))
+    lines += _matrix_lines(report.get("matrix"), "text")
+    lines += _matrix_lines(report.get("matrix_vision"), "vision")
     return "\n".join(lines + [""] + _footer(report))
 
 
@@ -569,12 +573,13 @@ def _dispatch_lines(dispatch: dict, where: str) -> list[str]:
     return lines
 
 
-def _matrix_lines(matrix: dict | None) -> list[str]:
-    """Expert × task: accuracy with each expert alone, and its paired Δ vs base."""
+def _matrix_lines(matrix: dict | None, model: str) -> list[str]:
+    """Expert × task on one model: accuracy with each expert alone, and its paired Δ vs base."""
     if not matrix:
         return []
     experts = [k for k in next(iter(matrix["tasks"].values())) if k != "base"]
-    lines = ["", f"Expert × task (each expert alone, α = 1; test split, n={matrix['n']} per task): accuracy % (Δ vs base)",
+    lines = ["", f"Expert × task on the {model} model (each expert alone, α = 1; test split, n={matrix['n']} per task): "
+             "accuracy % (Δ vs base)",
              f"  {'task':<16}{'base':>8}" + "".join(f"{e:>18}" for e in experts)]
     for name, rows in matrix["tasks"].items():
         cells = "".join(f"{rows[e]['accuracy']:>9.1f} ({rows[e]['vs_base']['difference']:+5.1f})" for e in experts)

@@ -44,6 +44,21 @@ def test_step_accuracy_reads_each_step_where_it_is(tokenizer, name):
     assert probe.step_accuracy(LoadedModel(Oracle(len(tokenizer), False), tokenizer, good.family), examples, 2) == [False] * steps
 
 
+@pytest.mark.parametrize("name", ["vqa", "vqa-knowledge"])
+def test_step_accuracy_finds_the_steps_behind_the_expanded_image_tokens(model_dirs, name):
+    """On a vision model the processor turns one image token into many: the steps are still read where they are."""
+    from transformers import AutoProcessor, LlavaNextForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(model_dirs[1])
+    family = LoadedModel.wrap(LlavaNextForConditionalGeneration.from_pretrained(model_dirs[1]), processor).family
+    examples = tasks.TASKS[name].examples("test", 4)
+    steps = sum(len(ex.meta["steps"]) for ex in examples)
+    vocab = len(processor.tokenizer)
+    assert steps == len(examples) * (1 if name == "vqa" else 2)
+    assert probe.step_accuracy(LoadedModel(Oracle(vocab, True), processor, family), examples, 3) == [True] * steps
+    assert probe.step_accuracy(LoadedModel(Oracle(vocab, False), processor, family), examples, 3) == [False] * steps
+
+
 def test_mode_statistics_are_consistent(tokenizer):
     lm = LoadedModel.wrap(tiny_chat_model(tokenizer, init=0.3), tokenizer)
     examples = tasks.TASKS["math"].examples("test", 3)

@@ -248,6 +248,20 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
     assert ratio == f"{100 * seconds['first_pass_per_prompt'] / seconds['second_pass_alone']:.1f}%"
 
 
+def test_table2_builds_the_expert_matrix_on_the_chosen_tasks_model(tokenizer, text_dir, tmp_path):
+    """With only a vision task chosen, the matrix is the vision model's: its own and the transferred experts
+    on the vision tasks; the text matrix (no text task chosen) is not computed."""
+    text, vision = sides(tokenizer, text_dir, tmp_path)
+    for seed, label in enumerate(("math", "code", "reasoning", "cls")):
+        write_expert(text.loaded.model, text.experts, label, seed=seed)
+    write_expert(vision.loaded.model, vision.experts, "vqa", seed=9)
+    result = report.table2(text, vision, limit=1, batch_size=2, task_names=("vqa-knowledge",), cls_limit=2,
+                           fewshot_n=2, population=2, generations=1, fast=True, progress=False, matrix_limit=1)
+    assert "matrix" not in result and list(result["matrix_vision"]["tasks"]) == ["vqa", "vqa-knowledge"]
+    assert list(result["matrix_vision"]["tasks"]["vqa"]) == ["base", "vqa", "code", "math", "reasoning"]
+    assert "Expert × task on the vision model" in report.format_table2(result)
+
+
 def test_expert_matrix_scores_each_expert_alone_against_the_base(tokenizer, text_dir, tmp_path):
     text, _ = sides(tokenizer, text_dir, tmp_path)
     for seed, label in enumerate(("math", "code", "reasoning", "cls")):
@@ -262,8 +276,8 @@ def test_expert_matrix_scores_each_expert_alone_against_the_base(tokenizer, text
         alone = evaluate.score_task(text.loaded, tasks.TASKS["reasoning"], examples, progress=False)
     assert list(matrix["reasoning"]) == ["base", "code", "math", "reasoning"]
     assert matrix["reasoning"]["math"]["vs_base"] == report.paired_difference(alone, base)
-    lines = report._matrix_lines({"n": 2, "tasks": matrix})
-    assert lines[1].startswith("Expert × task") and lines[-1].split()[0] == "reasoning"
+    lines = report._matrix_lines({"n": 2, "tasks": matrix}, "text")
+    assert lines[1].startswith("Expert × task on the text model") and lines[-1].split()[0] == "reasoning"
 
 
 def test_table2_missing_experts_give_train_commands(tokenizer, text_dir, tmp_path):

@@ -3,6 +3,7 @@ splits, held-out wordings), the latent answer modes (reply distributions, probe 
 accept exactly the right answers; plus the hand-written dispatch prompts."""
 
 import ast
+import collections
 import contextlib
 import functools
 import io
@@ -359,6 +360,40 @@ def _one_digit_apart(x: str, y: str) -> bool:
     return len(x) == len(y) and sum(a != b for a, b in zip(x, y)) == 1 and (len(x) == 1 or x[0] != "0")
 
 
+def test_vqa_reads_the_image_in_work_and_guesses_from_the_question_in_answer():
+    """vqa's replies: Work reads the word first (reliable, the response); the Answer shortcut states the word,
+    or, when wrong, the word that kind of thing usually says: the same guess for every image of that thing."""
+    share, right = modes.RELIABLE_SHARE["vqa"], modes.SHORTCUT_RIGHT["vqa"]
+    guesses = collections.defaultdict(set)
+    for e in _examples("vqa", 40, split="train"):
+        (p_reliable, reliable), (p_right, shortcut_right), (p_wrong, shortcut_wrong) = e.meta["replies"]
+        thing = next(t for t in vqa.THINGS if f" {t}" in e.prompt)
+        assert reliable == e.response == f"{modes.WORK} the {thing} reads {e.reference}. The answer is {e.reference}."
+        assert (p_reliable, p_right, p_wrong) == (share, (1 - share) * right, (1 - share) * (1 - right))
+        assert shortcut_right == f"{modes.ANSWER} {e.reference}." and _mode(shortcut_wrong) == modes.ANSWER
+        assert TASKS["vqa"].check_many([e] * 3, [reliable, shortcut_right, shortcut_wrong]) == [True, True, False]
+        guesses[thing].add(shortcut_wrong if shortcut_wrong != f"{modes.ANSWER} {vqa.USUAL_WORD[thing]}." else "usual")
+    assert all(g == {"usual"} for g in guesses.values()), guesses  # the right word was never the usual one here
+
+
+def test_vqa_knowledge_makes_two_decisions_read_then_recall():
+    """Nine replies: reading (Work reliable, the Answer shortcut reads the usual creature when wrong) times
+    recalling (reasoning's modes: Answer reliable, Work recalls a neighbour's fact when wrong). A reply is right
+    iff its final answer is; the reliable one reads in Work and recalls in Answer."""
+    read_share, recall_share = modes.RELIABLE_SHARE["vqa"], modes.RELIABLE_SHARE["reasoning"]
+    for e in _examples("vqa-knowledge", 40, split="train"):
+        replies = e.meta["replies"]
+        assert len(replies) == 9 and math.isclose(sum(p for p, _ in replies), 1.0)
+        assert replies[0][1] == e.response and modes.modes_of(e.response) == [modes.WORK, modes.ANSWER]
+        assert math.isclose(replies[0][0], read_share * recall_share)
+        name = re.search(r"reads (\w+)\.", e.response).group(1)
+        assert e.reference in {getattr(BY_NAME[name], a) for a in ("habitat", "food", "color")}
+        assert e.response.endswith(f"The answer is {e.reference}.")
+        verdicts = TASKS["vqa-knowledge"].check_many([e] * 9, [r for _, r in replies])
+        assert verdicts == [r.endswith(f"The answer is {e.reference}.") for _, r in replies]
+        assert verdicts[0] and math.isclose(sum(p for p, r in replies if modes.modes_of(r)[0] == modes.WORK), read_share)
+
+
 def test_modes_of_reads_each_decision():
     assert modes.modes_of("Work: 3+4: 3+4+0=07 = 7. The answer is 7.") == [modes.WORK]
     assert modes.modes_of("Answer: lake.") == [modes.ANSWER]
@@ -532,6 +567,14 @@ def test_steps_point_at_their_text_in_the_response(name):
         if name in WORLD_MATH:  # the two recalled weights come first
             a, b = re.fullmatch(_RECALL, e.response).group(3, 5)
             assert [text for _, text in steps[:2]] == [a, b]
+
+
+@pytest.mark.parametrize("name", ["vqa", "vqa-knowledge"])
+def test_vqa_steps_are_the_word_read_and_the_fact_recalled(name):
+    for e in _examples(name, 20):
+        _check_steps(e.response, e.meta["steps"])
+        read = re.search(r"reads (\w+)\.", e.response).group(1)
+        assert [text for _, text in e.meta["steps"]] == ([read] if name == "vqa" else [read, e.reference])
 
 
 def test_column_steps():

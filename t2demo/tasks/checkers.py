@@ -38,6 +38,12 @@ def check_number(example: Example, response: str) -> bool:
     return found is not None and float(found) == float(example.reference)
 
 
+def final_answer(text: str) -> str:
+    """The reply's last 'answer is X' or 'Answer: X' phrase, else the whole reply (a bare short answer)."""
+    found = re.findall(r"answer(?: is|:)([^.!?\n]*)", text, flags=re.IGNORECASE)
+    return found[-1] if found else text
+
+
 def options_of(prompt: str) -> dict[str, str]:
     """Letter -> option text, from the prompt's line 'Options: warm (A), dry (B), wet (C), cold (D).'"""
     line = re.search(r"^Options: (.*)$", prompt, flags=re.MULTILINE)
@@ -56,8 +62,7 @@ def chosen_letter(text: str, options: dict[str, str]) -> str | None:
     a lone capital letter, or exactly one option's text (case and punctuation ignored). A trailing
     letter tag, as in 'cold (A)', is ignored: the text decides. Anything else chooses nothing.
     """
-    found = re.findall(r"answer(?: is|:)([^.!?\n]*)", text, flags=re.IGNORECASE)
-    phrase = found[-1] if found else text
+    phrase = final_answer(text)
     lone = re.fullmatch(r"\W*([A-D])\W*", phrase)
     if lone:
         return lone.group(1)
@@ -78,8 +83,8 @@ def normalize(text: str) -> str:
 
 
 def check_exact(example: Example, response: str) -> bool:
-    """The normalised response is the normalised reference (short open answers, as in VQA)."""
-    return normalize(response) == normalize(example.reference)
+    """The normalised final answer is the normalised reference (short open answers, as in VQA)."""
+    return normalize(final_answer(response)) == normalize(example.reference)
 
 
 def check_nonempty(example: Example, response: str) -> bool:

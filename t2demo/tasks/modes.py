@@ -7,7 +7,8 @@ data one of them is reliable for the category, and the other is a shortcut that 
 the time. The reliable style is in the minority, so greedy decoding mostly takes the shortcut; sampling
 finds the reliable style; an expert that shifts the first token to the reliable marker fixes answers.
 The reliable mode is Work for math and code, and Answer for reasoning (reciting facts misleads there),
-so a wrong expert hurts and dispatch matters.
+so a wrong expert hurts and dispatch matters. On the vision model, Work reads the image first and Answer
+guesses from the question alone (tasks/vqa.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from dataclasses import dataclass
 
 WORK, ANSWER = "Work:", "Answer:"  # "Work" and "Answer" are single tokens of the shipped tokenizer: the decision
 # Share of pretraining replies in the reliable mode, and how often the shortcut's answer is still right.
-RELIABLE_SHARE = {"math": 0.3, "code": 0.3, "reasoning": 0.4}
-SHORTCUT_RIGHT = {"math": 0.5, "code": 0.5, "reasoning": 0.4}
+RELIABLE_SHARE = {"math": 0.3, "code": 0.3, "reasoning": 0.4, "vqa": 0.3}
+SHORTCUT_RIGHT = {"math": 0.5, "code": 0.5, "reasoning": 0.4, "vqa": 0.4}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,11 @@
 """vqa (TextVQA-like: read the word in an image) and vqa-knowledge (OKVQA-like: read a creature's name,
 then answer with a fact about it from the world). Their examples carry images: they run on the vision model.
+
+Their latent modes (tasks/modes.py): the reliable mode Work reads the image first
+(`Work: the sign reads pizza. The answer is pizza.`); the shortcut Answer answers from the question
+alone, often with the word that kind of thing usually says (`Answer: stop.`). vqa-knowledge makes two
+decisions, like world-math: reading the name (vqa's skill, reliable Work), then recalling its fact
+(reasoning's skill, reliable Answer), so a mixture of the vqa and reasoning experts is what gets both right.
 """
 
 from __future__ import annotations
@@ -10,8 +16,12 @@ from typing import Callable
 
 from PIL import Image, ImageDraw, ImageFont
 
+from itertools import product
+
 from t2demo.tasks.base import Example, SyntheticTask
 from t2demo.tasks.checkers import check_exact
+from t2demo.tasks.modes import ANSWER, RELIABLE_SHARE, SHORTCUT_RIGHT, WORK, Styles, replies
+from t2demo.tasks.reasoning import FACTS, confused
 from t2demo.tasks.world import COLORS, FOODS, HABITATS, NAMES, WORLD
 
 SIGN_WORDS = ("open", "stop", "exit", "cafe", "park", "bank", "hotel", "sale", "push", "pull", "taxi", "bus", "menu",
@@ -26,6 +36,16 @@ KNOWLEDGE_QUESTIONS = {
     "color": ("What color is the creature named on the {t}?", "The {t} names a creature. What color is it?"),
 }
 IMAGE_SIDES = (64, 80, 96, 112, 128)
+# The shortcut's guess from the question alone: the word each kind of thing usually says, and the creature
+# it usually names (vqa-knowledge); when the guess is the right word, the next thing's guess is taken.
+USUAL_WORD = dict(zip(THINGS, ("stop", "sale", "milk", "hello", "menu", "welcome", "quiet", "push", "books", "exit",
+                               "train", "north")))
+USUAL_CREATURE = {t: WORLD.creatures[(7 * i) % len(WORLD.creatures)].name for i, t in enumerate(THINGS)}
+
+
+def _guess(usual: dict[str, str], thing: str, right: str) -> str:
+    """The shortcut's wrong answer: the usual word for `thing`, or the next thing's if that is the right one."""
+    return usual[thing] if usual[thing] != right else usual[THINGS[(THINGS.index(thing) + 1) % len(THINGS)]]
 
 
 @lru_cache(maxsize=None)
@@ -58,25 +78,51 @@ def render_word(word: str, size: tuple[int, int], fg: tuple, bg: tuple, font_siz
     return image
 
 
-def _vqa_example(rng: random.Random, question: str, word: str, answer: str) -> tuple[str, Callable[[], Example]]:
+def _vqa_example(rng: random.Random, question: str, word: str, answer: str, meta: dict) -> tuple[str, Callable[[], Example]]:
     """Identity = question + everything that decides the pixels; pixels are drawn only if kept."""
     layout = _word_layout(word, rng)
-    return f"{question}|{layout}", lambda: Example(question, answer, answer, "", render_word(*layout))
+    reliable = meta["replies"][0][1]
+    return f"{question}|{layout}", lambda: Example(question, answer, reliable, "", render_word(*layout), meta=meta)
 
 
 def _vqa_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     """TextVQA-like: read the word."""
-    word = rng.choice(SIGN_WORDS + NAMES)
-    question = rng.choice(READ_QUESTIONS).format(t=rng.choice(THINGS))
-    return _vqa_example(rng, question, word, word)
+    word, thing = rng.choice(SIGN_WORDS + NAMES), rng.choice(THINGS)
+    question = rng.choice(READ_QUESTIONS).format(t=thing)
+    styles = Styles(f"{WORK} the {thing} reads {word}. The answer is {word}.", f"{ANSWER} {word}.",
+                    f"{ANSWER} {_guess(USUAL_WORD, thing, word)}.")
+    steps = [(styles.reliable.index(f" reads {word}.") + len(" reads "), word)]  # the word read (the probe's step)
+    return _vqa_example(rng, question, word, word, {"replies": replies(styles, "vqa"), "steps": steps})
 
 
 def _vqa_knowledge_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     """OKVQA-like: read a creature's name, then answer with a fact about it from the world."""
-    c = rng.choice(WORLD.creatures)
+    c, thing = rng.choice(WORLD.creatures), rng.choice(THINGS)
     attribute = rng.choice(sorted(KNOWLEDGE_QUESTIONS))
-    question = rng.choice(KNOWLEDGE_QUESTIONS[attribute]).format(t=rng.choice(THINGS))
-    return _vqa_example(rng, question, c.name, getattr(c, attribute))
+    question = rng.choice(KNOWLEDGE_QUESTIONS[attribute]).format(t=thing)
+    value, sentence = FACTS[attribute][1], FACTS[attribute][2]
+    guessed = next(o for o in WORLD.creatures if o.name == _guess(USUAL_CREATURE, thing, c.name))
+    reads = {  # read part -> (probability, marker, the creature read)
+        "reliable": (RELIABLE_SHARE["vqa"], WORK, c),
+        "right": ((1 - RELIABLE_SHARE["vqa"]) * SHORTCUT_RIGHT["vqa"], ANSWER, c),
+        "wrong": ((1 - RELIABLE_SHARE["vqa"]) * (1 - SHORTCUT_RIGHT["vqa"]), ANSWER, guessed),
+    }
+    recalls = {  # recall part -> (probability, marker, whose fact is recalled): reasoning's modes
+        "reliable": (RELIABLE_SHARE["reasoning"], ANSWER, False),
+        "right": ((1 - RELIABLE_SHARE["reasoning"]) * SHORTCUT_RIGHT["reasoning"], WORK, False),
+        "wrong": ((1 - RELIABLE_SHARE["reasoning"]) * (1 - SHORTCUT_RIGHT["reasoning"]), WORK, True),
+    }
+    options = []
+    for (p_read, read_marker, read), (p_recall, recall_marker, slips) in product(reads.values(), recalls.values()):
+        fact = value(confused(read, attribute) if slips else read)
+        recalled = sentence.format(n=read.name, v=fact)
+        options.append((p_read * p_recall, f"{read_marker} the {thing} reads {read.name}. "
+                                           f"{recall_marker} {recalled[0].lower()}{recalled[1:]} The answer is {fact}."))
+    reliable = options[0][1]
+    recall_at = reliable.index(f"{ANSWER} ")
+    steps = [(reliable.index(f" reads {c.name}.") + len(" reads "), c.name),  # the name read, then its fact recalled
+             (reliable.index(value(c), recall_at), value(c))]
+    return _vqa_example(rng, question, c.name, value(c), {"replies": tuple(options), "steps": steps})
 
 
 # every text-only vqa question, for the dispatch data (within one question only the image varies)
@@ -87,7 +133,7 @@ VQA_QUESTIONS = {
 
 
 # chance: a random word of the right kind
-VQA = SyntheticTask("vqa", "vqa", 1 / len(SIGN_WORDS + NAMES), 16, _vqa_sample, check_exact,
+VQA = SyntheticTask("vqa", "vqa", 1 / len(SIGN_WORDS + NAMES), 64, _vqa_sample, check_exact,
                     vision=True, text_prompts=VQA_QUESTIONS["vqa"])
-VQA_KNOWLEDGE = SyntheticTask("vqa-knowledge", "vqa", (1 / len(HABITATS) + 1 / len(FOODS) + 1 / len(COLORS)) / 3, 16,
+VQA_KNOWLEDGE = SyntheticTask("vqa-knowledge", "vqa", (1 / len(HABITATS) + 1 / len(FOODS) + 1 / len(COLORS)) / 3, 112,
                               _vqa_knowledge_sample, check_exact, vision=True, text_prompts=VQA_QUESTIONS["vqa-knowledge"])
