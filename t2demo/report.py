@@ -78,7 +78,7 @@ from t2demo.tasks.registry import BENCHMARKS
 TEXT_EXPERTS = ("math", "code", "reasoning")
 # Table 1 ablations: row -> (file suffix after the task name, train-expert flags)
 ABLATIONS = {name: (("svf-rl", "-rl", ("--objective", "rl")), ("svf-ntp", "-ntp", ("--objective", "ntp")))
-             for name in TEXT_EXPERTS}
+             for name in tasks.TRAINING_TASKS}
 NOTE_KEYS = ("objective", "targets", "steps_done", "best_val_accuracy")  # training notes shown per row
 PAIRED = "paired difference, normal approximation on per-example differences (mean ± 1.96·sd/√n)"
 NAMING = ("experts/<model folder>/: <task>.safetensors (SVF, mlp; its notes name the objective), <task>-lora/ "
