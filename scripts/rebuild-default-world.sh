@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Rebuild the shipped default text world from seeds, then measure it: every number in README's status,
+# Rebuild the shipped default world (text, then vision) from seeds, then measure it: every number in README's status,
 # Tasks, Training experts, Table 1 and Table 2 sections comes from one of these commands (results/ keeps
-# their JSON). About 2 hours on a 2-core CPU; a step that stopped resumes when the script is rerun.
+# their JSON). About 3 hours on a 2-core CPU; a step that stopped resumes when the script is rerun.
 # The sample sizes are what one session's CPU time allowed; the targets ask for 500 per task.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,17 +34,26 @@ done
 # from the question), and its vqa expert, next-token ablation and LoRA baseline.
 V=assets/t2demo-llava-tiny
 VD=experts/t2demo-llava-tiny
-[ -f $V/training.json ] || python -m t2demo train-base vision --out $V
+if [ ! -f $V/training.json ]; then
+  python -m t2demo train-base vision --out $V
+  python -m t2demo eval --vlm default --tasks vqa,vqa-knowledge --limit 300 --card   # its model card
+fi
 [ -f $VD/vqa.safetensors ] || python -m t2demo train-expert --task vqa --out $VD/vqa.safetensors
 [ -f $VD/vqa-ntp.safetensors ] || \
   python -m t2demo train-expert --task vqa --objective ntp --lr 5e-3 --steps 100 --out $VD/vqa-ntp.safetensors
 [ -f $VD/vqa-lora/adapter_config.json ] || python -m t2demo train-expert --task vqa --method lora --out $VD/vqa-lora
-python -m t2demo probe --vote-limit 30 --json results/probe.json
+python -m t2demo probe --tasks math,math-hard,world-math,code,code-hard,reasoning,reasoning-hard --vote-limit 30 \
+  --json results/probe.json
+python -m t2demo probe --tasks vqa,vqa-knowledge --vote-limit 30 --json results/probe-vision.json
+python -m t2demo probe --tasks vqa,vqa-knowledge --mix vqa=1 --vote-limit 30 --json results/probe-vqa-expert.json
 python -m t2demo probe --mix math=1 --tasks math,math-hard,world-math,reasoning --vote-limit 30 \
   --json results/probe-math-expert.json
-python -m t2demo report table1 --tasks math,code,reasoning,vqa --limit 300 --json results/table1.json
-python -m t2demo report table2 --tasks math-hard,world-math,code-hard,reasoning-hard,vqa-knowledge --limit 200 --cls-limit 200 \
+python -m t2demo report table1 --tasks math,code,reasoning --limit 300 --json results/table1.json
+python -m t2demo report table1 --tasks vqa --limit 300 --json results/table1-vision.json
+python -m t2demo report table2 --tasks math-hard,world-math,code-hard,reasoning-hard --limit 200 --cls-limit 200 \
   --matrix-limit 200 --population 8 --generations 5 --json results/table2.json
+python -m t2demo report table2 --tasks vqa-knowledge --limit 200 --cls-limit 200 --matrix-limit 200 \
+  --json results/table2-vision.json
 for turn in 1 2 3; do
   python -m t2demo eval --tasks math,code,reasoning --turn "$turn" --limit 200 --json "results/turn$turn.json"
 done
