@@ -19,6 +19,7 @@ from conftest import APP_LABELS
 from PIL import Image, ImageDraw
 
 import app
+from t2demo import quiz
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -295,8 +296,9 @@ def test_chat_slider_cem_and_vqa_in_a_real_browser(page, shots, tmp_path):
     wait_until_idle(page)
     assert figure(page, "category probabilities")["data"][0]["type"] == "bar"
     # a test question (image and question from the vqa test split): both answers marked, the reference shown
-    page.get_by_role("tabpanel").get_by_text("What does the note say?", exact=True).first.click()
-    sync_api.expect(page.get_by_role("textbox", name="Question", exact=True)).to_have_value("What does the note say?")
+    question = quiz.image_files()[0][0].example.prompt  # the first test question the tab lists
+    page.get_by_role("tabpanel").get_by_text(question, exact=True).first.click()
+    sync_api.expect(page.get_by_role("textbox", name="Question", exact=True)).to_have_value(question)
     page.get_by_role("button", name="Ask", exact=True).click()
     page.get_by_text(re.compile(r"^Tally over 1 test question: base right [01]/1")).wait_for()
     assert page.get_by_role("tabpanel").get_by_text(MARK).count() == 2
