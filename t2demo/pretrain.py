@@ -67,7 +67,6 @@ DRILLS = {task.name: task for task in (arithmetic.MATH_DRILL, arithmetic.NUMBER_
 CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 16000, 3000  # also in the text mixture
 MULTI_TURN = 0.25  # share of training chats with one or two earlier turns before the trained reply
 VISION_MIXTURE = {"vqa": 16000, "vqa-knowledge": 8000}
-VISION_CLASSIFICATION_EXAMPLES = 3000  # vqa prompts with their images, asked for their category (the first pass)
 
 
 @dataclass
@@ -473,7 +472,7 @@ def train_vision_model(
     model.to(dev)
     tower = pretrain_vision_tower(model, processor, TOWER_TRAIN, dev)
     model.model.vision_tower.requires_grad_(False)
-    images = tasks.vision_classification_examples("train", VISION_CLASSIFICATION_EXAMPLES, cfg.seed)
+    images = []
     for name, n in VISION_MIXTURE.items():
         images += tasks.TASKS[name].examples("train", n, cfg.seed)
     chats = step_batches(text_corpus(cfg.seed), cfg)
@@ -485,6 +484,5 @@ def train_vision_model(
         return encode_vision_batch(processor, rng.sample(images, cfg.batch_size), rng)
 
     losses = run_training(model, next_batch, cfg, dev, "vision model")
-    mixture = VISION_MIXTURE | {"classification with images": VISION_CLASSIFICATION_EXAMPLES,
-                                "text batches": "every 4th step, the text mixture", "vision tower": "frozen"}
+    mixture = VISION_MIXTURE | {"text batches": "every 4th step, the text mixture", "vision tower": "frozen"}
     return save_trained(out, model, processor, cfg, dev, start, losses, mixture=mixture, vision_tower_pretraining=tower)

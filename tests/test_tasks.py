@@ -836,20 +836,6 @@ def test_classification_leaves_out_the_unseen_tasks_and_words_half_casually():
     assert all("print(x)" in r for r in rewrites)
 
 
-def test_vision_classification_examples_are_vqa_prompts_with_their_images():
-    """The vision model's first-pass data: vqa's own prompts (some casual) with their images, labelled vqa;
-    per split as the vqa task splits them, and never a vqa-knowledge question."""
-    head = CLASSIFICATION_INSTRUCTION.split("{prompt}")[0]
-    examples = tasks.vision_classification_examples("validation", 20)
-    knowledge = {q.lower() for q in vqa.VQA_QUESTIONS["vqa-knowledge"]}
-    for e in examples:
-        assert e.reference == "vqa" and e.response == "\\boxed{vqa}" and isinstance(e.image, Image.Image)
-        asked = e.prompt[len(head):].rsplit("\nAnswer with the category", 1)[0]
-        assert e.prompt.startswith(head) and any(q.lower() in asked.lower() for q in vqa.VQA_QUESTIONS["vqa"])
-        assert not any(q in asked.lower() for q in knowledge)
-    assert [e.prompt for e in examples] == [e.prompt for e in tasks.vision_classification_examples("validation", 20)]
-
-
 def test_classification_prompt():
     filled = tasks.classification_prompt("Hello {there}")
     assert "Hello {there}" in filled and "\\boxed{}" in filled and "{prompt}" not in filled

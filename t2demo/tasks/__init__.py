@@ -32,7 +32,7 @@ from t2demo.tasks.registry import (
 )
 from t2demo.tasks.classification import (
     CLASSIFICATION_INSTRUCTION, ClassificationTask, classification_examples, classification_instruction,
-    classification_prompt, resolve_task, vision_classification_examples,
+    classification_prompt, resolve_task,
 )
 from t2demo.tasks.custom import CUSTOM, CustomTask, custom_examples
 from t2demo.tasks.vqa import render_word
@@ -43,5 +43,5 @@ __all__ = [
     "SyntheticTask", "Task", "UnknownTask", "check_contains", "check_exact", "check_letter", "check_nonempty",
     "check_number", "chosen_letter", "classification_examples", "classification_instruction",
     "classification_prompt", "custom_examples", "extract_boxed", "last_number", "names", "normalize", "options_of",
-    "parse_task_list", "register", "render_word", "resolve_task", "split_of", "tags_of", "vision_classification_examples",
+    "parse_task_list", "register", "render_word", "resolve_task", "split_of", "tags_of",
 ]

@@ -92,19 +92,6 @@ def classification_examples(split: str, n: int, seed: int = 0) -> list[Example]:
     return out
 
 
-def vision_classification_examples(split: str, n: int, seed: int = 0) -> list[Example]:
-    """vqa's prompts with their images, asked for their category (half of them casual): the vision
-    model's first pass sees the image, which the text classification data cannot show it. Only the
-    training task: vqa-knowledge stays unseen."""
-    rng = random.Random(f"vision-classification|{split}|{seed}")
-    vqa, out = TASKS["vqa"], []
-    for ex in vqa.examples(split, n, seed + 1):  # other draws than the vqa training examples
-        prompt = casual(ex.prompt, rng) if rng.random() < CASUAL_SHARE else ex.prompt
-        out.append(Example(classification_prompt(prompt), vqa.category, f"\\boxed{{{vqa.category}}}",
-                           "classification", ex.image))
-    return out
-
-
 @dataclass(frozen=True)
 class ClassificationTask:
     r"""The first-pass classifier's task, trained like any other: answer a prompt's category inside \boxed{}.
