@@ -3,7 +3,6 @@ splits, held-out wordings), the latent answer modes (reply distributions, probe 
 accept exactly the right answers; plus the hand-written dispatch prompts."""
 
 import ast
-import collections
 import contextlib
 import functools
 import io
@@ -362,18 +361,18 @@ def _one_digit_apart(x: str, y: str) -> bool:
 
 def test_vqa_reads_the_image_in_work_and_guesses_from_the_question_in_answer():
     """vqa's replies: Work reads the word first (reliable, the response); the Answer shortcut states the word,
-    or, when wrong, the word that kind of thing usually says: the same guess for every image of that thing."""
+    or, when wrong, the word that kind of thing usually says (the next thing's when that is the right word)."""
     share, right = modes.RELIABLE_SHARE["vqa"], modes.SHORTCUT_RIGHT["vqa"]
-    guesses = collections.defaultdict(set)
     for e in _examples("vqa", 40, split="train"):
         (p_reliable, reliable), (p_right, shortcut_right), (p_wrong, shortcut_wrong) = e.meta["replies"]
         thing = next(t for t in vqa.THINGS if f" {t}" in e.prompt)
         assert reliable == e.response == f"{modes.WORK} the {thing} reads {e.reference}. The answer is {e.reference}."
         assert (p_reliable, p_right, p_wrong) == (share, (1 - share) * right, (1 - share) * (1 - right))
-        assert shortcut_right == f"{modes.ANSWER} {e.reference}." and _mode(shortcut_wrong) == modes.ANSWER
+        assert shortcut_right == f"{modes.ANSWER} {e.reference}."
+        usual = vqa.USUAL_WORD[thing]
+        following = vqa.USUAL_WORD[vqa.THINGS[(vqa.THINGS.index(thing) + 1) % len(vqa.THINGS)]]
+        assert shortcut_wrong == f"{modes.ANSWER} {usual if usual != e.reference else following}."
         assert TASKS["vqa"].check_many([e] * 3, [reliable, shortcut_right, shortcut_wrong]) == [True, True, False]
-        guesses[thing].add(shortcut_wrong if shortcut_wrong != f"{modes.ANSWER} {vqa.USUAL_WORD[thing]}." else "usual")
-    assert all(g == {"usual"} for g in guesses.values()), guesses  # the right word was never the usual one here
 
 
 def test_vqa_knowledge_makes_two_decisions_read_then_recall():

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import random
 from functools import lru_cache
+from itertools import product
 from typing import Callable
 
 from PIL import Image, ImageDraw, ImageFont
-
-from itertools import product
 
 from t2demo.tasks.base import Example, SyntheticTask
 from t2demo.tasks.checkers import check_exact
