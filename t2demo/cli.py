@@ -213,7 +213,11 @@ def _report(args: argparse.Namespace) -> None:
     if args.which == "app":
         from t2demo import app_check
 
-        result = app_check.app_counts(args.port, args.limit)
+        categories = [c.strip() for c in args.categories.split(",") if c.strip()]
+        unknown = [c for c in categories if c not in tasks.CATEGORIES or c == tasks.OTHER]
+        if unknown:
+            raise SystemExit(f"report app --categories: unknown {unknown}; choose from {list(tasks.CATEGORIES[:-1])}")
+        result = app_check.app_counts(args.port, args.limit, tuple(categories))
         print(app_check.format_app_counts(result))
         if args.json:
             write_json_atomic(args.json, result)
@@ -458,8 +462,10 @@ def _add_report(sub) -> None:
     p = sub.add_parser("report", help="the paper's Table 1 (base / LoRA / SVF), Table 2 (dispatch, few-shot, "
                        "expert × task), or the app's fix/break counts")
     p.add_argument("which", choices=["table1", "table2", "app"],
-                   help="table1, table2, or app: test prompts through a running app's /chat, adapted vs base")
+                   help="table1, table2, or app: test prompts through a running app's /chat and /vqa, adapted vs base")
     p.add_argument("--port", type=int, default=7862, help="app: port of the app it starts")
+    p.add_argument("--categories", default="math,code,reasoning,vqa", help="app: the categories whose test prompts "
+                   "are sent (vqa's through /vqa, with their images)")
     p.add_argument("--model", default="default", help="text model: 'default', a folder or a hub id")
     p.add_argument("--vlm", default="default", help="vision model for the vqa tasks")
     p.add_argument("--tasks", default=None, help="comma list (default: every training task for table1, every "
@@ -473,7 +479,7 @@ def _add_report(sub) -> None:
     p.add_argument("--cls-limit", type=int, default=500, help="table2: classification test examples for the "
                    "dispatch confusion matrices")
     p.add_argument("--matrix-limit", type=int, default=500, help="table2: test examples per task for the expert × "
-                   "task matrix (each expert alone on every text task; 0: skip it)")
+                   "task matrix (each expert alone on every task of the chosen tasks' model; 0: skip it)")
     p.add_argument("--fewshot-n", type=int, default=10, help="table2: validation examples CEM fits α on")
     p.add_argument("--population", type=int, default=16, help="table2: CEM population")
     p.add_argument("--generations", type=int, default=10, help="table2: CEM generations")

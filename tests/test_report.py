@@ -316,6 +316,15 @@ def test_the_app_check_takes_a_category_s_text_tasks_in_turn():
     assert all(tasks.split_of(e.prompt) == "test" for e in examples)
 
 
+def test_the_app_check_takes_vqa_questions_with_their_images():
+    from t2demo import app_check
+
+    examples = app_check.category_examples("vqa", 3)
+    assert [e.task for e in examples] == ["vqa", "vqa-knowledge", "vqa"] and all(e.image is not None for e in examples)
+    with pytest.raises(SystemExit, match="unknown \\['poetry'\\]"):
+        cli.main(["report", "app", "--categories", "math,poetry"])
+
+
 # ----------------------------------------------------------------------------- the paper's benchmarks
 
 BENCH_FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
