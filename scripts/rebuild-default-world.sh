@@ -57,4 +57,5 @@ python -m t2demo report table2 --tasks vqa-knowledge --limit 200 --cls-limit 200
 for turn in 1 2 3; do
   python -m t2demo eval --tasks math,code,reasoning --turn "$turn" --limit 200 --json "results/turn$turn.json"
 done
-python -m t2demo report app --limit 50 --json results/app.json
+python -m t2demo report app --categories math,code,reasoning --limit 100 --json results/app.json
+python -m t2demo report app --categories vqa --limit 100 --json results/app-vqa.json
