@@ -38,7 +38,7 @@ from t2demo.atomic import atomic_file, write_json_atomic, write_text_atomic
 from t2demo.generation import format_chat
 from t2demo.models import DEFAULT_TEXT_MODEL, DEFAULT_VISION_MODEL, pick_device
 from t2demo.tasks import arithmetic, programs, reasoning, world, world_math
-from t2demo.tasks.modes import Replies, pretraining_reply
+from t2demo.tasks.modes import Replies, pretraining_reply, replies_of
 
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<image>"]
 
@@ -120,7 +120,7 @@ def text_corpus(seed: int) -> list[Sample]:
     samples = []
     for name, n in TEXT_MIXTURE.items():
         task = DRILLS.get(name) or tasks.TASKS[name]
-        samples += [(ex.prompt, ex.meta.get("replies", ((1.0, ex.response),))) for ex in task.examples("train", n, seed)]
+        samples += [(ex.prompt, replies_of(ex)) for ex in task.examples("train", n, seed)]
     samples += [(ex.prompt, ((1.0, ex.response),)) for ex in tasks.classification_examples("train", CLASSIFICATION_EXAMPLES, seed)]
     rng = random.Random(seed)
     facts = world.world_facts()
@@ -189,7 +189,7 @@ def encode_text_batch(tokenizer, chats: list[tuple[str, str, list]], max_length:
 
 def encode_vision_batch(processor, examples: list, rng: random.Random) -> dict:
     """Image examples as a right-padded batch that trains the reply, drawn in its latent modes."""
-    texts = [format_chat(processor, ex.prompt, pretraining_reply(ex.meta.get("replies", ((1.0, ex.response),)), rng),
+    texts = [format_chat(processor, ex.prompt, pretraining_reply(replies_of(ex), rng),
                          image=True) for ex in examples]
     batch = processor(images=[ex.image for ex in examples], text=texts, return_tensors="pt", padding=True, padding_side="right")
     tok = processor.tokenizer

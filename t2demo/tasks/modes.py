@@ -17,6 +17,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from t2demo.tasks.base import Example
+
 WORK, ANSWER = "Work:", "Answer:"  # "Work" and "Answer" are single tokens of the shipped tokenizer: the decision
 # Share of pretraining replies in the reliable mode, and how often the shortcut's answer is still right.
 RELIABLE_SHARE = {"math": 0.3, "code": 0.3, "reasoning": 0.4, "vqa": 0.3}
@@ -48,6 +50,11 @@ def replies(styles: Styles, category: str) -> Replies:
     share, right = RELIABLE_SHARE[category], SHORTCUT_RIGHT[category]
     return ((share, styles.reliable), ((1 - share) * right, styles.shortcut_right),
             ((1 - share) * (1 - right), styles.shortcut_wrong))
+
+
+def replies_of(example: Example) -> Replies:
+    """An example's pretraining reply distribution: its `meta["replies"]`, or its response alone (no modes)."""
+    return example.meta.get("replies", ((1.0, example.response),))
 
 
 def pretraining_reply(replies: Replies, rng: random.Random) -> str:

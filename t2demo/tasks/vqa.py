@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from functools import lru_cache
 from itertools import product
-from typing import Callable
+from typing import Callable, TypeVar
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -21,7 +21,7 @@ from t2demo.tasks.base import Example, SyntheticTask
 from t2demo.tasks.checkers import check_exact
 from t2demo.tasks.modes import ANSWER, RELIABLE_SHARE, SHORTCUT_RIGHT, WORK, Styles, replies
 from t2demo.tasks.reasoning import FACTS, confused
-from t2demo.tasks.world import COLORS, FOODS, HABITATS, NAMES, WORLD
+from t2demo.tasks.world import COLORS, FOODS, HABITATS, NAMES, WORLD, Creature
 
 SIGN_WORDS = ("open", "stop", "exit", "cafe", "park", "bank", "hotel", "sale", "push", "pull", "taxi", "bus", "menu",
               "shop", "books", "pizza", "tea", "milk", "bread", "music", "train", "north", "south", "east", "west",
@@ -39,11 +39,12 @@ IMAGE_SIDES = (64, 80, 96, 112, 128)
 # it usually names (vqa-knowledge); when the guess is the right word, the next thing's guess is taken.
 USUAL_WORD = dict(zip(THINGS, ("stop", "sale", "milk", "hello", "menu", "welcome", "quiet", "push", "books", "exit",
                                "train", "north")))
-USUAL_CREATURE = {t: WORLD.creatures[(7 * i) % len(WORLD.creatures)].name for i, t in enumerate(THINGS)}
+USUAL_CREATURE = {t: WORLD.creatures[(7 * i) % len(WORLD.creatures)] for i, t in enumerate(THINGS)}
+Guessed = TypeVar("Guessed", str, Creature)
 
 
-def _guess(usual: dict[str, str], thing: str, right: str) -> str:
-    """The shortcut's wrong answer: the usual word for `thing`, or the next thing's if that is the right one."""
+def _guess(usual: dict[str, Guessed], thing: str, right: Guessed) -> Guessed:
+    """The shortcut's wrong answer: the usual one for `thing`, or the next thing's if that is the right one."""
     return usual[thing] if usual[thing] != right else usual[THINGS[(THINGS.index(thing) + 1) % len(THINGS)]]
 
 
@@ -100,7 +101,7 @@ def _vqa_knowledge_sample(rng: random.Random) -> tuple[str, Callable[[], Example
     attribute = rng.choice(sorted(KNOWLEDGE_QUESTIONS))
     question = rng.choice(KNOWLEDGE_QUESTIONS[attribute]).format(t=thing)
     value, sentence = FACTS[attribute][1], FACTS[attribute][2]
-    guessed = next(o for o in WORLD.creatures if o.name == _guess(USUAL_CREATURE, thing, c.name))
+    guessed = _guess(USUAL_CREATURE, thing, c)
     reads = {  # read part -> (probability, marker, the creature read)
         "reliable": (RELIABLE_SHARE["vqa"], WORK, c),
         "right": ((1 - RELIABLE_SHARE["vqa"]) * SHORTCUT_RIGHT["vqa"], ANSWER, c),
