@@ -20,8 +20,6 @@ from t2demo.svf import SVF, compose
 # Llama-3-8B: (name, out features m, in features n, matrices of this shape per layer)
 LLAMA3_8B_SHAPES = [("q/o", 4096, 4096, 2), ("k/v", 1024, 4096, 2), ("gate/up", 14336, 4096, 2), ("down", 4096, 14336, 1)]
 CPU_DIVISOR = 8  # same aspect ratios, small enough for a CPU
-DEFAULT_MODEL = dict(vocab_size=2048, hidden_size=256, intermediate_size=704, num_hidden_layers=8,
-                     num_attention_heads=8, num_key_value_heads=4)
 
 
 def authors_compose(U: Tensor, S: Tensor, Vh: Tensor, z: Tensor) -> Tensor:
@@ -87,12 +85,14 @@ def bench_shapes(device: torch.device, divisor: int, repeats: int) -> list[dict]
 
 
 def bench_model(device: torch.device, repeats: int) -> dict:
-    """Decompose, load from cache, apply/restore and forward costs on the default-size text model."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """Decompose, load from cache, apply/restore and forward costs on the shipped default text model."""
+    from transformers import LlamaForCausalLM
+
+    from t2demo.models import DEFAULT_TEXT_MODEL
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(**DEFAULT_MODEL)).to(device).eval()
-    ids = torch.randint(0, DEFAULT_MODEL["vocab_size"], (1, 64), device=device)
+    model = LlamaForCausalLM.from_pretrained(DEFAULT_TEXT_MODEL, dtype=torch.float32).to(device).eval()
+    ids = torch.randint(0, model.config.vocab_size, (1, 64), device=device)
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
         SVF(model, cache_dir=cache)
@@ -116,7 +116,8 @@ def bench_model(device: torch.device, repeats: int) -> dict:
 
         paths = timed_together({"swapped": swapped, "no_swap": no_swap}, device, repeats)
         swapped_s, no_swap_s = paths["swapped"], paths["no_swap"]
-    return {"matrices": len(svf.names), "targets": svf.targets, "decompose_s": decompose_s, "cache_load_s": load_s,
+    return {"layers": model.config.num_hidden_layers, "hidden": model.config.hidden_size,
+            "matrices": len(svf.names), "targets": svf.targets, "decompose_s": decompose_s, "cache_load_s": load_s,
             "memory_ratio": svf.memory_ratio, "apply_s": apply_s, "restore_s": restore_s, "forward_s": forward_s,
             "adapted_forward_s": swapped_s, "no_swap_forward_s": no_swap_s}
 
@@ -152,8 +153,8 @@ def format_table(res: dict) -> str:
     m = res["model"]
     lines += [
         "",
-        f"Default model (LlamaForCausalLM, {DEFAULT_MODEL['num_hidden_layers']} layers, hidden "
-        f"{DEFAULT_MODEL['hidden_size']}), targets {m['targets']!r}: {m['matrices']} matrices",
+        f"Default model (the shipped LlamaForCausalLM, {m['layers']} layers, hidden {m['hidden']}), "
+        f"targets {m['targets']!r}: {m['matrices']} matrices",
         f"  decompose + write cache   {m['decompose_s']:.3f} s",
         f"  load from cache           {m['cache_load_s']:.3f} s",
         f"  factor / weight memory    {m['memory_ratio']:.2f}×",
@@ -188,15 +189,17 @@ def first_token(repeats: int = 5) -> dict[str, float]:
     alphas = [0.0] * len(rt.text.experts)
     times, first_pass = [], []
     for i in range(repeats + 1):
-        start = time.perf_counter()
+        start, first_token_s = time.perf_counter(), None
+        # each turn runs to its end: a batch left running would delay the next request (and abort the process
+        # if still generating at exit)
         for kind, value, _ in turn(rt.text, Session(), f"Tom has {3 + i} apples and buys 4 more. "
                                    "How many apples does he have now?", [], "prompt-based", "hard", alphas):
             if kind == "first":
                 seconds = value.seconds
-            elif kind == "answer" and value:
-                break
+            elif kind == "answer" and value and first_token_s is None:
+                first_token_s = time.perf_counter() - start
         if i:  # the first call warms up
-            times.append(time.perf_counter() - start)
+            times.append(first_token_s)
             first_pass.append(seconds)
     return {"first_token_s": statistics.median(times), "first_pass_s": statistics.median(first_pass),
             "repeats": repeats, "experts": len(rt.text.experts)}

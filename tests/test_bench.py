@@ -18,3 +18,15 @@ def test_timed_runs_setup_untimed():
     seconds = bench.timed(lambda: calls.append("fn"), torch.device("cpu"), repeats=3, warmup=1,
                           setup=lambda: calls.append("setup"))
     assert calls == ["setup", "fn"] * 4 and seconds >= 0
+
+
+def test_model_costs_are_measured_on_the_shipped_model():
+    from transformers import AutoConfig
+
+    from t2demo.models import DEFAULT_TEXT_MODEL
+
+    config = AutoConfig.from_pretrained(DEFAULT_TEXT_MODEL)
+    m = bench.bench_model(torch.device("cpu"), repeats=1)
+    assert (m["layers"], m["hidden"]) == (config.num_hidden_layers, config.hidden_size)
+    assert m["matrices"] == 3 * config.num_hidden_layers  # gate, up and down of every layer
+    assert m["adapted_forward_s"] > 0 and m["memory_ratio"] > 1
