@@ -835,6 +835,34 @@ def test_classification_leaves_out_the_unseen_tasks_and_words_half_casually():
     assert all("print(x)" in r for r in rewrites)
 
 
+def test_natural_requests_are_deterministic_in_their_split_and_never_the_hand_written_ones():
+    """Every category has free-worded requests; each hashes to the split it was drawn for (so no text
+    crosses splits), the same seed draws the same ones, and none is a hand-written dispatch prompt."""
+    from t2demo.tasks.handwritten import dispatch_prompts
+    from t2demo.tasks.natural_requests import NATURAL_REQUESTS, natural_request
+
+    assert set(NATURAL_REQUESTS) == set(CATEGORIES)
+    hand_written = {e.prompt.strip().lower() for e in dispatch_prompts()}
+    for category in CATEGORIES:
+        for split in SPLITS:
+            drawn = [natural_request(category, split, random.Random(f"{category}|{i}")) for i in range(40)]
+            assert drawn == [natural_request(category, split, random.Random(f"{category}|{i}")) for i in range(40)]
+            assert all(split_of(t) == split for t in drawn) and len(set(drawn)) >= 8
+            assert not {t.strip().lower() for t in drawn} & hand_written
+
+
+def test_classification_mixes_in_natural_requests():
+    """About NATURAL_SHARE of the classifier's prompts are free-worded requests, in every category."""
+    head = CLASSIFICATION_INSTRUCTION.split("{prompt}")[0]
+    examples = classification_examples("train", 1000)
+    asked = [(e.reference, e.prompt[len(head):].rsplit("\nAnswer with the category", 1)[0]) for e in examples]
+    templated = {e.prompt for name, task in TASKS.items() if not task.vision for e in task.examples("train", 1000)}
+    natural = [(c, p) for c, p in asked if p not in templated and not any(p.endswith(t) for t in templated)
+               and c != "vqa"]
+    assert {c for c, _ in natural} == set(CATEGORIES) - {"vqa"}
+    assert 0.15 < len(natural) / len(asked) < 0.45
+
+
 def test_classification_prompt():
     filled = tasks.classification_prompt("Hello {there}")
     assert "Hello {there}" in filled and "\\boxed{}" in filled and "{prompt}" not in filled

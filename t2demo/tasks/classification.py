@@ -14,6 +14,7 @@ from typing import Callable
 
 from t2demo.tasks.base import SPLITS, Example, Registry, Task, split_of
 from t2demo.tasks.checkers import extract_boxed
+from t2demo.tasks.natural_requests import natural_request
 from t2demo.tasks.registry import CATEGORIES, REGISTRY, TASKS, UNSEEN_TASKS
 
 INSTRUCTION_HEAD = "Classify the request below into one category.\n"
@@ -45,7 +46,8 @@ def _prompt_source(task: Task, split: str, n: int, seed: int) -> Callable[[rando
     return lambda rng: next(pool).prompt
 
 
-CASUAL_SHARE = 0.5  # of classification prompts rewritten by `casual`
+NATURAL_SHARE = 0.3  # of classification prompts that are free-worded requests (natural_requests.py)
+CASUAL_SHARE = 0.5  # of the others, rewritten by `casual`
 CASUAL_OPENERS = ("Quick question: ", "Hey, ", "Can you help me? ", "Please help. ", "Question: ", "ok so ",
                   "Hi! ", "I was wondering: ", "Hello, ")
 CASUAL_CLOSERS = ("", "", " Thanks!", " Thank you.", " Please.", " Any idea?")
@@ -73,7 +75,8 @@ def classification_examples(split: str, n: int, seed: int = 0) -> list[Example]:
 
     Prompts come from the same split of their task. vqa prompts are the question alone (no image):
     a question text is used only in the split its text hashes to, so texts never cross splits,
-    but with ~100 texts per vqa task they do repeat within a split. Half the prompts are `casual`.
+    but with ~100 texts per vqa task they do repeat within a split. NATURAL_SHARE of the prompts are
+    free-worded requests (hashed to their split the same way); half the others are `casual`.
     """
     assert split in SPLITS, split
     rng = random.Random(f"classification|{split}|{seed}")
@@ -84,9 +87,12 @@ def classification_examples(split: str, n: int, seed: int = 0) -> list[Example]:
     out = []
     for i in range(n):
         category = CATEGORIES[i % len(CATEGORIES)]
-        prompt = sources[rng.choice(by_category[category])](rng)
-        if rng.random() < CASUAL_SHARE:
-            prompt = casual(prompt, rng)
+        if rng.random() < NATURAL_SHARE:
+            prompt = natural_request(category, split, rng)
+        else:
+            prompt = sources[rng.choice(by_category[category])](rng)
+            if rng.random() < CASUAL_SHARE:
+                prompt = casual(prompt, rng)
         out.append(Example(classification_prompt(prompt), category, f"\\boxed{{{category}}}", "classification"))
     rng.shuffle(out)
     return out
