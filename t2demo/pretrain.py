@@ -64,7 +64,7 @@ TEXT_MIXTURE = {  # task or drill -> training examples drawn; replies are drawn 
 # steps and formats in the training wordings, and the unseen tasks ask in wordings no example here uses.
 DRILLS = {task.name: task for task in (arithmetic.MATH_DRILL, arithmetic.NUMBER_COPY_DRILL, world_math.WORLD_MATH_DRILL,
                                        programs.CODE_DRILL, reasoning.REASONING_DRILL)}
-CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 16000, 3000  # also in the text mixture
+CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 16000, 16000  # also in the text mixture
 MULTI_TURN = 0.25  # share of training chats with one or two earlier turns before the trained reply
 VISION_MIXTURE = {"vqa": 16000, "vqa-knowledge": 8000}
 
