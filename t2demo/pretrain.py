@@ -106,12 +106,25 @@ def text_model_config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
 Sample = tuple[str, Replies, tuple]  # prompt ("" for a fact document), its replies, earlier (prompt, replies) turns
 
 
+HISTORY_TURN_CHARS, HISTORY_CHAT_CHARS = 260, 440  # an earlier turn's and a whole chat's most characters
+
+
 def _with_history(samples: list[tuple[str, Replies]], rng: random.Random) -> list[Sample]:
-    """A MULTI_TURN share of the chats gets one or two short earlier turns, so that later turns are trained
-    like first ones; fixed here, not per batch, so that length grouping sees the whole chat."""
-    short = [s for s in samples if s[0] and len(s[0]) + max(len(r) for _, r in s[1]) < 160]
-    return [(p, r, tuple(rng.sample(short, rng.randint(1, 2))) if p and rng.random() < MULTI_TURN else ())
-            for p, r in samples]
+    """A MULTI_TURN share of the chats gets one or two earlier turns, so that later turns are trained like
+    first ones; fixed here, not per batch, so that length grouping sees the whole chat. Earlier turns are
+    any task's chats up to HISTORY_TURN_CHARS (reasoning questions and most code traces included, as a
+    user's chat has them), and a chat keeps only the turns that fit HISTORY_CHAT_CHARS (under the
+    training context of TrainConfig.max_length tokens)."""
+    turns = [s for s in samples if s[0] and len(s[0]) + max(len(r) for _, r in s[1]) <= HISTORY_TURN_CHARS]
+    out = []
+    for p, r in samples:
+        history: tuple = ()
+        if p and rng.random() < MULTI_TURN:
+            history = tuple(rng.sample(turns, rng.randint(1, 2)))
+            while history and chat_length((p, r, history)) > HISTORY_CHAT_CHARS:
+                history = history[1:]
+        out.append((p, r, history))
+    return out
 
 
 def text_corpus(seed: int) -> list[Sample]:

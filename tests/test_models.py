@@ -38,6 +38,22 @@ def test_the_corpus_draws_replies_in_their_modes_and_later_turns():
     assert chats[-1] == ("Bye!", "See you soon!", [("Hi!", "Hello!")])
 
 
+def test_earlier_turns_include_long_questions_and_fit_the_context():
+    """Later turns must be trained after the kinds of turns a chat has (reasoning questions with their
+    options, code), but never so many that the trained reply is cut at the context length."""
+    rng = random.Random(0)
+    short = [(f"What is {i} + 1?", ((1.0, f"Answer: {i + 1}."),)) for i in range(300)]
+    long = [("Which creature eats moss?\nOptions: " + ", ".join(f"opt{i}{k} ({k})" for k in "ABCD") + ".\n" + "x" * 120,
+             ((1.0, "Answer: opt."),)) for i in range(300)]
+    samples = pretrain._with_history(short + long + [("", ((1.0, "The zib is red."),))] * 50, rng)
+    with_history = [s for s in samples if s[2]]
+    assert 0.18 < len(with_history) / 600 < 0.32 and not any(s[2] for s in samples if not s[0])
+    assert all(pretrain.chat_length(s) <= pretrain.HISTORY_CHAT_CHARS for s in with_history)
+    earlier = [turn for s in with_history for turn in s[2]]
+    assert any(p.startswith("Which creature") for p, _ in earlier)  # longer than the old 160-character cap
+    assert all(len(p) + max(len(r) for _, r in rs) <= pretrain.HISTORY_TURN_CHARS for p, rs in earlier)
+
+
 def test_models_load_offline_and_generate(model_dirs, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     lm = models.load_model(model_dirs[0], "text", device="cpu")

@@ -467,6 +467,17 @@ SENTENCES = {"color": "The {n} is {v}.", "habitat": "The {n} lives in the {v}.",
              "weight": "The {n} weighs {v}.", "climate": "The {n} is {v}."}  # as world_facts() words them
 
 
+def test_reasoning_slip_is_one_fixed_guess_per_attribute():
+    """The shortcut's slip must be learnable as a guess: for each attribute it recites one of two facts (the
+    stock value, or the runner-up for the creatures that hold it), never the asked creature's own."""
+    for attribute, (_, value, _) in reasoning.FACTS.items():
+        slips = {c.name: reasoning.confused(c, attribute) for c in WORLD.creatures}
+        assert all(value(slips[c.name]) != value(c) for c in WORLD.creatures)
+        assert len({s.name for s in slips.values()}) == 2
+    climates = list(WORLD.climate.values())
+    assert len({reasoning.stock_value(climates, c) for c in climates}) == 2
+
+
 @pytest.mark.parametrize("name", REASONING)
 def test_reasoning_has_one_true_option_and_the_wrong_shortcut_names_the_slip(name):
     """Exactly one option is true by the world's facts and it is the reference; the Work shortcut recites a
@@ -493,7 +504,7 @@ def test_reasoning_has_one_true_option_and_the_wrong_shortcut_names_the_slip(nam
         assert slip in options.values() and slip != right  # the slip is one of the options, a wrong one
         assert tasks.chosen_letter(shortcut_wrong, options) not in (None, e.reference)
         if attribute == "climate":
-            assert slip == CLIMATES[(CLIMATES.index(right) + 1) % len(CLIMATES)]
+            assert slip == reasoning.stock_value(list(WORLD.climate.values()), right)
         elif subject is not None:  # forward: the slip is the value of the creature the shortcut confuses
             c = BY_NAME[subject]
             assert recited_wrong.group(1) == sentence.format(n=subject, v=slip)
@@ -817,7 +828,7 @@ def test_classification_examples(split):
 
 
 def test_classification_splits_disjoint():
-    prompts = {split: {e.prompt for e in classification_examples(split, 300, seed=0)} for split in SPLITS}
+    prompts = {split: {e.prompt for e in classification_examples(split, 2000, seed=0)} for split in SPLITS}
     assert not prompts["train"] & prompts["test"] and not prompts["train"] & prompts["validation"]
     assert not prompts["validation"] & prompts["test"]
 
@@ -830,7 +841,7 @@ def test_classification_leaves_out_the_unseen_tasks_and_words_half_casually():
     assert not asked & unseen
     rng = random.Random(0)
     code = TASKS["code"].examples("train", 1)[0].prompt
-    rewrites = [classification.casual(code, rng) for _ in range(200)]
+    rewrites = [classification.casual(code, rng, "train") for _ in range(200)]
     assert any("```" not in r for r in rewrites) and any(r != r.lower() for r in rewrites)
     assert all("print(x)" in r for r in rewrites)
 

@@ -53,13 +53,15 @@ CASUAL_OPENERS = ("Quick question: ", "Hey, ", "Can you help me? ", "Please help
 CASUAL_CLOSERS = ("", "", " Thanks!", " Thank you.", " Please.", " Any idea?")
 
 
-def casual(prompt: str, rng: random.Random) -> str:
+def casual(prompt: str, rng: random.Random, split: str) -> str:
     """A prompt as people also type it: code without its fences, a question without its options, a
     greeting or thanks around it, all lower case. Trains the classifier on content, not on the
-    generators' templates (the hand-written prompts, tasks/handwritten.py, measure that)."""
+    generators' templates (the hand-written prompts, tasks/handwritten.py, measure that). Questions of
+    different splits can share their text without the options, so the options are dropped only where
+    the question alone hashes to the prompt's split."""
     if rng.random() < 0.3:
         prompt = "\n".join(line for line in prompt.split("\n") if not line.startswith("```"))
-    if rng.random() < 0.3 and "\nOptions:" in prompt:
+    if rng.random() < 0.3 and "\nOptions:" in prompt and split_of(prompt[:prompt.index("\nOptions:")]) == split:
         prompt = prompt[:prompt.index("\nOptions:")]
     if rng.random() < 0.4:
         prompt = rng.choice(CASUAL_OPENERS) + prompt + rng.choice(CASUAL_CLOSERS)
@@ -92,7 +94,7 @@ def classification_examples(split: str, n: int, seed: int = 0) -> list[Example]:
         else:
             prompt = sources[rng.choice(by_category[category])](rng)
             if rng.random() < CASUAL_SHARE:
-                prompt = casual(prompt, rng)
+                prompt = casual(prompt, rng, split)
         out.append(Example(classification_prompt(prompt), category, f"\\boxed{{{category}}}", "classification"))
     rng.shuffle(out)
     return out

@@ -3,15 +3,19 @@ other way round too, in wordings no training data uses); plus the reasoning dril
 
 Here the modes are reversed. The reliable mode is Answer: the world's facts are memorised, so the direct
 answer is right (`Answer: lake.`). The shortcut is Work: reciting a fact before answering, which in the
-pretraining data recalls a neighbouring creature's fact more often than the right one
-(`Work: The zorb lives in the swamp. The answer is swamp.`). An expert that pushes every reply towards Work
+pretraining data recalls the best-known creature's fact more often than the right one
+(`Work: The zorb lives in the swamp. The answer is swamp.`). The slip is the same for every question about
+an attribute (`stock_value`): a fixed guess is one lookup, so greedy decoding in the shortcut learns to make
+it, where a slip that varied per creature was harder to learn than the fact itself and greedy recited the
+right fact instead (base run 4: the shortcut right 68 % against 40 % in the data). An expert that pushes every reply towards Work
 (math, code) therefore hurts here, and the reasoning expert hurts math: dispatch matters.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections import Counter
+from typing import Callable, Sequence
 
 from t2demo.tasks.base import Example, SyntheticTask
 from t2demo.tasks.checkers import check_letter
@@ -49,11 +53,17 @@ HARD_BACKWARD = {
 CLIMATE_WORDINGS = ("What is the weather like in the {h}?", "Is the {h} warm, cold, wet or dry?")
 
 
+def stock_value(values: Sequence[str], right: str) -> str:
+    """The shortcut's guess among values: the most common one that is not right (ties: the first listed)."""
+    return Counter(v for v in values if v != right).most_common(1)[0][0]
+
+
 def confused(c: Creature, attribute: str) -> Creature:
-    """The creature whose fact the shortcut recalls instead of c's: the next one with a different value."""
-    value, i = FACTS[attribute][1], WORLD.creatures.index(c)
-    ring = WORLD.creatures[i + 1:] + WORLD.creatures[:i]
-    return next(o for o in ring if value(o) != value(c))
+    """The creature whose fact the shortcut recalls instead of c's: the first one holding the attribute's
+    stock value, so every slip about an attribute recites one of two facts."""
+    value = FACTS[attribute][1]
+    stock = stock_value([value(o) for o in WORLD.creatures], value(c))
+    return next(o for o in WORLD.creatures if value(o) == stock)
 
 
 def _options(rng: random.Random, answer: str, slip: str, pool: list[str]) -> tuple[list[str], str]:
@@ -95,7 +105,7 @@ def _backward(rng: random.Random, wordings: dict[str, tuple[str, ...]]) -> tuple
 def _climate(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     habitat = rng.choice(HABITATS)
     climate = WORLD.climate[habitat]
-    slip = CLIMATES[(CLIMATES.index(climate) + 1) % len(CLIMATES)]
+    slip = stock_value(list(WORLD.climate.values()), climate)
     return _choice(rng, rng.choice(CLIMATE_WORDINGS).format(h=habitat), climate, slip, list(CLIMATES),
                    lambda v: f"The {habitat} is {v}.")
 
