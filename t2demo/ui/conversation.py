@@ -160,10 +160,10 @@ class Conversation:
 def build_answers() -> dict:
     """The two answer columns, the message box with its buttons, the note and the tally."""
     with gr.Row(equal_height=True):
-        # grow with the turns up to max_height, so a first turn shows whole (a fixed height scrolled the
-        # question under the label)
-        adapted = gr.Chatbot(label="Adapted answer (second pass)", min_height=320, max_height=640, buttons=["copy"])
-        base = gr.Chatbot(label="Base model's answer (z' = 1)", min_height=320, max_height=640, buttons=["copy"])
+        # height=None lets them grow with the turns up to max_height, so a first turn shows whole
+        # (Chatbot's default height=400 fixes it, and a long question scrolled under the label)
+        adapted = gr.Chatbot(label="Adapted answer (second pass)", height=None, min_height=320, max_height=640, buttons=["copy"])
+        base = gr.Chatbot(label="Base model's answer (z' = 1)", height=None, min_height=320, max_height=640, buttons=["copy"])
     message = gr.Textbox(label="Message", lines=1, max_lines=8, max_length=MAX_MESSAGE_CHARS,
                          placeholder="Ask a math, code or reasoning question (Enter sends, Shift+Enter: new line)")
     note = gr.Markdown(elem_classes="t2-note")
