@@ -115,7 +115,7 @@ def _with_history(samples: list[tuple[str, Replies]], rng: random.Random) -> lis
     any task's chats up to HISTORY_TURN_CHARS (reasoning questions and most code traces included, as a
     user's chat has them), and a chat keeps only the turns that fit HISTORY_CHAT_CHARS (under the
     training context of TrainConfig.max_length tokens)."""
-    turns = [s for s in samples if s[0] and len(s[0]) + max(len(r) for _, r in s[1]) <= HISTORY_TURN_CHARS]
+    turns = [s for s in samples if s[0] and chat_length((*s, ())) <= HISTORY_TURN_CHARS]
     out = []
     for p, r in samples:
         history: tuple = ()

@@ -51,7 +51,7 @@ def test_earlier_turns_include_long_questions_and_fit_the_context():
     assert all(pretrain.chat_length(s) <= pretrain.HISTORY_CHAT_CHARS for s in with_history)
     earlier = [turn for s in with_history for turn in s[2]]
     assert any(p.startswith("Which creature") for p, _ in earlier)  # longer than the old 160-character cap
-    assert all(len(p) + max(len(r) for _, r in rs) <= pretrain.HISTORY_TURN_CHARS for p, rs in earlier)
+    assert all(pretrain.chat_length((p, rs, ())) <= pretrain.HISTORY_TURN_CHARS for p, rs in earlier)
 
 
 def test_models_load_offline_and_generate(model_dirs, monkeypatch):

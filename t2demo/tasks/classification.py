@@ -61,8 +61,9 @@ def casual(prompt: str, rng: random.Random, split: str) -> str:
     the question alone hashes to the prompt's split."""
     if rng.random() < 0.3:
         prompt = "\n".join(line for line in prompt.split("\n") if not line.startswith("```"))
-    if rng.random() < 0.3 and "\nOptions:" in prompt and split_of(prompt[:prompt.index("\nOptions:")]) == split:
-        prompt = prompt[:prompt.index("\nOptions:")]
+    question = prompt.split("\nOptions:")[0]
+    if rng.random() < 0.3 and question != prompt and split_of(question) == split:
+        prompt = question
     if rng.random() < 0.4:
         prompt = rng.choice(CASUAL_OPENERS) + prompt + rng.choice(CASUAL_CLOSERS)
     if rng.random() < 0.25:

@@ -7,8 +7,9 @@ pretraining data recalls the best-known creature's fact more often than the righ
 (`Work: The zorb lives in the swamp. The answer is swamp.`). The slip is the same for every question about
 an attribute (`stock_value`): a fixed guess is one lookup, so greedy decoding in the shortcut learns to make
 it, where a slip that varied per creature was harder to learn than the fact itself and greedy recited the
-right fact instead (base run 4: the shortcut right 68 % against 40 % in the data). An expert that pushes every reply towards Work
-(math, code) therefore hurts here, and the reasoning expert hurts math: dispatch matters.
+right fact instead (base run 4: the shortcut right 68 % against 40 % in the data). An expert that pushes
+every reply towards Work (math, code) therefore hurts here, and the reasoning expert hurts math: dispatch
+matters.
 """
 
 from __future__ import annotations
