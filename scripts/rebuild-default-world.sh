@@ -12,12 +12,15 @@ if [ ! -f $M/training.json ]; then
   # The first two runs were made with the mixture of commit b0a1766 (no number-copy drill, no casual
   # classification wording), the first three with 3,000 fact documents and no free-worded classification
   # requests, the first four with reasoning's slip varying per creature and earlier chat turns under 160
-  # characters; rerun from seeds, all five use today's pretrain.TEXT_MIXTURE.
+  # characters, the first five with 6,000 small-talk chats (15 % bare lines), a third fewer 2-digit sums
+  # and chats under 440 characters; rerun from seeds, all six use today's pretrain.TEXT_MIXTURE.
   python -m t2demo train-base text --out /tmp/t2demo-base-2000                      # 2,000 steps from seeds
   python -m t2demo train-base text --init /tmp/t2demo-base-2000 --steps 1200 --lr 1.5e-3 --seed 1 --out /tmp/t2demo-base-3200
   python -m t2demo train-base text --init /tmp/t2demo-base-3200 --steps 1600 --lr 2e-3 --seed 2 --out /tmp/t2demo-base-4800
   python -m t2demo train-base text --init /tmp/t2demo-base-4800 --steps 1000 --lr 1.5e-3 --seed 3 --out /tmp/t2demo-base-5800
-  python -m t2demo train-base text --init /tmp/t2demo-base-5800 --steps 1000 --lr 1.5e-3 --seed 4 --out $M
+  python -m t2demo train-base text --init /tmp/t2demo-base-5800 --steps 1000 --lr 1.5e-3 --seed 4 --out /tmp/t2demo-base-6800
+  python -m t2demo train-base text --init /tmp/t2demo-base-6800 --steps 1000 --lr 1.5e-3 --seed 5 --out $M
+  python -m t2demo eval --tasks math,code,reasoning --limit 500 --card   # its model card
 fi
 # The task experts: REINFORCE, the paper's objective and the default recipe; next-token is the ablation.
 # A finished expert is kept (delete it to retrain); an interrupted run resumes from its checkpoint.
@@ -34,7 +37,7 @@ done
 [ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 100 --out $D/cls.safetensors
 # The vision model: a LLaVA-Next on the text model, with vqa's modes (Work reads the image, Answer guesses
 # from the question), and its vqa expert, next-token ablation and LoRA baseline.
-# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 5.)
+# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 6.)
 V=assets/t2demo-llava-tiny
 VD=experts/t2demo-llava-tiny
 if [ ! -f $V/training.json ]; then

@@ -57,8 +57,8 @@ CHAT_TEMPLATE = (
 )
 
 TEXT_MIXTURE = {  # task or drill -> training examples drawn; replies are drawn in their latent modes (tasks/modes.py)
-    "math": 12000, "math-drill": 30000, "world-math-drill": 10000, "code": 12000, "code-drill": 24000,
-    "reasoning": 10000, "reasoning-drill": 14000, "smalltalk": 6000, "number-copy-drill": 20000,
+    "math": 12000, "math-drill": 36000, "world-math-drill": 10000, "code": 12000, "code-drill": 24000,
+    "reasoning": 10000, "reasoning-drill": 14000, "smalltalk": 12000, "number-copy-drill": 20000,
 }
 # The unseen tasks (math-hard, world-math, code-hard, reasoning-hard) are left out: the drills teach their
 # steps and formats in the training wordings, and the unseen tasks ask in wordings no example here uses.
@@ -76,7 +76,7 @@ class TrainConfig:
     lr: float
     warmup: int
     seed: int = 0
-    max_length: int = 320
+    max_length: int = 480
 
 
 TEXT_TRAIN = TrainConfig(steps=2000, batch_size=64, lr=3e-3, warmup=100)
@@ -106,7 +106,8 @@ def text_model_config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
 Sample = tuple[str, Replies, tuple]  # prompt ("" for a fact document), its replies, earlier (prompt, replies) turns
 
 
-HISTORY_TURN_CHARS, HISTORY_CHAT_CHARS = 260, 440  # an earlier turn's and a whole chat's most characters
+HISTORY_TURN_CHARS, HISTORY_CHAT_CHARS = 260, 640  # an earlier turn's and a whole chat's most characters
+# (at 1.5 characters per token, math's densest, 640 characters fit TrainConfig.max_length = 480 tokens)
 
 
 def _with_history(samples: list[tuple[str, Replies]], rng: random.Random) -> list[Sample]:

@@ -138,7 +138,7 @@ def _math_drill_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     roll = rng.random()
     if roll < 0.2:
         return _example(rng, rng.choice(CHAIN_WORDINGS), _chain(rng, rng.choice((2, 3, 4))))
-    digits = rng.choice((1, 2, 2, 3, 4, 4))
+    digits = rng.choice((1, 2, 2, 2, 3, 4, 4))  # 2 digits often: the tasks' 3 columns must not be the only width
     op = rng.choice("+-")
     other = rng.randint(1, digits) if roll < 0.4 else None
     return _example(rng, rng.choice(ADD_WORDINGS if op == "+" else SUB_WORDINGS), [_pair(rng, digits, op, other)])

@@ -36,9 +36,9 @@ def _smalltalk_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     if address:  # "Thank you!" -> "Thank you, friend!"
         line = line[:-1] + "," + address + line[-1]
     prompt = rng.choice(OPENERS) + line + rng.choice(CLOSERS)
-    if rng.random() < 0.15:  # a bare line: "Hi!", "Thank you!"
+    if rng.random() < 0.35:  # a bare line: "Hi!", "Thank you!" (the first thing most people type)
         prompt = rng.choice(lines[:5])
-    if rng.random() < 0.2:  # typed casually: "hi", "thanks a lot"
+    if rng.random() < 0.4:  # typed casually: "hi", "thanks a lot"
         prompt = prompt.lower().rstrip("!.?:) ")
     example = Example(prompt, intent, rng.choice(replies), "")
     return prompt, lambda: example

@@ -1,0 +1,82 @@
+"""What a new user types first, answered by the shipped text model as the app's /chat answers it
+(prompt-based first pass, hard): bare greetings, thanks and goodbyes, and small sums of 1 to 3 digits.
+
+The greetings are lines of the small-talk data (tasks/smalltalk.py): this checks the model learnt them,
+not that it generalises. A reply fits when it is one of its intent's replies. The sums are
+"What is a + b?" / "What is a - b?" with random operands (seed 0), a training wording; the math expert
+was trained on 3 digits only, so 1 and 2 digits show whether the worked mode it brings out keeps the
+right number of columns. README's status quotes what this prints.
+
+Usage: python scripts/first_messages.py [MODEL [EXPERTS_ROOT]]   (default: the shipped model and experts)
+"""
+
+import random
+import sys
+
+from t2demo.evaluate import wilson_interval
+from t2demo.generation import generate
+from t2demo.runtime import load_adapter
+from t2demo.tasks.base import Example
+from t2demo.tasks.checkers import check_number
+from t2demo.tasks.smalltalk import INTENTS
+
+FIRST_LINES = {"greeting": ("hi", "hey", "hello", "Hi!", "Hello!", "Hey!", "hi there", "good morning", "Good morning!"),
+               "how": ("how are you", "How are you?", "how is it going", "what is up"),
+               "thanks": ("thanks", "thank you", "Thank you!", "thanks a lot", "Thanks a lot for your help."),
+               "bye": ("bye", "goodbye", "Goodbye!", "see you later", "bye for now")}
+N_SUMS = 100  # per width
+
+
+def adapted_answers(adapter, prompts: list[str]) -> tuple[list[str], list[str]]:
+    """The base model's and the adapted greedy answers, each prompt adapted by its own first pass."""
+    base = generate(adapter.lm, prompts, max_new_tokens=96)
+    adapted = []
+    for prompt in prompts:
+        _, z = adapter.first_pass(prompt)
+        with adapter.svf.adapted(z):
+            adapted += generate(adapter.lm, [prompt], max_new_tokens=96)
+    return base, adapted
+
+
+def small_sums(rng: random.Random, digits: int, n: int) -> list[Example]:
+    """n sums or differences of two `digits`-digit numbers (a difference never negative)."""
+    out = []
+    for _ in range(n):
+        a, b = (rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10 ** digits - 1) for _ in range(2))
+        if rng.random() < 0.5:
+            out.append(Example(f"What is {a} + {b}?", str(a + b), "", "sums"))
+        else:
+            a, b = max(a, b), min(a, b)
+            out.append(Example(f"What is {a} - {b}?", str(a - b), "", "sums"))
+    return out
+
+
+def main() -> None:
+    model = sys.argv[1] if len(sys.argv) > 1 else "default"
+    adapter = load_adapter(model, experts_root=sys.argv[2] if len(sys.argv) > 2 else None)
+    lines = [(intent, line) for intent, group in FIRST_LINES.items() for line in group]
+    base, adapted = adapted_answers(adapter, [line for _, line in lines])
+    fits = 0
+    print("first line           intent    fits  adapted reply")
+    for (intent, line), reply, base_reply in zip(lines, adapted, base):
+        fit = reply.strip() in INTENTS[intent][1]
+        fits += fit
+        same = "" if reply == base_reply else f"   (base: {base_reply.strip()!r})"
+        print(f"{line!r:20} {intent:9} {'yes' if fit else 'no':5} {reply.strip()!r}{same}")
+    print(f"fitting replies: {fits} of {len(lines)}\n")
+    rng = random.Random(0)
+    print(f"sums (n = {N_SUMS} per width)   base % [95 % CI]         adapted % [95 % CI]")
+    for digits in (1, 2, 3):
+        examples = small_sums(rng, digits, N_SUMS)
+        base, adapted = adapted_answers(adapter, [e.prompt for e in examples])
+        cells = []
+        for replies in (base, adapted):
+            k = sum(check_number(e, r) for e, r in zip(examples, replies))
+            low, high = wilson_interval(k, len(examples))
+            cells.append(f"{100 * k / len(examples):5.1f} [{low:5.1f}, {high:5.1f}]")
+        print(f"{digits} digit{'s' if digits > 1 else ' '}                 {cells[0]}      {cells[1]}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
