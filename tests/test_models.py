@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from t2demo import cli, evaluate, generation, models, pretrain, tasks
+from t2demo.tasks.modes import replies_of
 
 
 def test_chat_template_formats_turns_and_images(model_dirs):
@@ -52,6 +53,20 @@ def test_earlier_turns_include_long_questions_and_fit_the_context():
     earlier = [turn for s in with_history for turn in s[2]]
     assert any(p.startswith("Which creature") for p, _ in earlier)  # longer than the old 160-character cap
     assert all(pretrain.chat_length((p, rs, ())) <= pretrain.HISTORY_TURN_CHARS for p, rs in earlier)
+
+
+def test_longest_training_chats_fit_the_context():
+    """HISTORY_CHAT_CHARS counts characters; the densest chats (math and code, under 2 characters per
+    token) must still fit TrainConfig.max_length tokens with the shipped tokenizer, or their trained
+    reply is cut off."""
+    rng = random.Random(0)
+    samples = [(ex.prompt, replies_of(ex)) for name in ("math-drill", "code-drill", "number-copy-drill")
+               for ex in pretrain.DRILLS[name].examples("train", 1500, 0)]
+    longest = sorted(pretrain._with_history(samples, rng), key=pretrain.chat_length)[-200:]
+    tokenizer = models.load_model("default").tokenizer
+    chats = pretrain.draw_chats(longest, rng)
+    lengths = pretrain.encode_text_batch(tokenizer, chats, 10_000)["attention_mask"].sum(1)
+    assert int(lengths.max()) <= pretrain.TEXT_TRAIN.max_length
 
 
 def test_models_load_offline_and_generate(model_dirs, monkeypatch):
