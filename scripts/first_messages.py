@@ -13,11 +13,12 @@ Usage: python scripts/first_messages.py [MODEL [EXPERTS_ROOT]]   (default: the s
 import random
 import sys
 
-from t2demo.evaluate import wilson_interval
+from t2demo import tasks
+from t2demo.evaluate import score_task, summarise
 from t2demo.generation import generate
+from t2demo.report import score_grouped
 from t2demo.runtime import load_adapter
 from t2demo.tasks.base import Example
-from t2demo.tasks.checkers import check_number
 from t2demo.tasks.smalltalk import INTENTS
 
 FIRST_LINES = {"greeting": ("hi", "hey", "hello", "Hi!", "Hello!", "Hey!", "hi there", "good morning", "Good morning!"),
@@ -27,8 +28,8 @@ FIRST_LINES = {"greeting": ("hi", "hey", "hello", "Hi!", "Hello!", "Hey!", "hi t
 N_SUMS = 100  # per width
 
 
-def adapted_answers(adapter, prompts: list[str]) -> tuple[list[str], list[str]]:
-    """The base model's and the adapted greedy answers, each prompt adapted by its own first pass."""
+def replies(adapter, prompts: list[str]) -> tuple[list[str], list[str]]:
+    """The base model's and the adapted greedy replies, each prompt adapted by its own first pass."""
     base = generate(adapter.lm, prompts, max_new_tokens=96)
     adapted = []
     for prompt in prompts:
@@ -44,10 +45,10 @@ def small_sums(rng: random.Random, digits: int, n: int) -> list[Example]:
     for _ in range(n):
         a, b = (rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10 ** digits - 1) for _ in range(2))
         if rng.random() < 0.5:
-            out.append(Example(f"What is {a} + {b}?", str(a + b), "", "sums"))
+            out.append(Example(f"What is {a} + {b}?", str(a + b), "", "math"))
         else:
             a, b = max(a, b), min(a, b)
-            out.append(Example(f"What is {a} - {b}?", str(a - b), "", "sums"))
+            out.append(Example(f"What is {a} - {b}?", str(a - b), "", "math"))
     return out
 
 
@@ -55,7 +56,7 @@ def main() -> None:
     model = sys.argv[1] if len(sys.argv) > 1 else "default"
     adapter = load_adapter(model, experts_root=sys.argv[2] if len(sys.argv) > 2 else None)
     lines = [(intent, line) for intent, group in FIRST_LINES.items() for line in group]
-    base, adapted = adapted_answers(adapter, [line for _, line in lines])
+    base, adapted = replies(adapter, [line for _, line in lines])
     fits = 0
     print("first line           intent    fits  adapted reply")
     for (intent, line), reply, base_reply in zip(lines, adapted, base):
@@ -64,16 +65,16 @@ def main() -> None:
         same = "" if reply == base_reply else f"   (base: {base_reply.strip()!r})"
         print(f"{line!r:20} {intent:9} {'yes' if fit else 'no':5} {reply.strip()!r}{same}")
     print(f"fitting replies: {fits} of {len(lines)}\n")
-    rng = random.Random(0)
+    rng, math = random.Random(0), tasks.TASKS["math"]  # scored by math's checker, as `report` scores it
     print(f"sums (n = {N_SUMS} per width)   base % [95 % CI]         adapted % [95 % CI]")
     for digits in (1, 2, 3):
         examples = small_sums(rng, digits, N_SUMS)
-        base, adapted = adapted_answers(adapter, [e.prompt for e in examples])
+        passes = [adapter.first_pass(e.prompt) for e in examples]
         cells = []
-        for replies in (base, adapted):
-            k = sum(check_number(e, r) for e, r in zip(examples, replies))
-            low, high = wilson_interval(k, len(examples))
-            cells.append(f"{100 * k / len(examples):5.1f} [{low:5.1f}, {high:5.1f}]")
+        for outcomes in (score_task(adapter.lm, math, examples, progress=False),
+                         score_grouped(adapter, math, examples, passes)):
+            row = summarise(outcomes)
+            cells.append(f"{row['accuracy']:5.1f} [{row['ci95'][0]:5.1f}, {row['ci95'][1]:5.1f}]")
         print(f"{digits} digit{'s' if digits > 1 else ' '}                 {cells[0]}      {cells[1]}")
     sys.stdout.flush()
 
