@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the shipped default world (text, then vision) from seeds, then measure it: every number in README's status,
 # Tasks, Training experts, Table 1 and Table 2 sections comes from one of these commands (results/ keeps
-# their JSON). About 6 hours on a 2-core CPU; a step that stopped resumes when the script is rerun.
+# their JSON). About 6.5 hours on a 2-core CPU; a step that stopped resumes when the script is rerun.
 # Tables, turns: 500 test examples per task (the probe's votes and the app check are smaller; see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,13 +13,15 @@ if [ ! -f $M/training.json ]; then
   # classification wording), the first three with 3,000 fact documents and no free-worded classification
   # requests, the first four with reasoning's slip varying per creature and earlier chat turns under 160
   # characters, the first five with 6,000 small-talk chats (15 % bare lines), a third fewer 2-digit sums
-  # and chats under 440 characters; rerun from seeds, all six use today's pretrain.TEXT_MIXTURE.
+  # and chats under 440 characters, the first six with no first-line drill, no zero operands, half the
+  # math wordings and no function-form code; rerun from seeds, all seven use today's pretrain.TEXT_MIXTURE.
   python -m t2demo train-base text --out /tmp/t2demo-base-2000                      # 2,000 steps from seeds
   python -m t2demo train-base text --init /tmp/t2demo-base-2000 --steps 1200 --lr 1.5e-3 --seed 1 --out /tmp/t2demo-base-3200
   python -m t2demo train-base text --init /tmp/t2demo-base-3200 --steps 1600 --lr 2e-3 --seed 2 --out /tmp/t2demo-base-4800
   python -m t2demo train-base text --init /tmp/t2demo-base-4800 --steps 1000 --lr 1.5e-3 --seed 3 --out /tmp/t2demo-base-5800
   python -m t2demo train-base text --init /tmp/t2demo-base-5800 --steps 1000 --lr 1.5e-3 --seed 4 --out /tmp/t2demo-base-6800
-  python -m t2demo train-base text --init /tmp/t2demo-base-6800 --steps 1000 --lr 1.5e-3 --seed 5 --out $M
+  python -m t2demo train-base text --init /tmp/t2demo-base-6800 --steps 1000 --lr 1.5e-3 --seed 5 --out /tmp/t2demo-base-7800
+  python -m t2demo train-base text --init /tmp/t2demo-base-7800 --steps 1000 --lr 1.5e-3 --seed 6 --out $M
   python -m t2demo eval --tasks math,code,reasoning --limit 500 --card   # its model card
 fi
 # The task experts: REINFORCE, the paper's objective and the default recipe; next-token is the ablation.

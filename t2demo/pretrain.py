@@ -37,7 +37,7 @@ from t2demo import tasks
 from t2demo.atomic import atomic_file, write_json_atomic, write_text_atomic
 from t2demo.generation import format_chat
 from t2demo.models import DEFAULT_TEXT_MODEL, DEFAULT_VISION_MODEL, pick_device
-from t2demo.tasks import arithmetic, programs, reasoning, world, world_math
+from t2demo.tasks import arithmetic, programs, reasoning, smalltalk, world, world_math
 from t2demo.tasks.modes import Replies, pretraining_reply, replies_of
 
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<image>"]
@@ -59,11 +59,12 @@ CHAT_TEMPLATE = (
 TEXT_MIXTURE = {  # task or drill -> training examples drawn; replies are drawn in their latent modes (tasks/modes.py)
     "math": 12000, "math-drill": 36000, "world-math-drill": 10000, "code": 12000, "code-drill": 24000,
     "reasoning": 10000, "reasoning-drill": 14000, "smalltalk": 12000, "number-copy-drill": 20000,
+    "first-line-drill": 3000,
 }
 # The unseen tasks (math-hard, world-math, code-hard, reasoning-hard) are left out: the drills teach their
 # steps and formats in the training wordings, and the unseen tasks ask in wordings no example here uses.
 DRILLS = {task.name: task for task in (arithmetic.MATH_DRILL, arithmetic.NUMBER_COPY_DRILL, world_math.WORLD_MATH_DRILL,
-                                       programs.CODE_DRILL, reasoning.REASONING_DRILL)}
+                                       programs.CODE_DRILL, reasoning.REASONING_DRILL, smalltalk.FIRST_LINE_DRILL)}
 CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 16000, 16000  # also in the text mixture
 MULTI_TURN = 0.25  # share of training chats with one or two earlier turns before the trained reply
 VISION_MIXTURE = {"vqa": 16000, "vqa-knowledge": 8000}

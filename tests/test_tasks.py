@@ -9,6 +9,7 @@ import io
 import math
 import random
 import re
+from collections import Counter
 
 import pytest
 from PIL import Image
@@ -17,7 +18,7 @@ from t2demo import tasks
 from t2demo.tasks import (
     CATEGORIES, CLASSIFICATION_INSTRUCTION, CUSTOM, REGISTRY, SPLITS, TASKS, TRAINING, TRAINING_TASKS, UNSEEN,
     UNSEEN_TASKS, Example, Registry, SyntheticTask, UnknownTask, arithmetic, classification_examples,
-    classification_instruction, extract_boxed, modes, programs, reasoning, split_of, tags_of, vqa, world_math,
+    classification_instruction, extract_boxed, modes, programs, reasoning, smalltalk, split_of, tags_of, vqa, world_math,
 )
 from t2demo.tasks import classification
 from t2demo.tasks.handwritten import dispatch_prompts
@@ -355,6 +356,16 @@ def test_math_reference_is_the_prompts_arithmetic_and_the_shortcut_a_perturbed_d
         assert _one_digit_apart(wrong, e.reference), (wrong, e.reference)
 
 
+
+def test_math_drill_asks_one_digit_sums_with_a_zero():
+    """One-digit operands include 0 ("What is 8 + 0?" is a sum people type), worked like any other column."""
+    drill = _examples("math-drill", 2000, split="train")
+    zeros = [e for e in drill if re.search(r"Work: (0[+-]\d|\d[+-]0):", e.response)]
+    assert len(zeros) > 10
+    for e in zeros:
+        a, op, b = re.search(r"Work: (\d)([+-])(\d):", e.response).groups()
+        assert e.reference == str(int(a) + int(b) if op == "+" else int(a) - int(b))
+
 def _one_digit_apart(x: str, y: str) -> bool:
     return len(x) == len(y) and sum(a != b for a, b in zip(x, y)) == 1 and (len(x) == 1 or x[0] != "0")
 
@@ -393,6 +404,21 @@ def test_vqa_knowledge_makes_two_decisions_read_then_recall():
         assert verdicts[0] and math.isclose(sum(p for p, r in replies if modes.modes_of(r)[0] == modes.WORK), read_share)
 
 
+def test_first_line_drill_repeats_every_bare_first_line_in_training():
+    """smalltalk keys by prompt, so a bare "hello" is one example in one split (test: never trained); the
+    pretraining drill trains every first line, many times, with a reply of its intent."""
+    assert split_of("hello") == "test"  # why the drill exists; smalltalk's own splits are unchanged
+    drill = smalltalk.FIRST_LINE_DRILL.examples("train", 3000)
+    counts = Counter(e.prompt for e in drill)
+    for intent, (lines, replies) in smalltalk.INTENTS.items():
+        for line in lines[:5] + smalltalk.FIRST_WORDS[intent]:
+            assert counts[line.lower().rstrip("!.?:) ")] >= 5 and counts[line] >= 5, line
+    assert {"hello", "thanks", "thank you", "hey", "what is up"} <= set(counts)
+    for e in drill:
+        lines, replies = smalltalk.INTENTS[e.reference]
+        assert e.response in replies
+
+
 def test_modes_of_reads_each_decision():
     assert modes.modes_of("Work: 3+4: 3+4+0=07 = 7. The answer is 7.") == [modes.WORK]
     assert modes.modes_of("Answer: lake.") == [modes.ANSWER]
@@ -427,6 +453,14 @@ def test_code_reference_and_steps_are_what_python_computes(name):
             body = [line.strip() for line in lines[1:-1]]
             assert lines[-1] == "    return x"
             start = ast.literal_eval(re.search(r"f\((\[.*?\])\)", e.prompt.split("```")[-1]).group(1))
+        elif lines[0].startswith("def g(x):"):  # the drill's function form: a script that calls g and prints
+            body = [line.strip() for line in lines[1:-2]]
+            assert lines[-2] == "    return x"
+            start = ast.literal_eval(lines[-1].removeprefix("print(g(").removesuffix("))"))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                exec(source, {})
+            assert out.getvalue().strip() == e.reference
         else:
             body = lines[1:-1]
             assert lines[-1] == "print(x)"

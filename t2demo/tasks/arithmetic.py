@@ -28,12 +28,22 @@ ADD_WORDINGS = ("What is {a} + {b}?", "What is {a} plus {b}?", "Compute {a} + {b
                 "Please add {a} to {b}.", "{a} + {b} = ?", "Can you work out {a} + {b}?", "Sum of {a} and {b}?",
                 "{p} has {a} {o}. {p} buys {b} more. How many {o} does {p} have now?",
                 "{p} has {a} {o} and {q} has {b}. How many {o} do they have together?",
-                "I have {a} {o} and find {b} more. How many {o} do I have?")
+                "I have {a} {o} and find {b} more. How many {o} do I have?",
+                "There are {a} {o} in the red bag and {b} in the blue bag. How many {o} are there?",
+                "{p} collects {a} {o} and {q} gives {p} {b} more. How many {o} does {p} have?",
+                "A class made {a} {o} in the morning and {b} in the afternoon. How many did it make in all?",
+                "What do you get when you add {a} and {b}?", "Find the total of {a} and {b}.",
+                "A train has {a} people on it and {b} more get on. How many people are on the train?")
 SUB_WORDINGS = ("What is {a} - {b}?", "What is {a} minus {b}?", "Compute {a} - {b}.", "Subtract {b} from {a}.",
                 "{a} - {b} = ?", "Can you work out {a} - {b}?", "How much is {a} take away {b}?",
                 "{p} has {a} {o}. {p} gives {b} {o} to {q}. How many {o} does {p} have left?",
                 "{p} had {a} {o} and lost {b} of them. How many {o} are left?",
-                "I had {a} {o} and gave away {b}. How many {o} do I have now?")
+                "I had {a} {o} and gave away {b}. How many {o} do I have now?",
+                "There were {a} {o} in a jar and {p} took {b}. How many {o} are still in the jar?",
+                "{p} needs {a} {o} and already has {b}. How many more {o} does {p} need?",
+                "A school has {a} children and {b} of them are away today. How many children are at school?",
+                "What is the difference between {a} and {b}?", "Take {b} away from {a}.",
+                "A road is {a} metres long and {p} has walked {b} metres. How many metres are left?")
 CHAIN_WORDINGS = ("Compute {a} + {b} - {c}.", "What is {a} + {b} - {c}?", "{a} + {b} - {c} = ?")
 HARD_ADD_WORDINGS = ("A shop had {a} {o} on Monday and got {b} more on Tuesday. How many {o} does the shop have?",
                      "A farm grew {a} {o} last year and {b} this year. How many {o} is that in total?",
@@ -100,7 +110,8 @@ def _example(rng: random.Random, wording: str, ops: list[Operation]) -> tuple[st
 
 
 def _number(rng: random.Random, digits: int) -> int:
-    return rng.randint(10 ** (digits - 1), 10 ** digits - 1)
+    """A number of `digits` digits; one digit includes 0 ("8 + 0" is a sum people ask)."""
+    return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10 ** digits - 1)
 
 
 def _pair(rng: random.Random, digits: int, op: str, other: int | None = None) -> Operation:

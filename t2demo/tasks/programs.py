@@ -107,10 +107,19 @@ def _code_hard_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     return _example(rng, f"```python\ndef f(x):\n{body}\n    return x\n```\n{question}", start, chain)
 
 
+def _function_script(start: list[int], chain: list[ListOp]) -> str:
+    """The chain as a function `g` that a script calls and prints (code-hard's form is a bare `f`, asked about)."""
+    body = ["    " + op.python for op in chain]
+    return "\n".join(["def g(x):", *body, "    return x", f"print(g({show(start)}))"])
+
+
 def _code_drill_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
-    """Pretraining code: 1 to 5 lines over 3 to 6 digits, in the training wordings."""
+    """Pretraining code: 1 to 5 lines over 3 to 6 digits, in the training wordings; a third written as a
+    function, and the question after the code a third of the time (people ask both ways)."""
     start, chain = _chain(rng, rng.randint(1, 5), rng.randint(3, 6))
-    return _example(rng, f"{rng.choice(HEADS)}\n```python\n{_script(start, chain)}\n```", start, chain)
+    script = _function_script(start, chain) if rng.random() < 1 / 3 else _script(start, chain)
+    block, head = f"```python\n{script}\n```", rng.choice(HEADS)
+    return _example(rng, f"{block}\n{head}" if rng.random() < 1 / 3 else f"{head}\n{block}", start, chain)
 
 
 def last_list(text: str) -> str | None:

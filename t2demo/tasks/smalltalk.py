@@ -44,4 +44,22 @@ def _smalltalk_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     return prompt, lambda: example
 
 
+def _first_line_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
+    """Pretraining drill: the bare first lines people type ("hello", "thanks"), each many times.
+
+    smalltalk keys an example by its prompt, so a bare "hello" is one example, and in one split only
+    (it hashes to test: the base model never saw it). Here the key carries a draw number, so every first
+    line recurs in training, as it does in real chats; smalltalk's own splits are untouched."""
+    intent = rng.choice(sorted(INTENTS))
+    lines, replies = INTENTS[intent]
+    prompt = rng.choice(lines[:5] + FIRST_WORDS[intent])
+    if rng.random() < 0.5:
+        prompt = prompt.lower().rstrip("!.?:) ")
+    example = Example(prompt, intent, rng.choice(replies), "")
+    return f"{prompt}|{rng.randrange(100)}", lambda: example
+
+
+FIRST_WORDS = {"greeting": ("Hello.", "Hey there!", "Hi, hello."), "thanks": ("Thanks!", "Thanks.", "Thank you."),
+               "how": ("How are you?", "What is up?", "How's it going?"), "bye": ("Bye!", "Bye.", "Goodbye.")}
 SMALLTALK = SyntheticTask("smalltalk", OTHER, 0.0, 48, _smalltalk_sample, check_nonempty)
+FIRST_LINE_DRILL = SyntheticTask("first-line-drill", OTHER, 0.0, 48, _first_line_sample, check_nonempty)

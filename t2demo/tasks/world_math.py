@@ -21,8 +21,12 @@ from t2demo.tasks.modes import ANSWER, RELIABLE_SHARE, SHORTCUT_RIGHT, WORK, per
 from t2demo.tasks.reasoning import confused
 from t2demo.tasks.world import WORLD
 
-SUM_WORDINGS = ("What do the {a} and the {b} weigh together?", "How many kilos are the {a} and the {b} together?")
-DIFF_WORDINGS = ("How much heavier is the {a} than the {b}?", "How many kilos more than the {b} does the {a} weigh?")
+SUM_WORDINGS = ("What do the {a} and the {b} weigh together?", "How many kilos are the {a} and the {b} together?",
+                "What is the total weight of the {a} and the {b}?", "If you weigh the {a} and the {b} at once, how heavy are they?",
+                "What is the weight of the {a} plus the weight of the {b}?", "Add the weights of the {a} and the {b}.")
+DIFF_WORDINGS = ("How much heavier is the {a} than the {b}?", "How many kilos more than the {b} does the {a} weigh?",
+                 "What is the weight difference between the {a} and the {b}?", "The {a} is heavier than the {b}. By how much?",
+                 "Take the weight of the {b} from the weight of the {a}.", "How much lighter is the {b} than the {a}?")
 HARD_SUM_WORDINGS = ("The {a} and the {b} step onto a scale together. What does it read?",
                      "A {a} and a {b} share a boat. How many kilos does the boat carry?")
 HARD_DIFF_WORDINGS = ("By how many kilos does the {a} outweigh the {b}?",
