@@ -14,7 +14,8 @@ if [ ! -f $M/training.json ]; then
   # requests, the first four with reasoning's slip varying per creature and earlier chat turns under 160
   # characters, the first five with 6,000 small-talk chats (15 % bare lines), a third fewer 2-digit sums
   # and chats under 440 characters, the first six with no first-line drill, no zero operands, half the
-  # math wordings and no function-form code; rerun from seeds, all seven use today's pretrain.TEXT_MIXTURE.
+  # math wordings and no function-form code, and all seven with the math task's sums of 3 digits only;
+  # rerun from seeds, all seven use today's pretrain.TEXT_MIXTURE.
   python -m t2demo train-base text --out /tmp/t2demo-base-2000                      # 2,000 steps from seeds
   python -m t2demo train-base text --init /tmp/t2demo-base-2000 --steps 1200 --lr 1.5e-3 --seed 1 --out /tmp/t2demo-base-3200
   python -m t2demo train-base text --init /tmp/t2demo-base-3200 --steps 1600 --lr 2e-3 --seed 2 --out /tmp/t2demo-base-4800

@@ -1,4 +1,4 @@
-"""math (3-digit sums and differences, GSM8K-like wordings) and math-hard (4 digits or two operations,
+"""math (sums and differences of 1 to 3 digits, mostly 3, GSM8K-like wordings) and math-hard (4 digits or two operations,
 in wordings no training data uses); plus the arithmetic drill the base model is pretrained on.
 
 Reliable mode (Work): column by column, units first, each step `digit op digit op carry = carry digit`,
@@ -133,8 +133,11 @@ def _one_op(rng: random.Random, digits: int, add: tuple[str, ...], sub: tuple[st
 
 
 def _math_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
-    """math: 3-digit + or -, training wordings."""
-    return _example(rng, *_one_op(rng, 3, ADD_WORDINGS, SUB_WORDINGS))
+    """math: + or - of two 3-digit numbers, or (1 in 3) of 1- or 2-digit ones, in the training wordings.
+
+    The small ones keep an expert's worked answer right on the sums people type first ("What is 5 - 1?"):
+    trained on 3 digits alone, the math expert wrote three operands for one-digit questions (`Work: 5-1-0:`)."""
+    return _example(rng, *_one_op(rng, rng.choice((1, 2, 3, 3, 3, 3)), ADD_WORDINGS, SUB_WORDINGS))
 
 
 def _math_hard_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:

@@ -6,7 +6,7 @@ descriptions make up the classification instruction the shipped models were trai
 them, and their order, byte for byte.
 
 Training tasks (experts are trained on them)  ->  unseen tasks (experts are mixed on them):
-  math (GSM8K-like: 3-digit sums)   -> math-hard (4 digits or two operations, held-out wordings)
+  math (GSM8K-like: 1-3 digit sums) -> math-hard (4 digits or two operations, held-out wordings)
                                     -> world-math (the two-skill task: recall two weights, then add or subtract)
   code (CRUXEval-like: trace 3 lines) -> code-hard (a 5-line function, held-out wordings)
   reasoning (ARC-Easy-like)         -> reasoning-hard (facts asked both ways, held-out wordings)
