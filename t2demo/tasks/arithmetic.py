@@ -1,5 +1,6 @@
-"""math (sums and differences of 1 to 3 digits, mostly 3, GSM8K-like wordings) and math-hard (4 digits or two operations,
-in wordings no training data uses); plus the arithmetic drill the base model is pretrained on.
+"""math (sums and differences of 1 to 3 digits, mostly 3, GSM8K-like wordings) and math-hard (4 digits
+or two operations, in wordings no training data uses); plus the arithmetic drill the base model is
+pretrained on.
 
 Reliable mode (Work): column by column, units first, each step `digit op digit op carry = carry digit`,
 e.g. 347 + 285 -> `Work: 347+285: 7+5+0=12 4+8+1=13 3+2+1=06 = 632. The answer is 632.`

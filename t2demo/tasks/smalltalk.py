@@ -44,6 +44,11 @@ def _smalltalk_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     return prompt, lambda: example
 
 
+FIRST_WORDS = {  # intent -> first lines beyond its INTENTS lines[:5] (the bare lines smalltalk draws)
+    "greeting": ("Hello.", "Hey there!", "Hi, hello."), "thanks": ("Thanks!", "Thanks.", "Thank you."),
+    "how": ("How are you?", "What is up?", "How's it going?"), "bye": ("Bye!", "Bye.", "Goodbye.")}
+
+
 def _first_line_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     """Pretraining drill: the bare first lines people type ("hello", "thanks"), each many times.
 
@@ -59,7 +64,5 @@ def _first_line_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     return f"{prompt}|{rng.randrange(100)}", lambda: example
 
 
-FIRST_WORDS = {"greeting": ("Hello.", "Hey there!", "Hi, hello."), "thanks": ("Thanks!", "Thanks.", "Thank you."),
-               "how": ("How are you?", "What is up?", "How's it going?"), "bye": ("Bye!", "Bye.", "Goodbye.")}
 SMALLTALK = SyntheticTask("smalltalk", OTHER, 0.0, 48, _smalltalk_sample, check_nonempty)
 FIRST_LINE_DRILL = SyntheticTask("first-line-drill", OTHER, 0.0, 48, _first_line_sample, check_nonempty)
