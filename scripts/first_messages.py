@@ -3,9 +3,9 @@
 
 The greetings are lines of the small-talk data (tasks/smalltalk.py): this checks the model learnt them,
 not that it generalises. A reply fits when it is one of its intent's replies. The sums are
-"What is a + b?" / "What is a - b?" with random operands (seed 0), a training wording; the math expert
-was trained on 3 digits only, so 1 and 2 digits show whether the worked mode it brings out keeps the
-right number of columns. README's status quotes what this prints.
+"What is a + b?" / "What is a - b?" with random operands (seed 0), a training wording; most of the math
+expert's training sums have 3 digits, so 1 and 2 digits show whether the worked mode it brings out keeps
+the right number of columns. README's status quotes what this prints.
 
 Usage: python scripts/first_messages.py [MODEL [EXPERTS_ROOT]]   (default: the shipped model and experts)
 """
@@ -14,6 +14,7 @@ import random
 import sys
 
 from t2demo import tasks
+from t2demo.tasks import arithmetic
 from t2demo.evaluate import score_task, summarise
 from t2demo.generation import generate
 from t2demo.report import score_grouped
@@ -43,7 +44,7 @@ def small_sums(rng: random.Random, digits: int, n: int) -> list[Example]:
     """n sums or differences of two `digits`-digit numbers (a difference never negative)."""
     out = []
     for _ in range(n):
-        a, b = (rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10 ** digits - 1) for _ in range(2))
+        a, b = (arithmetic.number(rng, digits) for _ in range(2))
         if rng.random() < 0.5:
             out.append(Example(f"What is {a} + {b}?", str(a + b), "", "math"))
         else:

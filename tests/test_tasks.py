@@ -356,7 +356,6 @@ def test_math_reference_is_the_prompts_arithmetic_and_the_shortcut_a_perturbed_d
         assert _one_digit_apart(wrong, e.reference), (wrong, e.reference)
 
 
-
 def test_math_drill_asks_one_digit_sums_with_a_zero():
     """One-digit operands include 0 ("What is 8 + 0?" is a sum people type), worked like any other column."""
     drill = _examples("math-drill", 2000, split="train")
@@ -365,6 +364,7 @@ def test_math_drill_asks_one_digit_sums_with_a_zero():
     for e in zeros:
         a, op, b = re.search(r"Work: (\d)([+-])(\d):", e.response).groups()
         assert e.reference == str(int(a) + int(b) if op == "+" else int(a) - int(b))
+
 
 def _one_digit_apart(x: str, y: str) -> bool:
     return len(x) == len(y) and sum(a != b for a, b in zip(x, y)) == 1 and (len(x) == 1 or x[0] != "0")
@@ -411,8 +411,8 @@ def test_first_line_drill_repeats_every_bare_first_line_in_training():
     drill = smalltalk.FIRST_LINE_DRILL.examples("train", 3000)
     counts = Counter(e.prompt for e in drill)
     for intent, (lines, replies) in smalltalk.INTENTS.items():
-        for line in lines[:5] + smalltalk.FIRST_WORDS[intent]:
-            assert counts[line.lower().rstrip("!.?:) ")] >= 5 and counts[line] >= 5, line
+        for line in lines[:smalltalk.BARE_LINES] + smalltalk.FIRST_WORDS[intent]:
+            assert counts[smalltalk.casual(line)] >= 5 and counts[line] >= 5, line
     assert {"hello", "thanks", "thank you", "hey", "what is up"} <= set(counts)
     for e in drill:
         lines, replies = smalltalk.INTENTS[e.reference]
@@ -453,18 +453,15 @@ def test_code_reference_and_steps_are_what_python_computes(name):
             body = [line.strip() for line in lines[1:-1]]
             assert lines[-1] == "    return x"
             start = ast.literal_eval(re.search(r"f\((\[.*?\])\)", e.prompt.split("```")[-1]).group(1))
-        elif lines[0].startswith("def g(x):"):  # the drill's function form: a script that calls g and prints
-            body = [line.strip() for line in lines[1:-2]]
-            assert lines[-2] == "    return x"
-            start = ast.literal_eval(lines[-1].removeprefix("print(g(").removesuffix("))"))
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                exec(source, {})
-            assert out.getvalue().strip() == e.reference
-        else:
-            body = lines[1:-1]
-            assert lines[-1] == "print(x)"
-            start = ast.literal_eval(lines[0].removeprefix("x = "))
+        else:  # a script that prints: x = [...] and its lines, or the drill's function g called on the input
+            if lines[0].startswith("def g(x):"):
+                body = [line.strip() for line in lines[1:-2]]
+                assert lines[-2] == "    return x"
+                start = ast.literal_eval(lines[-1].removeprefix("print(g(").removesuffix("))"))
+            else:
+                body = lines[1:-1]
+                assert lines[-1] == "print(x)"
+                start = ast.literal_eval(lines[0].removeprefix("x = "))
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 exec(source, {})  # our own generated list operations

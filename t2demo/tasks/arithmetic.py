@@ -110,20 +110,20 @@ def _example(rng: random.Random, wording: str, ops: list[Operation]) -> tuple[st
     return prompt, lambda: example
 
 
-def _number(rng: random.Random, digits: int) -> int:
+def number(rng: random.Random, digits: int) -> int:
     """A number of `digits` digits; one digit includes 0 ("8 + 0" is a sum people ask)."""
     return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10 ** digits - 1)
 
 
 def _pair(rng: random.Random, digits: int, op: str, other: int | None = None) -> Operation:
-    a, b = _number(rng, digits), _number(rng, other or digits)
+    a, b = number(rng, digits), number(rng, other or digits)
     if op == "-" and b > a:
         a, b = b, a
     return (a, op, b)
 
 
 def _chain(rng: random.Random, digits: int) -> list[Operation]:
-    a, b = _number(rng, digits), _number(rng, digits)
+    a, b = number(rng, digits), number(rng, digits)
     c = rng.randint(10 ** (digits - 1), a + b)
     return [(a, "+", b), (None, "-", c)]
 

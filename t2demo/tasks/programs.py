@@ -93,6 +93,11 @@ def _script(start: list[int], chain: list[ListOp]) -> str:
     return "\n".join([f"x = {show(start)}"] + [op.python for op in chain] + ["print(x)"])
 
 
+def _function(name: str, chain: list[ListOp]) -> str:
+    """The chain as a function of x that returns x."""
+    return "\n".join([f"def {name}(x):", *("    " + op.python for op in chain), "    return x"])
+
+
 def _code_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     """code: a 3-line program over a list of 4 or 5 digits."""
     start, chain = _chain(rng, 3, rng.choice((4, 5)))
@@ -102,15 +107,13 @@ def _code_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
 def _code_hard_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     """code-hard: a 5-line function, called on a list of 5 or 6 digits, in held-out wordings."""
     start, chain = _chain(rng, 5, rng.choice((5, 6)))
-    body = "\n".join("    " + op.python for op in chain)
     question = rng.choice(HARD_HEADS).format(x=show(start))
-    return _example(rng, f"```python\ndef f(x):\n{body}\n    return x\n```\n{question}", start, chain)
+    return _example(rng, f"```python\n{_function('f', chain)}\n```\n{question}", start, chain)
 
 
 def _function_script(start: list[int], chain: list[ListOp]) -> str:
     """The chain as a function `g` that a script calls and prints (code-hard's form is a bare `f`, asked about)."""
-    body = ["    " + op.python for op in chain]
-    return "\n".join(["def g(x):", *body, "    return x", f"print(g({show(start)}))"])
+    return f"{_function('g', chain)}\nprint(g({show(start)}))"
 
 
 def _code_drill_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:

@@ -29,6 +29,14 @@ CLOSERS = ("", " :)", " Have a good one.", " I hope you are well.", " It was fun
            " You are great.", " Nice weather today.", " I like talking to you.")
 
 
+BARE_LINES = 5  # each intent's first lines are also typed alone ("Hi!")
+
+
+def casual(line: str) -> str:
+    """A line as typed casually: "Thanks a lot!" -> "thanks a lot"."""
+    return line.lower().rstrip("!.?:) ")
+
+
 def _smalltalk_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     intent = rng.choice(sorted(INTENTS))
     lines, replies = INTENTS[intent]
@@ -37,14 +45,14 @@ def _smalltalk_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
         line = line[:-1] + "," + address + line[-1]
     prompt = rng.choice(OPENERS) + line + rng.choice(CLOSERS)
     if rng.random() < 0.35:  # a bare line: "Hi!", "Thank you!" (the first thing most people type)
-        prompt = rng.choice(lines[:5])
+        prompt = rng.choice(lines[:BARE_LINES])
     if rng.random() < 0.4:  # typed casually: "hi", "thanks a lot"
-        prompt = prompt.lower().rstrip("!.?:) ")
+        prompt = casual(prompt)
     example = Example(prompt, intent, rng.choice(replies), "")
     return prompt, lambda: example
 
 
-FIRST_WORDS = {  # intent -> first lines beyond its INTENTS lines[:5] (the bare lines smalltalk draws)
+FIRST_WORDS = {  # intent -> first lines beyond its INTENTS lines[:BARE_LINES] (the bare lines smalltalk draws)
     "greeting": ("Hello.", "Hey there!", "Hi, hello."), "thanks": ("Thanks!", "Thanks.", "Thank you."),
     "how": ("How are you?", "What is up?", "How's it going?"), "bye": ("Bye!", "Bye.", "Goodbye.")}
 
@@ -57,9 +65,9 @@ def _first_line_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     line recurs in training, as it does in real chats; smalltalk's own splits are untouched."""
     intent = rng.choice(sorted(INTENTS))
     lines, replies = INTENTS[intent]
-    prompt = rng.choice(lines[:5] + FIRST_WORDS[intent])
+    prompt = rng.choice(lines[:BARE_LINES] + FIRST_WORDS[intent])
     if rng.random() < 0.5:
-        prompt = prompt.lower().rstrip("!.?:) ")
+        prompt = casual(prompt)
     example = Example(prompt, intent, rng.choice(replies), "")
     return f"{prompt}|{rng.randrange(100)}", lambda: example
 
