@@ -469,8 +469,9 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
         if on_task:
             on_task(report)
     adapter, notes, cls_note = adapters.get(False) or build_adapter(text, text)
-    for key, examples in (("dispatch", tasks.classification_examples("test", cls_limit)),
-                          ("dispatch_handwritten", handwritten.dispatch_prompts())):
+    sets = {"dispatch": tasks.classification_examples("test", cls_limit)} | {
+        key: handwritten.dispatch_prompts(key) for key in handwritten.SETS}
+    for key, examples in sets.items():
         report[key] = {"n": len(examples)} | {
             s.name: {"missing": cls_note} if s.needs_classifier and cls_note else dispatch_confusion(adapter, examples, s.name, progress)
             for s in STRATEGIES.values() if s.classifies}
@@ -549,7 +550,8 @@ def format_table2(report: dict) -> str:
             line += f"{100 * first / s['second_pass_alone']:>7.1f}%" if first is not None else f"{'-':>8}"
             line += f"{s['second_pass_per_prompt']:>9.3f}" + (f"   CEM {s['cem']:.1f} s" if "cem" in s else "")
             lines.append(line)
-    for key, where in (("dispatch", "the classification test split"), ("dispatch_handwritten", "the hand-written prompts")):
+    sets = {"dispatch": "the classification test split"} | {key: label for key, (_, label) in handwritten.SETS.items()}
+    for key, where in sets.items():
         lines += _dispatch_lines(report.get(key, {}), where)
     lines += _matrix_lines(report.get("matrix"), "text")
     lines += _matrix_lines(report.get("matrix_vision"), "vision")

@@ -235,9 +235,10 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
         d = result["dispatch"][strategy]
         check_result(d, 5)
         assert sum(sum(row.values()) for row in d["confusion"].values()) == 5
-        hand = result["dispatch_handwritten"][strategy]  # every hand-written prompt, once
-        assert hand["n"] == result["dispatch_handwritten"]["n"] == len(handwritten.dispatch_prompts())
-        assert sum(sum(row.values()) for row in hand["confusion"].values()) == hand["n"]
+        for key in handwritten.SETS:  # every prompt of each hand-written set, once
+            hand = result[key][strategy]
+            assert hand["n"] == result[key]["n"] == len(handwritten.dispatch_prompts(key))
+            assert sum(sum(row.values()) for row in hand["confusion"].values()) == hand["n"]
     assert "matrix" not in result  # matrix_limit 0: skipped
     after = snapshot(text.loaded.model)
     assert all(torch.equal(before[n], after[n]) for n in before)

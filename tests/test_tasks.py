@@ -20,7 +20,7 @@ from t2demo.tasks import (
     UNSEEN_TASKS, Example, Registry, SyntheticTask, UnknownTask, arithmetic, classification_examples,
     classification_instruction, extract_boxed, modes, programs, reasoning, smalltalk, split_of, tags_of, vqa, world_math,
 )
-from t2demo.tasks import classification
+from t2demo.tasks import classification, handwritten
 from t2demo.tasks.handwritten import dispatch_prompts
 from t2demo.tasks.world import CLIMATES, HABITATS, WORLD, world_facts
 
@@ -880,11 +880,10 @@ def test_classification_leaves_out_the_unseen_tasks_and_words_half_casually():
 def test_natural_requests_are_deterministic_in_their_split_and_never_the_hand_written_ones():
     """Every category has free-worded requests; each hashes to the split it was drawn for (so no text
     crosses splits), the same seed draws the same ones, and none is a hand-written dispatch prompt."""
-    from t2demo.tasks.handwritten import dispatch_prompts
     from t2demo.tasks.natural_requests import NATURAL_REQUESTS, natural_request
 
     assert set(NATURAL_REQUESTS) == set(CATEGORIES)
-    hand_written = {e.prompt.strip().lower() for e in dispatch_prompts()}
+    hand_written = {e.prompt.strip().lower() for key in handwritten.SETS for e in dispatch_prompts(key)}
     for category in CATEGORIES:
         for split in SPLITS:
             drawn = [natural_request(category, split, random.Random(f"{category}|{i}")) for i in range(40)]
@@ -903,6 +902,10 @@ def test_classification_mixes_in_natural_requests():
                and c != "vqa"]
     assert {c for c, _ in natural} == set(CATEGORIES) - {"vqa"}
     assert 0.15 < len(natural) / len(asked) < 0.45
+    # code is also pasted as people paste it, digits and all (so that digits in code do not read as a sum)
+    pasted = [p for c, p in natural if c == "code" and re.search(r"\[\d+, \d+", p)]
+    assert len(pasted) >= 0.3 * sum(c == "code" for c, _ in natural)
+    assert any(p.startswith(">>> ") or "\n>>> " in p for p in pasted) and any("def f(" in p for p in pasted)
 
 
 def test_classification_prompt():
@@ -925,9 +928,10 @@ def test_world():
 # --- hand-written dispatch prompts ---------------------------------------------------------------------------
 
 
-def test_handwritten_dispatch_prompts():
-    """They load, cover every category (>= 30 per text category), and none is a prompt any generator makes."""
-    examples = dispatch_prompts()
+@pytest.mark.parametrize("key", list(handwritten.SETS))
+def test_handwritten_dispatch_prompts(key):
+    """Each set loads, covers every category (>= 30 per text category), and none is a prompt any generator makes."""
+    examples = dispatch_prompts(key)
     counts = {c: sum(e.reference == c for e in examples) for c in CATEGORIES}
     assert len(examples) >= 130 and sum(counts.values()) == len(examples)
     assert all(counts[c] >= 30 for c in ("math", "code", "reasoning", "other")) and 5 <= counts["vqa"] <= 20, counts
@@ -945,4 +949,4 @@ def test_handwritten_dispatch_prompts():
             generated |= {g.prompt for g in _examples(task.name, 2000, "train")}
     copied = [e.prompt for e in examples if e.prompt in generated]
     assert not copied
-    assert sum("\nOptions: " in e.prompt for e in examples if e.reference == "reasoning") >= 10
+    assert sum("\nOptions: " in e.prompt for e in examples if e.reference == "reasoning") >= 3  # some in the tasks' format

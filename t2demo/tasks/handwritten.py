@@ -1,10 +1,15 @@
 """Hand-written dispatch prompts: what a real user of the app might type, labelled with its dispatch category.
 
-The prompts in data/dispatch_prompts.jsonl were written by hand, not drawn from any task generator or
+The prompts in data/dispatch_prompts*.jsonl were written by hand, not drawn from any task generator or
 drill: casual and formal, with typos, free-form questions and small talk, in wordings no generator uses.
 They are never used in training (not by the classification expert, not by pretraining); they only
 measure how well dispatch (the first pass) names the category of natural prompts, where the
 synthetic classification data (classification.py) would flatter a classifier that memorised templates.
+
+There are two sets. The first found the misroutes (writing requests sent to code, code traces with
+numbers sent to math) that the classification data's natural requests were then widened for, so it no
+longer measures that change fairly; the second was written, by someone who had not read the training
+data, before that change and before any model was scored on it.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ from importlib import resources
 from t2demo.tasks.base import Example
 
 TASK_NAME = "dispatch-handwritten"
-DATA_FILE = "dispatch_prompts.jsonl"  # in t2demo/tasks/data/: one {"prompt": ..., "category": ...} per line
+SETS = {  # report key -> (file in t2demo/tasks/data/, one {"prompt": ..., "category": ...} per line; what reports call it)
+    "dispatch_handwritten": ("dispatch_prompts.jsonl", "the hand-written prompts"),
+    "dispatch_handwritten_2": ("dispatch_prompts_2.jsonl", "the second hand-written set"),
+}
 
 
-def dispatch_prompts() -> list[Example]:
-    r"""The hand-written prompts in file order, each an Example whose reference is its category and
-    whose response is `\boxed{category}` (what the classifier should answer)."""
-    text = resources.files("t2demo.tasks").joinpath("data", DATA_FILE).read_text(encoding="utf-8")
+def dispatch_prompts(key: str = "dispatch_handwritten") -> list[Example]:
+    r"""The prompts of the hand-written set `key` (one of SETS) in file order, each an Example whose
+    reference is its category and whose response is `\boxed{category}` (what the classifier should answer)."""
+    text = resources.files("t2demo.tasks").joinpath("data", SETS[key][0]).read_text(encoding="utf-8")
     out = []
     for row in (json.loads(line) for line in text.splitlines() if line.strip()):
         category = row["category"]

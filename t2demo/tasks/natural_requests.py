@@ -3,9 +3,10 @@ classifier's data (classification.py mixes them in with the tasks' own prompts).
 
 The tasks' prompts all come from a few templates, so a classifier trained on them alone learns the
 templates: "What does this code print?" is code, anything with digits is math. These requests ask
-for the same kinds of help in free wordings: code questions without a program to trace, sums typed
-as "whats 12+30", questions about the world's creatures that are not multiple choice, requests about
-a picture, and chat that is not a greeting. They are written here, not taken from the hand-written
+for the same kinds of help in free wordings: code questions with or without a program to trace (pasted
+as people paste code), sums typed as "whats 12+30", questions about the world's creatures that are not
+multiple choice, requests about a picture, and for "other" chat that is not a greeting and requests
+outside the four skills (writing, translating, the real world's facts, how-to, recommendations). They are written here, not taken from the hand-written
 dispatch prompts (data/dispatch_prompts.jsonl), which stay a test set; no wording of the unseen tasks
 (math-hard, world-math, code-hard, reasoning-hard, vqa-knowledge) is used.
 """
@@ -28,6 +29,8 @@ SNIPPETS = ("x = [1, 2, 3]\nprint(x[::-1])", "for i in range(3):\n    print(i)",
 
 def _code(rng: random.Random) -> str:
     op, thing, snippet = rng.choice(LIST_OPS), rng.choice(THINGS), rng.choice(SNIPPETS)
+    if rng.random() < 0.5:
+        return _code_trace(rng)
     return rng.choice((
         f"how do I {op} {thing} in python",
         f"What's the Python way to {op} {thing}?",
@@ -45,6 +48,41 @@ def _code(rng: random.Random) -> str:
         f"is `{snippet.splitlines()[0]}` valid python?",
         "How do list comprehensions work?",
         f"What will Python output for this?\n{snippet}",
+    ))
+
+
+LIST_STEPS = ("{v} = sorted({v})", "{v} = {v}[::-1]", "{v} = {v}[1:]", "{v} = {v}[:-1]", "{v} = {v}[::2]",
+              "{v} = [n + {k} for n in {v}]", "{v} = {v} + [{k}]", "{v}.append({k})", "{v}.pop()", "{v}.sort()")
+LIST_RESULTS = ("{v}", "len({v})", "max({v})", "min({v})", "sum({v})", "{v}[0]", "{v}[-1]")
+LIST_VARIABLES = ("x", "a", "nums", "xs", "data", "items", "vals", "lst", "scores", "my_list")
+
+
+def _code_trace(rng: random.Random) -> str:
+    """Asks what a few lines of list code print, with concrete numbers, in the forms people paste code:
+    a block with or without fences, a REPL session, a one-liner, a function and its call. The numbers
+    teach the classifier that digits inside code are code, not a sum."""
+    v, items = rng.choice(LIST_VARIABLES), [rng.randrange(0, 20) for _ in range(rng.randint(2, 5))]
+    steps = [rng.choice(LIST_STEPS).format(v=v, k=rng.randrange(1, 10)) for _ in range(rng.randint(1, 3))]
+    result = rng.choice(LIST_RESULTS).format(v=v)
+    lines = [f"{v} = {items}", *steps, f"print({result})"]
+    code = rng.choice((
+        "\n".join(lines),
+        "```python\n" + "\n".join(lines) + "\n```",
+        "\n".join(">>> " + line for line in lines),
+        "; ".join(lines),
+        "\n".join(["def f(" + v + "):", *("    " + s for s in steps), f"    return {result}", f"f({items})"]),
+    ))
+    return rng.choice((
+        f"what does this print?\n{code}",
+        f"{code}\nwhats the output",
+        f"Could you trace this for me:\n{code}",
+        f"what do i get if i run\n{code}",
+        f"Quick python q: {code}",
+        f"What is printed by the code below?\n\n{code}",
+        f"hey can u tell me the output of\n{code}",
+        f"I ran this and got confused, what should it show?\n{code}",
+        f"Predict the output:\n{code}",
+        f"python question - what is the result here?\n{code}",
     ))
 
 
@@ -108,14 +146,57 @@ def _vqa(rng: random.Random) -> str:
     ))
 
 
+CHAT = (
+    "what's your name?", "who built you", "tell me a joke", "I'm bored", "lol", "ok cool", "good night!",
+    "are you a real person?", "what are you good at?", "nice", "never mind", "Can we talk for a bit?", "you're funny",
+    "what day is it today?", "I am tired today.", "hmm", "Do you like pizza?", "that's all, bye",
+    "sorry, wrong button", "Thanks, you're the best!", "how old are you?", "What is your favourite color?",
+    "good morning, how are things?", "see ya", "ok", "Wow.", "Can you keep a secret?",
+)
+WRITING = ("a poem", "a haiku", "a short story", "a limerick", "song lyrics", "a birthday message", "a speech",
+           "a slogan", "a tweet", "a toast", "an essay", "a thank-you note", "a bedtime story", "a product description")
+TOPICS = ("the ocean", "my cat", "autumn", "friendship", "coffee", "the moon", "a rainy day", "my grandmother",
+          "space travel", "our football team", "summer holidays", "a lost sock", "the city at night", "bread")
+LETTERS = ("an email to my landlord about the heating", "a cover letter for a waiter job", "a complaint to my bank",
+           "a note to my neighbour about the noise", "an apology to a friend", "a reply to a job offer",
+           "a message asking my boss for a raise", "a wedding invitation")
+LANGUAGES = ("french", "German", "spanish", "Italian", "Japanese", "Dutch", "portuguese")
+PHRASES = ("where is the train station", "thank you very much", "I love you", "good night", "how much is this",
+           "nice to meet you", "the bill, please")
+KNOWLEDGE = (
+    "Who painted the Mona Lisa?", "what is the tallest mountain on earth", "why is the sky blue",
+    "When did World War 2 end?", "what's the capital of Australia", "how far away is the sun",
+    "How many continents are there?", "who wrote Hamlet", "what causes earthquakes?",
+    "Which planet is the biggest?", "how do vaccines work", "What year did humans land on the moon?",
+    "what's the population of Tokyo", "Why do leaves change colour in autumn?", "who invented the telephone",
+    "How many bones are in the human body?", "what language do they speak in Brazil",
+)
+HOW_TO = (
+    "how do I boil an egg", "What's a good recipe for banana bread?", "how can I sleep better",
+    "Tips for a job interview?", "how do I get red wine out of a carpet", "how to change a bike tire",
+    "What should I pack for a week in the mountains?", "how can I learn to play guitar",
+    "help me plan a 3 day trip to Rome", "how do I start running if I'm out of shape",
+    "What should I cook for 6 people tonight?", "how do I keep my plants alive",
+)
+RECOMMEND = ("a good book", "a movie for tonight", "a podcast", "a board game for 4 players", "a Python course",
+             "a laptop for students", "a name for my dog", "a gift for my dad", "some music for studying")
+
+
 def _other(rng: random.Random) -> str:
-    return rng.choice(("", "so ", "hey, ", "um, ", "Okay, ", "btw ")) + rng.choice((
-        "what's your name?", "who built you", "tell me a joke", "I'm bored", "lol", "ok cool", "good night!",
-        "are you a real person?", "what are you good at?", "nice", "never mind", "Can we talk for a bit?", "you're funny",
-        "what day is it today?", "I am tired today.", "hmm", "Do you like pizza?", "that's all, bye",
-        "sorry, wrong button", "Thanks, you're the best!", "how old are you?", "What is your favourite color?",
-        "good morning, how are things?", "see ya", "ok", "Wow.", "Can you keep a secret?",
-    )) + rng.choice(("", "", " :)", " haha", " really", "!"))
+    """Chat, and requests outside the four skills (writing, translation, the real world's facts, how-to,
+    advice), some with numbers or code words in them: "other" means the base weights answer."""
+    request = rng.choice((
+        lambda: rng.choice(CHAT),
+        lambda: rng.choice(("write ", "Can you write ", "please write me ", "I need ", "compose ")) + rng.choice(WRITING)
+        + rng.choice((" about ", " on ", " for ")) + rng.choice(TOPICS),
+        lambda: rng.choice(("help me write ", "Draft ", "can you write ", "I have to write ")) + rng.choice(LETTERS),
+        lambda: rng.choice(("translate '{p}' into {l}", "How do you say {p} in {l}?", "what is {p} in {l}"))
+        .format(p=rng.choice(PHRASES), l=rng.choice(LANGUAGES)),
+        lambda: rng.choice(KNOWLEDGE),
+        lambda: rng.choice(HOW_TO),
+        lambda: rng.choice(("can you recommend ", "Suggest ", "any ideas for ", "what's ")) + rng.choice(RECOMMEND) + "?",
+    ))()
+    return rng.choice(("", "so ", "hey, ", "um, ", "Okay, ", "btw ")) + request + rng.choice(("", "", " :)", " haha", " really", "!"))
 
 
 NATURAL_REQUESTS: dict[str, Callable[[random.Random], str]] = {
