@@ -901,7 +901,10 @@ def test_classification_mixes_in_natural_requests():
     natural = [(c, p) for c, p in asked if p not in templated and not any(p.endswith(t) for t in templated)
                and c != "vqa"]
     assert {c for c, _ in natural} == set(CATEGORIES) - {"vqa"}
-    assert 0.15 < len(natural) / len(asked) < 0.45
+    # four of five categories draw NATURAL_SHARE free requests; casual rewrites of template prompts count too
+    share, casual = classification.NATURAL_SHARE, classification.CASUAL_SHARE
+    low, high = 0.8 * share, 0.8 * (share + (1 - share) * casual)
+    assert low - 0.05 < len(natural) / len(asked) < high + 0.05
     # code is also pasted as people paste it, digits and all (so that digits in code do not read as a sum)
     pasted = [p for c, p in natural if c == "code" and re.search(r"\[\d+, \d+", p)]
     assert len(pasted) >= 0.3 * sum(c == "code" for c, _ in natural)
@@ -928,7 +931,7 @@ def test_world():
 # --- hand-written dispatch prompts ---------------------------------------------------------------------------
 
 
-OPTIONS_AT_LEAST = {"dispatch_handwritten": 10, "dispatch_handwritten_2": 3}  # reasoning prompts in the tasks' format
+OPTIONS_AT_LEAST = {"dispatch_handwritten": 10, "dispatch_handwritten_2": 3, "dispatch_handwritten_3": 0}  # reasoning prompts in the tasks' format
 
 
 @pytest.mark.parametrize("key", list(handwritten.SETS))

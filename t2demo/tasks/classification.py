@@ -46,7 +46,7 @@ def _prompt_source(task: Task, split: str, n: int, seed: int) -> Callable[[rando
     return lambda rng: next(pool).prompt
 
 
-NATURAL_SHARE = 0.3  # of classification prompts that are free-worded requests (natural_requests.py)
+NATURAL_SHARE = 0.5  # of classification prompts that are free-worded requests (natural_requests.py)
 CASUAL_SHARE = 0.5  # of the others, rewritten by `casual`
 CASUAL_OPENERS = ("Quick question: ", "Hey, ", "Can you help me? ", "Please help. ", "Question: ", "ok so ",
                   "Hi! ", "I was wondering: ", "Hello, ")

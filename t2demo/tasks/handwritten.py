@@ -23,6 +23,7 @@ TASK_NAME = "dispatch-handwritten"
 SETS = {  # report key -> (file in t2demo/tasks/data/, one {"prompt": ..., "category": ...} per line; what reports call it)
     "dispatch_handwritten": ("dispatch_prompts.jsonl", "the hand-written prompts"),
     "dispatch_handwritten_2": ("dispatch_prompts_2.jsonl", "the second hand-written set"),
+    "dispatch_handwritten_3": ("dispatch_prompts_3.jsonl", "the third hand-written set"),
 }
 
 

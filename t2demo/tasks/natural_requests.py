@@ -18,7 +18,7 @@ import random
 from typing import Callable
 
 from t2demo.tasks.base import OTHER, split_of
-from t2demo.tasks.world import COLORS, HABITATS, NAMES
+from t2demo.tasks.world import COLORS, FOODS, HABITATS, NAMES
 
 LIST_OPS = ("sort", "reverse", "copy", "flatten", "filter", "shuffle", "slice", "loop over", "append to",
             "remove duplicates from", "find the max of", "sum", "count the items in", "print")
@@ -29,9 +29,9 @@ SNIPPETS = ("x = [1, 2, 3]\nprint(x[::-1])", "for i in range(3):\n    print(i)",
 
 
 def _code(rng: random.Random) -> str:
-    op, thing, snippet = rng.choice(LIST_OPS), rng.choice(THINGS), rng.choice(SNIPPETS)
     if rng.random() < 0.5:
         return _code_trace(rng)
+    op, thing, snippet = rng.choice(LIST_OPS), rng.choice(THINGS), rng.choice(SNIPPETS)
     return rng.choice((
         f"how do I {op} {thing} in python",
         f"What's the Python way to {op} {thing}?",
@@ -110,9 +110,19 @@ def _math(rng: random.Random) -> str:
 
 
 def _reasoning(rng: random.Random) -> str:
+    """Questions about the creatures in free wording, not multiple choice; some name a creature bare
+    ("where does zelep live?"), as people type."""
     name, other = rng.sample(NAMES, 2)
-    color, habitat = rng.choice(COLORS), rng.choice(HABITATS)
-    return rng.choice((
+    color, habitat, food = rng.choice(COLORS), rng.choice(HABITATS), rng.choice(FOODS)
+    text = rng.choice((
+        f"what's the weather usually like in the {habitat}?",
+        f"is it cold where the {name} lives?",
+        f"Is the {habitat} a warm place or a cold one?",
+        f"what kind of climate does the {name} live in",
+        f"would a {name} be more at home by the water or in the hills?",
+        f"what does a {name} look like?",
+        f"which is lighter, a {name} or a {other}?",
+        f"Does the {name} like dry places?",
         f"do you know where the {name} lives?",
         f"Is the {name} {color}?",
         f"what color is a {name} again",
@@ -125,13 +135,33 @@ def _reasoning(rng: random.Random) -> str:
         f"which animals live in the {habitat}",
         f"Name a creature that is {color}.",
         f"how much does a {name} weigh, roughly?",
+        f"who eats {food}?",
+        f"which animal eats {food}",
+        f"where would I find a {name}?",
     ))
+    if rng.random() < 0.4:
+        for n in (name, other):
+            text = text.replace(f"the {n}", n).replace(f"a {n}", n)
+    return text
+
+
+PICTURE_THINGS = ("sign", "label", "poster", "card", "ticket", "note", "screen", "board", "sticker", "banner", "box",
+                  "mug", "shirt", "wall", "menu", "t-shirt", "book cover", "bottle", "receipt", "plate", "jar", "van",
+                  "bus", "door", "cake", "whiteboard", "shop window", "envelope", "cap", "bag")
+PICTURES = ("this picture", "the photo", "my pic", "the image I sent", "this screenshot", "the attached photo", "the snap")
 
 
 def _vqa(rng: random.Random) -> str:
-    thing = rng.choice(("sign", "label", "poster", "card", "ticket", "note", "screen", "board", "sticker", "banner",
-                        "box", "mug", "shirt", "wall", "menu"))
+    thing, picture = rng.choice(PICTURE_THINGS), rng.choice(PICTURES)
     return rng.choice((
+        f"what colour is the {thing} in {picture}?",
+        f"how many people can you see in {picture}",
+        f"what's on the {thing}? (see {picture})",
+        f"is there a dog in {picture}?",
+        f"what brand is the {thing} in {picture}",
+        f"Describe {picture} for me.",
+        f"can you make out the writing on the {thing} in {picture}?",
+        f"transcribe the {thing} in {picture} please",
         f"can you read the {thing} in this picture for me",
         f"What's written on that {thing}?",
         f"what does the {thing} in the image say",
@@ -148,12 +178,13 @@ def _vqa(rng: random.Random) -> str:
 
 
 CHAT = (
-    "what's your name?", "who built you", "tell me a joke", "I'm bored", "lol", "ok cool", "good night!",
-    "are you a real person?", "what are you good at?", "nice", "never mind", "Can we talk for a bit?", "you're funny",
-    "what day is it today?", "I am tired today.", "hmm", "Do you like pizza?", "that's all, bye",
-    "sorry, wrong button", "Thanks, you're the best!", "how old are you?", "What is your favourite color?",
+    "tell me a joke", "I'm bored", "lol", "ok cool", "good night!", "nice", "never mind", "Can we talk for a bit?",
+    "you're funny", "what day is it today?", "I am tired today.", "hmm", "Do you like pizza?", "that's all, bye",
+    "sorry, wrong button", "Thanks, you're the best!", "What is your favourite color?",
     "good morning, how are things?", "see ya", "ok", "Wow.", "Can you keep a secret?",
 )
+IDENTITY = ("what's your name?", "who built you", "are you a real person?", "what are you good at?",
+            "how old are you?", "What can you do?", "who are you", "are you a bot?", "What do you know about?")
 WRITING = ("a poem", "a haiku", "a short story", "a limerick", "song lyrics", "a birthday message", "a speech",
            "a slogan", "a tweet", "a toast", "an essay", "a thank-you note", "a bedtime story", "a product description")
 TOPICS = ("the ocean", "my cat", "autumn", "friendship", "coffee", "the moon", "a rainy day", "my grandmother",
@@ -183,11 +214,11 @@ RECOMMEND = ("a good book", "a movie for tonight", "a podcast", "a board game fo
              "a laptop for students", "a name for my dog", "a gift for my dad", "some music for studying")
 
 
-def _other(rng: random.Random) -> str:
-    """Chat, and requests outside the four skills (writing, translation, the real world's facts, how-to,
-    advice), some with numbers or code words in them: "other" means the base weights answer."""
-    request = rng.choice((
-        lambda: rng.choice(CHAT),
+def out_of_scope(rng: random.Random) -> str:
+    """A request outside the four skills (writing, translation, the real world's facts, how-to, advice) or
+    about the assistant itself: what the small-talk data answer with what the model can do (smalltalk.SCOPE_DRILL)."""
+    return rng.choice((
+        lambda: rng.choice(IDENTITY),
         lambda: rng.choice(("write ", "Can you write ", "please write me ", "I need ", "compose ")) + rng.choice(WRITING)
         + rng.choice((" about ", " on ", " for ")) + rng.choice(TOPICS),
         lambda: rng.choice(("help me write ", "Draft ", "can you write ", "I have to write ")) + rng.choice(LETTERS),
@@ -197,6 +228,12 @@ def _other(rng: random.Random) -> str:
         lambda: rng.choice(HOW_TO),
         lambda: rng.choice(("can you recommend ", "Suggest ", "any ideas for ", "what's ")) + rng.choice(RECOMMEND) + "?",
     ))()
+
+
+def _other(rng: random.Random) -> str:
+    """Chat, and requests outside the four skills, some with numbers or code words in them: "other" means
+    the base weights answer."""
+    request = rng.choice(CHAT) if rng.random() < 1 / 7 else out_of_scope(rng)
     return rng.choice(("", "so ", "hey, ", "um, ", "Okay, ", "btw ")) + request + rng.choice(("", "", " :)", " haha", " really", "!"))
 
 

@@ -7,6 +7,7 @@ from typing import Callable
 
 from t2demo.tasks.base import OTHER, Example, SyntheticTask
 from t2demo.tasks.checkers import check_nonempty
+from t2demo.tasks.natural_requests import out_of_scope
 
 INTENTS = {
     "greeting": (("Hello!", "Hi!", "Hey!", "Hi there!", "Good morning!", "Nice to meet you.", "It is good to see you.", "How is your day going?", "I just wanted to say hi.",
@@ -72,5 +73,21 @@ def _first_line_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     return f"{prompt}|{rng.randrange(100)}", lambda: example
 
 
+SCOPE_REPLY = ("I am a small demo model: I can add and subtract numbers, say what short Python list programs print, "
+               "answer questions about the creatures of my world and read words in pictures. Ask me one of those!")
+
+
+def _scope_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
+    """Pretraining drill: requests outside the four skills ("write a poem", "who painted the Mona Lisa?")
+    and questions about the assistant, answered with SCOPE_REPLY, which says what the model can do,
+    instead of a reply made up from the nearest skill. Keyed with a draw number, like the first-line
+    drill, so that the few fact and how-to questions recur as often as the many writing requests."""
+    prompt = out_of_scope(rng)
+    prompt = prompt.lower() if rng.random() < 0.25 else prompt
+    example = Example(prompt, "scope", SCOPE_REPLY, "")
+    return f"{prompt}|{rng.randrange(8)}", lambda: example
+
+
 SMALLTALK = SyntheticTask("smalltalk", OTHER, 0.0, 48, _smalltalk_sample, check_nonempty)
 FIRST_LINE_DRILL = SyntheticTask("first-line-drill", OTHER, 0.0, 48, _first_line_sample, check_nonempty)
+SCOPE_DRILL = SyntheticTask("scope-drill", OTHER, 0.0, 48, _scope_sample, check_nonempty)
