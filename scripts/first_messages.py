@@ -1,11 +1,14 @@
 """What a new user types first, answered by the shipped text model as the app's /chat answers it
-(prompt-based first pass, hard): bare greetings, thanks and goodbyes, and small sums of 1 to 3 digits.
+(prompt-based first pass, hard): bare greetings, thanks and goodbyes, small sums of 1 to 3 digits, and
+the hand-written sets' "other" prompts (requests outside the four skills, chat).
 
 The greetings are lines of the small-talk data (tasks/smalltalk.py): this checks the model learnt them,
 not that it generalises. A reply fits when it is one of its intent's replies. The sums are
 "What is a + b?" / "What is a - b?" with random operands (seed 0), a training wording; most of the math
 expert's training sums have 3 digits, so 1 and 2 digits show whether the worked mode it brings out keeps
-the right number of columns. README's status quotes what this prints.
+the right number of columns. An "other" prompt's reply fits when it is a chat reply: a small-talk reply
+or the scope reply that says what the model can do (smalltalk.SCOPE_REPLY), not an answer made up from
+the nearest skill. README's status quotes what this prints.
 
 Usage: python scripts/first_messages.py [MODEL [EXPERTS_ROOT]]   (default: the shipped model and experts)
 """
@@ -14,19 +17,20 @@ import random
 import sys
 
 from t2demo import tasks
-from t2demo.tasks import arithmetic
+from t2demo.tasks import arithmetic, handwritten
 from t2demo.evaluate import score_task, summarise
 from t2demo.generation import generate
 from t2demo.report import score_grouped
 from t2demo.runtime import load_adapter
-from t2demo.tasks.base import Example
-from t2demo.tasks.smalltalk import INTENTS
+from t2demo.tasks.base import OTHER, Example
+from t2demo.tasks.smalltalk import INTENTS, SCOPE_REPLY
 
 FIRST_LINES = {"greeting": ("hi", "hey", "hello", "Hi!", "Hello!", "Hey!", "hi there", "good morning", "Good morning!"),
                "how": ("how are you", "How are you?", "how is it going", "what is up"),
                "thanks": ("thanks", "thank you", "Thank you!", "thanks a lot", "Thanks a lot for your help."),
                "bye": ("bye", "goodbye", "Goodbye!", "see you later", "bye for now")}
 N_SUMS = 100  # per width
+CHAT_REPLIES = {SCOPE_REPLY} | {reply for _, answers in INTENTS.values() for reply in answers}
 
 
 def replies(adapter, prompts: list[str]) -> tuple[list[str], list[str]]:
@@ -77,6 +81,12 @@ def main() -> None:
             row = summarise(outcomes)
             cells.append(f"{row['accuracy']:5.1f} [{row['ci95'][0]:5.1f}, {row['ci95'][1]:5.1f}]")
         print(f"{digits} digit{'s' if digits > 1 else ' '}                 {cells[0]}      {cells[1]}")
+    print("\n'other' prompts answered with a chat reply    base % [95 % CI]         adapted % [95 % CI]")
+    for key, (_, label) in handwritten.SETS.items():
+        prompts = [e.prompt for e in handwritten.dispatch_prompts(key) if e.reference == OTHER]
+        cells = [summarise([r.strip() in CHAT_REPLIES for r in rs]) for rs in replies(adapter, prompts)]
+        print(f"{label + f' (n = {len(prompts)})':46} " + "      ".join(
+            f"{c['accuracy']:5.1f} [{c['ci95'][0]:5.1f}, {c['ci95'][1]:5.1f}]" for c in cells))
     sys.stdout.flush()
 
 

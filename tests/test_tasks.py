@@ -20,7 +20,7 @@ from t2demo.tasks import (
     UNSEEN_TASKS, Example, Registry, SyntheticTask, UnknownTask, arithmetic, classification_examples,
     classification_instruction, extract_boxed, modes, programs, reasoning, smalltalk, split_of, tags_of, vqa, world_math,
 )
-from t2demo.tasks import classification, handwritten
+from t2demo.tasks import classification, handwritten, natural_requests
 from t2demo.tasks.handwritten import dispatch_prompts
 from t2demo.tasks.world import CLIMATES, HABITATS, WORLD, world_facts
 
@@ -417,6 +417,22 @@ def test_first_line_drill_repeats_every_bare_first_line_in_training():
     for e in drill:
         lines, replies = smalltalk.INTENTS[e.reference]
         assert e.response in replies
+
+
+def test_scope_drill_answers_requests_outside_the_skills_with_what_the_model_can_do():
+    """Every kind of out-of-scope request (about the assistant, writing, letters, translation, facts,
+    how-to, recommendations) gets SCOPE_REPLY; the few fact questions recur like the many writing
+    requests; no drill prompt is a hand-written prompt (first_messages.py scores replies to those)."""
+    drill = smalltalk.SCOPE_DRILL.examples("train", 4000)
+    assert {e.response for e in drill} == {smalltalk.SCOPE_REPLY}
+    assert len(smalltalk.SCOPE_REPLY) <= smalltalk.SCOPE_DRILL.max_new_tokens
+    counts = Counter(e.prompt for e in drill)
+    for kind in (natural_requests.IDENTITY, natural_requests.KNOWLEDGE, natural_requests.HOW_TO):
+        assert sum(counts[q] + counts[q.lower()] for q in kind) >= 0.1 * len(drill)
+    assert any(e.prompt.lower().startswith("translate") for e in drill)
+    assert any(" haiku " in e.prompt.lower() for e in drill)
+    hand_written = {e.prompt.strip().lower() for key in handwritten.SETS for e in dispatch_prompts(key)}
+    assert not {p.strip().lower() for p in counts} & hand_written
 
 
 def test_modes_of_reads_each_decision():
@@ -889,7 +905,8 @@ def test_natural_requests_are_deterministic_in_their_split_and_never_the_hand_wr
             drawn = [natural_request(category, split, random.Random(f"{category}|{i}")) for i in range(40)]
             assert drawn == [natural_request(category, split, random.Random(f"{category}|{i}")) for i in range(40)]
             assert all(split_of(t) == split for t in drawn) and len(set(drawn)) >= 8
-            assert not {t.strip().lower() for t in drawn} & hand_written
+            rng = random.Random(category)  # common phrasings ("why is the sky blue") can be hand-written too
+            assert not {natural_request(category, split, rng).strip().lower() for _ in range(3000)} & hand_written
 
 
 def test_classification_mixes_in_natural_requests():

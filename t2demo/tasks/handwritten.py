@@ -15,6 +15,7 @@ data, before that change and before any model was scored on it.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from importlib import resources
 
 from t2demo.tasks.base import Example
@@ -36,3 +37,14 @@ def dispatch_prompts(key: str = "dispatch_handwritten") -> list[Example]:
         category = row["category"]
         out.append(Example(row["prompt"], reference=category, response=f"\\boxed{{{category}}}", task=TASK_NAME))
     return out
+
+
+@lru_cache(maxsize=1)
+def _all_prompts() -> frozenset[str]:
+    return frozenset(e.prompt.strip().lower() for key in SETS for e in dispatch_prompts(key))
+
+
+def is_handwritten(text: str) -> bool:
+    """Whether `text` is a prompt of any hand-written set (case and outer spaces ignored): generators of
+    training data skip these, so that a common phrasing ("why is the sky blue") stays a test prompt."""
+    return text.strip().lower() in _all_prompts()

@@ -18,6 +18,7 @@ import random
 from typing import Callable
 
 from t2demo.tasks.base import OTHER, split_of
+from t2demo.tasks.handwritten import is_handwritten
 from t2demo.tasks.world import COLORS, FOODS, HABITATS, NAMES
 
 LIST_OPS = ("sort", "reverse", "copy", "flatten", "filter", "shuffle", "slice", "loop over", "append to",
@@ -243,10 +244,10 @@ NATURAL_REQUESTS: dict[str, Callable[[random.Random], str]] = {
 
 def natural_request(category: str, split: str, rng: random.Random, tries: int = 1000) -> str:
     """One free-worded request of `category` whose text hashes to `split` (so the splits share no
-    request); a quarter typed in lower case."""
+    request) and is no hand-written prompt; a quarter typed in lower case."""
     for _ in range(tries):
         text = NATURAL_REQUESTS[category](rng)
         text = text.lower() if rng.random() < 0.25 else text
-        if split_of(text) == split:
+        if split_of(text) == split and not is_handwritten(text):
             return text
     raise RuntimeError(f"no {category} request of the {split} split in {tries} draws")

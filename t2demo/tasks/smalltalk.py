@@ -7,6 +7,7 @@ from typing import Callable
 
 from t2demo.tasks.base import OTHER, Example, SyntheticTask
 from t2demo.tasks.checkers import check_nonempty
+from t2demo.tasks.handwritten import is_handwritten
 from t2demo.tasks.natural_requests import out_of_scope
 
 INTENTS = {
@@ -82,12 +83,14 @@ def _scope_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     and questions about the assistant, answered with SCOPE_REPLY, which says what the model can do,
     instead of a reply made up from the nearest skill. Keyed with a draw number, like the first-line
     drill, so that the few fact and how-to questions recur as often as the many writing requests."""
-    prompt = out_of_scope(rng)
-    prompt = prompt.lower() if rng.random() < 0.25 else prompt
+    prompt = ""
+    while not prompt or is_handwritten(prompt):  # the hand-written sets' "other" prompts stay unseen
+        prompt = out_of_scope(rng)
+        prompt = prompt.lower() if rng.random() < 0.25 else prompt
     example = Example(prompt, "scope", SCOPE_REPLY, "")
-    return f"{prompt}|{rng.randrange(8)}", lambda: example
+    return f"{prompt}|{rng.randrange(100)}", lambda: example
 
 
 SMALLTALK = SyntheticTask("smalltalk", OTHER, 0.0, 48, _smalltalk_sample, check_nonempty)
 FIRST_LINE_DRILL = SyntheticTask("first-line-drill", OTHER, 0.0, 48, _first_line_sample, check_nonempty)
-SCOPE_DRILL = SyntheticTask("scope-drill", OTHER, 0.0, 48, _scope_sample, check_nonempty)
+SCOPE_DRILL = SyntheticTask("scope-drill", OTHER, 0.0, len(SCOPE_REPLY), _scope_sample, check_nonempty)
