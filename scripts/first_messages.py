@@ -1,6 +1,7 @@
 """What a new user types first, answered by the shipped text model as the app's /chat answers it
 (prompt-based first pass, hard): bare greetings, thanks and goodbyes, small sums of 1 to 3 digits, and
-the hand-written sets' "other" prompts (requests outside the four skills, chat).
+the hand-written sets' "other" prompts (requests outside the four skills, chat), with how many get the
+scope reply.
 
 The greetings are lines of the small-talk data (tasks/smalltalk.py): this checks the model learnt them,
 not that it generalises. A reply fits when it is one of its intent's replies. The sums are
@@ -81,11 +82,13 @@ def main() -> None:
             row = summarise(outcomes)
             cells.append(f"{row['accuracy']:5.1f} [{row['ci95'][0]:5.1f}, {row['ci95'][1]:5.1f}]")
         print(f"{digits} digit{'s' if digits > 1 else ' '}                 {cells[0]}      {cells[1]}")
-    print("\n'other' prompts answered with a chat reply    base % [95 % CI]         adapted % [95 % CI]")
+    print("\n'other' prompts:                     chat reply, base       chat reply, adapted    the scope reply, adapted")
     for key, (_, label) in handwritten.SETS.items():
         prompts = [e.prompt for e in handwritten.dispatch_prompts(key) if e.reference == OTHER]
-        cells = [summarise([r.strip() in CHAT_REPLIES for r in rs]) for rs in replies(adapter, prompts)]
-        print(f"{label + f' (n = {len(prompts)})':46} " + "      ".join(
+        base, adapted = replies(adapter, prompts)
+        cells = [summarise([r.strip() in CHAT_REPLIES for r in base]), summarise([r.strip() in CHAT_REPLIES for r in adapted]),
+                 summarise([r.strip() == SCOPE_REPLY for r in adapted])]
+        print(f"{label + f' (n = {len(prompts)})':36} " + "   ".join(
             f"{c['accuracy']:5.1f} [{c['ci95'][0]:5.1f}, {c['ci95'][1]:5.1f}]" for c in cells))
     sys.stdout.flush()
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the shipped default world (text, then vision) from seeds, then measure it: every number in README's status,
 # Tasks, Training experts, Table 1 and Table 2 sections comes from one of these commands (results/ keeps
-# their JSON). About 6.5 hours on a 2-core CPU; a step that stopped resumes when the script is rerun.
+# their JSON). About 7 hours on a 2-core CPU; a step that stopped resumes when the script is rerun.
 # Tables, turns: 500 test examples per task (the probe's votes and the app check are smaller; see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +15,9 @@ if [ ! -f $M/training.json ]; then
   # characters, the first five with 6,000 small-talk chats (15 % bare lines), a third fewer 2-digit sums
   # and chats under 440 characters, the first six with no first-line drill, no zero operands, half the
   # math wordings and no function-form code, the first seven with the math task's sums of 3 digits only
-  # and free-worded classification requests without pasted code or requests outside the skills;
-  # rerun from seeds, all eight use today's pretrain.TEXT_MIXTURE.
+  # and free-worded classification requests without pasted code or requests outside the skills, the
+  # first eight with no scope drill, 16,000 classification examples (30 % free-worded) and hand-written
+  # prompts not yet skipped; rerun from seeds, all nine use today's pretrain.TEXT_MIXTURE.
   python -m t2demo train-base text --out /tmp/t2demo-base-2000                      # 2,000 steps from seeds
   python -m t2demo train-base text --init /tmp/t2demo-base-2000 --steps 1200 --lr 1.5e-3 --seed 1 --out /tmp/t2demo-base-3200
   python -m t2demo train-base text --init /tmp/t2demo-base-3200 --steps 1600 --lr 2e-3 --seed 2 --out /tmp/t2demo-base-4800
@@ -24,7 +25,8 @@ if [ ! -f $M/training.json ]; then
   python -m t2demo train-base text --init /tmp/t2demo-base-5800 --steps 1000 --lr 1.5e-3 --seed 4 --out /tmp/t2demo-base-6800
   python -m t2demo train-base text --init /tmp/t2demo-base-6800 --steps 1000 --lr 1.5e-3 --seed 5 --out /tmp/t2demo-base-7800
   python -m t2demo train-base text --init /tmp/t2demo-base-7800 --steps 1000 --lr 1.5e-3 --seed 6 --out /tmp/t2demo-base-8800
-  python -m t2demo train-base text --init /tmp/t2demo-base-8800 --steps 600 --lr 1e-3 --seed 7 --out $M
+  python -m t2demo train-base text --init /tmp/t2demo-base-8800 --steps 600 --lr 1e-3 --seed 7 --out /tmp/t2demo-base-9400
+  python -m t2demo train-base text --init /tmp/t2demo-base-9400 --steps 700 --lr 1e-3 --seed 9 --out $M
   python -m t2demo eval --tasks math,code,reasoning --limit 500 --card   # its model card
 fi
 # The task experts: REINFORCE, the paper's objective and the default recipe; next-token is the ablation.
@@ -42,7 +44,7 @@ done
 [ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 100 --out $D/cls.safetensors
 # The vision model: a LLaVA-Next on the text model, with vqa's modes (Work reads the image, Answer guesses
 # from the question), and its vqa expert, next-token ablation and LoRA baseline.
-# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 8.)
+# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 9.)
 V=assets/t2demo-llava-tiny
 VD=experts/t2demo-llava-tiny
 if [ ! -f $V/training.json ]; then
