@@ -74,3 +74,4 @@ for turn in 1 2 3; do
 done
 python -m t2demo report app --categories math,code,reasoning --limit 100 --json results/app.json
 python -m t2demo report app --categories vqa --limit 100 --json results/app-vqa.json
+python scripts/first_messages.py   # first lines, small sums, the hand-written sets' 'other' prompts (README's status)

@@ -7,9 +7,10 @@ for the same kinds of help in free wordings: code questions with or without a pr
 (pasted as people paste code), sums typed as "whats 12+30", questions about the world's creatures
 that are not multiple choice, requests about a picture, and for "other" chat that is not a greeting
 and requests outside the four skills (writing, translating, the real world's facts, how-to,
-recommendations). They are written here, not taken from the hand-written dispatch prompts
-(data/dispatch_prompts*.jsonl), which stay test sets; no wording of the unseen tasks (math-hard,
-world-math, code-hard, reasoning-hard, vqa-knowledge) is used.
+recommendations; `out_of_scope` also feeds the scope drill, smalltalk.SCOPE_DRILL). They are written
+here, not taken from the hand-written dispatch prompts (data/dispatch_prompts*.jsonl), which stay
+test sets: a drawn text that equals one of them is skipped. No wording of the unseen tasks
+(math-hard, world-math, code-hard, reasoning-hard, vqa-knowledge) is used.
 """
 
 from __future__ import annotations
