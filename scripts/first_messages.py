@@ -1,7 +1,7 @@
 """What a new user types first, answered by the shipped text model as the app's /chat answers it
 (prompt-based first pass, hard): bare greetings, thanks and goodbyes, small sums of 1 to 3 digits, and
 the hand-written sets' "other" prompts (requests outside the four skills, chat), with how many get the
-scope reply.
+scope reply, and where the first pass sends short chat lines in text-speak ("how r u", "thx m8").
 
 The greetings are lines of the small-talk data (tasks/smalltalk.py): this checks the model learnt them,
 not that it generalises. A reply fits when it is one of its intent's replies. The sums are
@@ -31,6 +31,8 @@ FIRST_LINES = {"greeting": ("hi", "hey", "hello", "Hi!", "Hello!", "Hey!", "hi t
                "thanks": ("thanks", "thank you", "Thank you!", "thanks a lot", "Thanks a lot for your help."),
                "bye": ("bye", "goodbye", "Goodbye!", "see you later", "bye for now")}
 N_SUMS = 100  # per width
+TEXTSPEAK = ("how r u", "thx m8", "brb", "ty!", "gm", "lol ok", "sup", "cya l8r", "omg", "k thx", "np", "wyd", "idk",
+             "hbu", "ttyl", "ugh mondays", "how are you doing", "nice one", "hey hey", "you there?")  # in no data set
 CHAT_REPLIES = {SCOPE_REPLY} | {reply for _, answers in INTENTS.values() for reply in answers}
 
 
@@ -90,6 +92,10 @@ def main() -> None:
                  summarise([r.strip() == SCOPE_REPLY for r in adapted])]
         print(f"{label + f' (n = {len(prompts)})':36} " + "   ".join(
             f"{c['accuracy']:5.1f} [{c['ci95'][0]:5.1f}, {c['ci95'][1]:5.1f}]" for c in cells))
+    passes = [adapter.first_pass(line)[0].category for line in TEXTSPEAK]
+    sent = {c: [line for line, p in zip(TEXTSPEAK, passes) if p == c] for c in sorted(set(passes))}
+    print(f"\nshort chat lines typed casually (n = {len(TEXTSPEAK)}), first pass: "
+          + "; ".join(f"{c} {len(lines)}" + ("" if c == OTHER else f" {lines}") for c, lines in sent.items()))
     sys.stdout.flush()
 
 
