@@ -36,6 +36,11 @@ TEXTSPEAK = ("how r u", "thx m8", "brb", "ty!", "gm", "lol ok", "sup", "cya l8r"
 CHAT_REPLIES = {SCOPE_REPLY} | {reply for _, answers in INTENTS.values() for reply in answers}
 
 
+def interval(row: dict) -> str:
+    """An accuracy and its 95 % interval, as this script prints them."""
+    return f"{row['accuracy']:5.1f} [{row['ci95'][0]:5.1f}, {row['ci95'][1]:5.1f}]"
+
+
 def replies(adapter, prompts: list[str]) -> tuple[list[str], list[str]]:
     """The base model's and the adapted greedy replies, each prompt adapted by its own first pass."""
     base = generate(adapter.lm, prompts, max_new_tokens=96)
@@ -81,8 +86,7 @@ def main() -> None:
         cells = []
         for outcomes in (score_task(adapter.lm, math, examples, progress=False),
                          score_grouped(adapter, math, examples, passes)):
-            row = summarise(outcomes)
-            cells.append(f"{row['accuracy']:5.1f} [{row['ci95'][0]:5.1f}, {row['ci95'][1]:5.1f}]")
+            cells.append(interval(summarise(outcomes)))
         print(f"{digits} digit{'s' if digits > 1 else ' '}                 {cells[0]}      {cells[1]}")
     print("\n'other' prompts:                     chat reply, base       chat reply, adapted    the scope reply, adapted")
     for key, (_, label) in handwritten.SETS.items():
@@ -90,8 +94,7 @@ def main() -> None:
         base, adapted = replies(adapter, prompts)
         cells = [summarise([r.strip() in CHAT_REPLIES for r in base]), summarise([r.strip() in CHAT_REPLIES for r in adapted]),
                  summarise([r.strip() == SCOPE_REPLY for r in adapted])]
-        print(f"{label + f' (n = {len(prompts)})':36} " + "   ".join(
-            f"{c['accuracy']:5.1f} [{c['ci95'][0]:5.1f}, {c['ci95'][1]:5.1f}]" for c in cells))
+        print(f"{label + f' (n = {len(prompts)})':36} " + "   ".join(interval(c) for c in cells))
     passes = [adapter.first_pass(line)[0].category for line in TEXTSPEAK]
     sent = {c: [line for line, p in zip(TEXTSPEAK, passes) if p == c] for c in sorted(set(passes))}
     print(f"\nshort chat lines typed casually (n = {len(TEXTSPEAK)}), first pass: "

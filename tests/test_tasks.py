@@ -37,6 +37,7 @@ MATH = ["math", "math-hard", "math-drill"]
 CODE = ["code", "code-hard", "code-drill"]
 REASONING = ["reasoning", "reasoning-hard", "reasoning-drill"]
 BY_NAME = {c.name: c for c in WORLD.creatures}
+HAND_WRITTEN = {e.prompt.strip().lower() for key in handwritten.SETS for e in dispatch_prompts(key)}  # every set's prompts
 POOL = {"train": (2000, 40), "validation": (300, 40), "test": (1000, 100)}  # split -> (text, vision) examples drawn once
 
 
@@ -431,8 +432,7 @@ def test_scope_drill_answers_requests_outside_the_skills_with_what_the_model_can
         assert sum(counts[q] + counts[q.lower()] for q in kind) >= 0.1 * len(drill)
     assert any(e.prompt.lower().startswith("translate") for e in drill)
     assert any(" haiku " in e.prompt.lower() for e in drill)
-    hand_written = {e.prompt.strip().lower() for key in handwritten.SETS for e in dispatch_prompts(key)}
-    assert not {p.strip().lower() for p in counts} & hand_written
+    assert not {p.strip().lower() for p in counts} & HAND_WRITTEN
 
 
 def test_modes_of_reads_each_decision():
@@ -899,14 +899,13 @@ def test_natural_requests_are_deterministic_in_their_split_and_never_the_hand_wr
     from t2demo.tasks.natural_requests import NATURAL_REQUESTS, natural_request
 
     assert set(NATURAL_REQUESTS) == set(CATEGORIES)
-    hand_written = {e.prompt.strip().lower() for key in handwritten.SETS for e in dispatch_prompts(key)}
     for category in CATEGORIES:
         for split in SPLITS:
             drawn = [natural_request(category, split, random.Random(f"{category}|{i}")) for i in range(40)]
             assert drawn == [natural_request(category, split, random.Random(f"{category}|{i}")) for i in range(40)]
             assert all(split_of(t) == split for t in drawn) and len(set(drawn)) >= 8
             rng = random.Random(category)  # common phrasings ("why is the sky blue") can be hand-written too
-            assert not {natural_request(category, split, rng).strip().lower() for _ in range(3000)} & hand_written
+            assert not {natural_request(category, split, rng).strip().lower() for _ in range(3000)} & HAND_WRITTEN
 
 
 def test_classification_mixes_in_natural_requests():

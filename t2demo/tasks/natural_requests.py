@@ -243,12 +243,20 @@ NATURAL_REQUESTS: dict[str, Callable[[random.Random], str]] = {
     "math": _math, "code": _code, "reasoning": _reasoning, "vqa": _vqa, OTHER: _other}
 
 
+LOWER_CASE_SHARE = 0.25  # of requests typed all in lower case
+
+
+def typed(draw: Callable[[random.Random], str], rng: random.Random) -> str:
+    """A request from `draw`, typed all in lower case LOWER_CASE_SHARE of the time."""
+    text = draw(rng)
+    return text.lower() if rng.random() < LOWER_CASE_SHARE else text
+
+
 def natural_request(category: str, split: str, rng: random.Random, tries: int = 1000) -> str:
-    """One free-worded request of `category` whose text hashes to `split` (so the splits share no
-    request) and is no hand-written prompt; a quarter typed in lower case."""
+    """One free-worded request of `category` (`typed`) whose text hashes to `split` (so the splits
+    share no request) and is no hand-written prompt."""
     for _ in range(tries):
-        text = NATURAL_REQUESTS[category](rng)
-        text = text.lower() if rng.random() < 0.25 else text
+        text = typed(NATURAL_REQUESTS[category], rng)
         if split_of(text) == split and not is_handwritten(text):
             return text
     raise RuntimeError(f"no {category} request of the {split} split in {tries} draws")

@@ -8,7 +8,7 @@ from typing import Callable
 from t2demo.tasks.base import OTHER, Example, SyntheticTask
 from t2demo.tasks.checkers import check_nonempty
 from t2demo.tasks.handwritten import is_handwritten
-from t2demo.tasks.natural_requests import out_of_scope
+from t2demo.tasks.natural_requests import out_of_scope, typed
 
 INTENTS = {
     "greeting": (("Hello!", "Hi!", "Hey!", "Hi there!", "Good morning!", "Nice to meet you.", "It is good to see you.", "How is your day going?", "I just wanted to say hi.",
@@ -83,10 +83,9 @@ def _scope_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     and questions about the assistant, answered with SCOPE_REPLY, which says what the model can do,
     instead of a reply made up from the nearest skill. Keyed with a draw number, like the first-line
     drill, so that the few fact and how-to questions recur as often as the many writing requests."""
-    prompt = ""
-    while not prompt or is_handwritten(prompt):  # the hand-written sets' "other" prompts stay unseen
-        prompt = out_of_scope(rng)
-        prompt = prompt.lower() if rng.random() < 0.25 else prompt
+    prompt = typed(out_of_scope, rng)
+    while is_handwritten(prompt):  # the hand-written sets' "other" prompts stay unseen
+        prompt = typed(out_of_scope, rng)
     example = Example(prompt, "scope", SCOPE_REPLY, "")
     return f"{prompt}|{rng.randrange(100)}", lambda: example
 
