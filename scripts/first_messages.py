@@ -24,7 +24,7 @@ from t2demo.generation import generate
 from t2demo.report import score_grouped
 from t2demo.runtime import load_adapter
 from t2demo.tasks.base import OTHER, Example
-from t2demo.tasks.smalltalk import INTENTS, SCOPE_REPLY
+from t2demo.tasks.smalltalk import ACK_REPLIES, INTENTS, SCOPE_REPLY
 
 FIRST_LINES = {"greeting": ("hi", "hey", "hello", "Hi!", "Hello!", "Hey!", "hi there", "good morning", "Good morning!"),
                "how": ("how are you", "How are you?", "how is it going", "what is up"),
@@ -33,7 +33,7 @@ FIRST_LINES = {"greeting": ("hi", "hey", "hello", "Hi!", "Hello!", "Hey!", "hi t
 N_SUMS = 100  # per width
 TEXTSPEAK = ("how r u", "thx m8", "brb", "ty!", "gm", "lol ok", "sup", "cya l8r", "omg", "k thx", "np", "wyd", "idk",
              "hbu", "ttyl", "ugh mondays", "how are you doing", "nice one", "hey hey", "you there?")  # in no data set
-CHAT_REPLIES = {SCOPE_REPLY} | {reply for _, answers in INTENTS.values() for reply in answers}
+CHAT_REPLIES = {SCOPE_REPLY, *ACK_REPLIES} | {reply for _, answers in INTENTS.values() for reply in answers}
 
 
 def interval(row: dict) -> str:

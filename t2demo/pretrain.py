@@ -59,7 +59,7 @@ CHAT_TEMPLATE = (
 TEXT_MIXTURE = {  # task or drill -> training examples drawn; replies are drawn in their latent modes (tasks/modes.py)
     "math": 12000, "math-drill": 36000, "world-math-drill": 10000, "code": 12000, "code-drill": 24000,
     "reasoning": 10000, "reasoning-drill": 14000, "smalltalk": 12000, "number-copy-drill": 20000,
-    "first-line-drill": 3000, "scope-drill": 4000,
+    "first-line-drill": 6000, "scope-drill": 4000,
 }
 # The unseen tasks (math-hard, world-math, code-hard, reasoning-hard) are left out: the drills teach their
 # steps and formats in the training wordings, and the unseen tasks ask in wordings no example here uses.

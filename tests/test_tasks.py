@@ -407,16 +407,21 @@ def test_vqa_knowledge_makes_two_decisions_read_then_recall():
 
 def test_first_line_drill_repeats_every_bare_first_line_in_training():
     """smalltalk keys by prompt, so a bare "hello" is one example in one split (test: never trained); the
-    pretraining drill trains every first line, many times, with a reply of its intent."""
+    pretraining drill trains every first line and every text-speak line, many times, with a reply of its
+    intent, except the lines a hand-written set holds ("hi!"), which stay unseen."""
     assert split_of("hello") == "test"  # why the drill exists; smalltalk's own splits are unchanged
-    drill = smalltalk.FIRST_LINE_DRILL.examples("train", 3000)
+    drill = smalltalk.FIRST_LINE_DRILL.examples("train", 6000)
     counts = Counter(e.prompt for e in drill)
     for intent, (lines, replies) in smalltalk.INTENTS.items():
         for line in lines[:smalltalk.BARE_LINES] + smalltalk.FIRST_WORDS[intent]:
-            assert counts[smalltalk.casual(line)] >= 5 and counts[line] >= 5, line
-    assert {"hello", "thanks", "thank you", "hey", "what is up"} <= set(counts)
+            for typed in (line, smalltalk.casual(line)):
+                assert counts[typed] >= 5 or (handwritten.is_handwritten(typed) and not counts[typed]), typed
+    for lines in natural_requests.TEXT_SPEAK.values():
+        assert all(counts[line] >= 5 for line in lines if not handwritten.is_handwritten(line))
+    assert {"hello", "thanks", "thank you", "hey", "what is up", "thx", "gtg", "lol"} <= set(counts)
+    assert not {p.strip().lower() for p in counts} & HAND_WRITTEN
     for e in drill:
-        lines, replies = smalltalk.INTENTS[e.reference]
+        replies = smalltalk.ACK_REPLIES if e.reference == "ack" else smalltalk.INTENTS[e.reference][1]
         assert e.response in replies
 
 
@@ -947,7 +952,7 @@ def test_world():
 # --- hand-written dispatch prompts ---------------------------------------------------------------------------
 
 
-OPTIONS_AT_LEAST = {"dispatch_handwritten": 10, "dispatch_handwritten_2": 3, "dispatch_handwritten_3": 0}  # reasoning prompts in the tasks' format
+OPTIONS_AT_LEAST = {"dispatch_handwritten": 10, "dispatch_handwritten_2": 3, "dispatch_handwritten_3": 0, "dispatch_handwritten_4": 0}  # reasoning prompts in the tasks' format
 
 
 @pytest.mark.parametrize("key", list(handwritten.SETS))

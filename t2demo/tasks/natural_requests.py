@@ -30,30 +30,6 @@ SNIPPETS = ("x = [1, 2, 3]\nprint(x[::-1])", "for i in range(3):\n    print(i)",
             "x = [v * 2 for v in [1, 2]]", "while x:\n    x.pop()", "print(list(reversed(x)))", "x = x[:-1]")
 
 
-def _code(rng: random.Random) -> str:
-    if rng.random() < 0.5:
-        return _code_trace(rng)
-    op, thing, snippet = rng.choice(LIST_OPS), rng.choice(THINGS), rng.choice(SNIPPETS)
-    return rng.choice((
-        f"how do I {op} {thing} in python",
-        f"What's the Python way to {op} {thing}?",
-        f"Can you write a function that takes {thing} and returns it sorted?",
-        f"is there a one-liner to {op} {thing}?",
-        f"My python script crashes when I {op} {thing}. Why?",
-        f"explain this code:\n{snippet}",
-        f"{snippet}\nwhat does that do",
-        f"Why does this give an error?\n{snippet}",
-        f"what is the difference between x.sort() and sorted(x)",
-        f"Help me debug my loop, it never ends:\n{snippet}",
-        f"Which python function should I use to {op} {thing}?",
-        f"write me a small program that prints {thing}",
-        "what does x[::-1] mean in python",
-        f"is `{snippet.splitlines()[0]}` valid python?",
-        "How do list comprehensions work?",
-        f"What will Python output for this?\n{snippet}",
-    ))
-
-
 LIST_STEPS = ("{v} = sorted({v})", "{v} = {v}[::-1]", "{v} = {v}[1:]", "{v} = {v}[:-1]", "{v} = {v}[::2]",
               "{v} = [n + {k} for n in {v}]", "{v} = {v} + [{k}]", "{v}.append({k})", "{v}.pop()", "{v}.sort()")
 LIST_RESULTS = ("{v}", "len({v})", "max({v})", "min({v})", "sum({v})", "{v}[0]", "{v}[-1]")
@@ -89,9 +65,85 @@ def _code_trace(rng: random.Random) -> str:
     ))
 
 
+EXPRESSIONS = ("sum({l})", "sorted({l})", "sorted({l})[1:]", "len({l} + [{k}])", "{l} + [{k}]", "{l}[::-1]", "{l}[1:]",
+               "max({l}) - min({l})", "[n + {k} for n in {l}]", "list(reversed({l}))", "{l}[::2]", "{l}[-1]")
+
+
+def _code_expression(rng: random.Random) -> str:
+    """Asks what one inline list expression gives ("what does `sum([3, 4, 5])` return?"): with its digits
+    it looks like a sum, but it is code."""
+    items = [rng.randrange(0, 20) for _ in range(rng.randint(2, 5))]
+    expr = rng.choice(EXPRESSIONS).format(l=items, k=rng.randrange(1, 10))
+    return rng.choice((
+        f"what does `{expr}` return?", f"whats {expr} in python", f"{expr} gives what?", f"print({expr}) shows what",
+        f"Tell me what `print({expr})` outputs", f"what is the value of {expr} in Python?", f">>> {expr}",
+        f"quick q: `{expr}`?", f"Could you tell me what this returns: {expr}", f"what do I get from {expr}",
+    ))
+
+
+def _code(rng: random.Random) -> str:
+    """What a list program prints or an expression gives: the code skill. Requests to write, fix or
+    explain code are outside it (`out_of_scope`)."""
+    return _code_expression(rng) if rng.random() < 0.3 else _code_trace(rng)
+
+
+NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                "sixteen seventeen eighteen nineteen").split()
+TENS_WORDS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+
+
+def in_words(n: int) -> str:
+    """0 <= n < 10000 in English words: 412 -> "four hundred and twelve"."""
+    if n < 20:
+        return NUMBER_WORDS[n]
+    if n < 100:
+        return TENS_WORDS[n // 10] + ("-" + NUMBER_WORDS[n % 10] if n % 10 else "")
+    for size, word in ((1000, "thousand"), (100, "hundred")):
+        if n >= size:
+            head, rest = f"{in_words(n // size)} {word}", n % size
+            return head + (("" if rest >= 100 else " and") + " " + in_words(rest) if rest else "")
+    raise AssertionError(n)
+
+
+def _creature_weights(rng: random.Random) -> str:
+    """Adds or subtracts two creatures' weights, in free wording (world-math's skill; none of world-math's
+    own wordings, which stay unseen: no scale, boat, seesaw or "outweigh")."""
+    a, b = rng.sample(NAMES, 2)
+    text = rng.choice((
+        f"what do the {a} and the {b} weigh together?", f"combined weight of the {a} and the {b}?",
+        f"the {a} plus the {b}, how many kilos?", f"how heavy are the {a} and the {b} put together",
+        f"total weight of the {a} and the {b} in kg?", f"how much do the {a} and the {b} weigh in total",
+        f"how much heavier is the {a} than the {b}?", f"what's the weight difference between the {a} and the {b}",
+        f"how many kilos lighter is the {b} than the {a}?", f"the {a} minus the {b}, weight-wise?",
+        f"which weighs more, the {a} or the {b}, and by how much?", f"add up the weights of the {a} and the {b}",
+        f"how much more does the {a} weigh than the {b}", f"{a} weight + {b} weight = ?",
+    ))
+    return text.replace("the ", "") if rng.random() < 0.4 else text
+
+
+STORIES = (
+    "{p} ran {a} km on saturday and {b} km on sunday. how far in total?", "A bus had {big} passengers and {small} got off. How many are still on it?",
+    "{p} scored {a} in the first round and {b} in the second. what's the total score?",
+    "In a game I have {big} coins and spend {small} on a sword. How many coins are left?",
+    "A train goes {a} km in the morning and {b} km in the afternoon. Total distance?",
+    "my grandma is {big} and I'm {small}, how many years older is she?", "{p} read {a} pages yesterday and {b} today, how many pages?",
+    "we need {big} chairs and have {small}. how many more do we need?", "a shop sold {a} apples and {b} pears. how many fruits in all?",
+)
+
+
 def _math(rng: random.Random) -> str:
+    """Sums and differences as people type them: bare, in words, in little stories, and over the creatures' weights."""
+    kind = rng.random()
+    if kind < 0.25:
+        return _creature_weights(rng)
     a, b = rng.randrange(2, 1000), rng.randrange(2, 1000)
     big, small = max(a, b), min(a, b)
+    if kind < 0.35:
+        return rng.choice(("{x} plus {y}", "what is {x} minus {y}", "{x} minus {y} = ?", "how much is {x} and {y} together",
+                           "{x} take away {y}")).format(x=in_words(big), y=in_words(small))
+    if kind < 0.5:
+        return rng.choice(STORIES).format(p=rng.choice(("Lena", "Tom", "my brother", "I", "our team")), a=a, b=b,
+                                          big=big, small=small)
     person, thing = rng.choice(("I", "my sister", "Sam", "our class", "the shop")), rng.choice(
         ("dollars", "stamps", "marbles", "pages", "coins", "points", "eggs", "cards"))
     return rng.choice((
@@ -179,11 +231,19 @@ def _vqa(rng: random.Random) -> str:
     ))
 
 
+TEXT_SPEAK = {  # short chat lines as typed on a phone, by what they are (smalltalk answers them as such)
+    "greeting": ("yo", "heyy", "hiya", "hii there", "helo", "yo whats good", "hey u"),
+    "how": ("hru", "how u doin", "wassup", "how ya been", "u ok?", "hows it goin", "whats good"),
+    "thanks": ("thx", "tysm", "thanx", "thank u", "tnx", "thx a lot", "ty so much", "cheers m8"),
+    "bye": ("gtg", "g2g", "l8r", "nite", "bye bye", "later!", "gotta go", "cu tmrw"),
+    "ack": ("lol", "k", "kk", "ok thx", "nvm", "bruh", "lmao ok", "ikr", "haha", "omw", "idc", "ok ok"),
+}
 CHAT = (
     "tell me a joke", "I'm bored", "lol", "ok cool", "good night!", "nice", "never mind", "Can we talk for a bit?",
     "you're funny", "what day is it today?", "I am tired today.", "hmm", "Do you like pizza?", "that's all, bye",
     "sorry, wrong button", "Thanks, you're the best!", "What is your favourite color?",
     "good morning, how are things?", "see ya", "ok", "Wow.", "Can you keep a secret?",
+    *(line for intent_lines in TEXT_SPEAK.values() for line in intent_lines),
 )
 IDENTITY = ("what's your name?", "who built you", "are you a real person?", "what are you good at?",
             "how old are you?", "What can you do?", "who are you", "are you a bot?", "What do you know about?")
@@ -216,6 +276,38 @@ RECOMMEND = ("a good book", "a movie for tonight", "a podcast", "a board game fo
              "a laptop for students", "a name for my dog", "a gift for my dad", "some music for studying")
 
 
+def _coding_help(rng: random.Random) -> str:
+    """Writing, fixing or explaining code: outside the code skill, which says what a list program prints."""
+    op, thing, snippet = rng.choice(LIST_OPS), rng.choice(THINGS), rng.choice(SNIPPETS)
+    return rng.choice((
+        f"how do I {op} {thing} in python",
+        f"What's the Python way to {op} {thing}?",
+        f"Can you write a function that takes {thing} and returns it sorted?",
+        f"is there a one-liner to {op} {thing}?",
+        f"My python script crashes when I {op} {thing}. Why?",
+        f"explain this code:\n{snippet}",
+        f"Why does this give an error?\n{snippet}",
+        "what is the difference between x.sort() and sorted(x)",
+        f"Help me debug my loop, it never ends:\n{snippet}",
+        f"Which python function should I use to {op} {thing}?",
+        f"write me a small program that prints {thing}",
+        "How do list comprehensions work?",
+        f"write a python function to {op} {thing}",
+        "explain recursion to me", "what is a variable in programming?", "should I learn java or python first",
+    ))
+
+
+def _other_math(rng: random.Random) -> str:
+    """Arithmetic beyond adding and subtracting (times, division, roots, percentages, units, algebra)."""
+    a, b = rng.randrange(2, 100), rng.randrange(2, 13)
+    return rng.choice((
+        f"what's {a} times {b}", f"{a} * {b} = ?", f"what is {a * b} divided by {b}?", f"{a * b} / {b}",
+        f"square root of {b * b}?", f"what is {b} squared", f"what's {a}% of {b * 100}",
+        f"how many centimetres in {b} metres", f"convert {a} miles to km", f"solve {b}x + {a} = {a + b * 3}",
+        f"multiply {a} by {b} please", f"what is {b} to the power of 3",
+    ))
+
+
 def out_of_scope(rng: random.Random) -> str:
     """A request outside the four skills (writing, translation, the real world's facts, how-to, advice) or
     about the assistant itself: what the small-talk data answer with what the model can do (smalltalk.SCOPE_DRILL)."""
@@ -229,6 +321,8 @@ def out_of_scope(rng: random.Random) -> str:
         lambda: rng.choice(KNOWLEDGE),
         lambda: rng.choice(HOW_TO),
         lambda: rng.choice(("can you recommend ", "Suggest ", "any ideas for ", "what's ")) + rng.choice(RECOMMEND) + "?",
+        lambda: _coding_help(rng),
+        lambda: _other_math(rng),
     ))()
 
 

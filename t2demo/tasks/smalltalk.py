@@ -8,7 +8,7 @@ from typing import Callable
 from t2demo.tasks.base import OTHER, Example, SyntheticTask
 from t2demo.tasks.checkers import check_nonempty
 from t2demo.tasks.handwritten import is_handwritten
-from t2demo.tasks.natural_requests import out_of_scope, typed
+from t2demo.tasks.natural_requests import TEXT_SPEAK, out_of_scope, typed
 
 INTENTS = {
     "greeting": (("Hello!", "Hi!", "Hey!", "Hi there!", "Good morning!", "Nice to meet you.", "It is good to see you.", "How is your day going?", "I just wanted to say hi.",
@@ -59,17 +59,25 @@ FIRST_WORDS = {  # intent -> first lines beyond its INTENTS lines[:BARE_LINES] (
     "how": ("How are you?", "What is up?", "How's it going?"), "bye": ("Bye!", "Bye.", "Goodbye.")}
 
 
+ACK_REPLIES = ("Okay! Ask me a sum, a Python list program or a question about the creatures.",
+               "Alright. What would you like to know?")
+
+
 def _first_line_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
-    """Pretraining drill: the bare first lines people type ("hello", "thanks"), each many times.
+    """Pretraining drill: the bare first lines people type ("hello", "thanks", "thx", "gtg", "lol"), each many times.
 
     smalltalk keys an example by its prompt, so a bare "hello" is one example, and in one split only
     (it hashes to test: the base model never saw it). Here the key carries a draw number, so every first
-    line recurs in training, as it does in real chats; smalltalk's own splits are untouched."""
-    intent = rng.choice(sorted(INTENTS))
-    lines, replies = INTENTS[intent]
-    prompt = rng.choice(lines[:BARE_LINES] + FIRST_WORDS[intent])
-    if rng.random() < 0.5:
-        prompt = casual(prompt)
+    line recurs in training, as it does in real chats; smalltalk's own splits are untouched. Lines in
+    text-speak (natural_requests.TEXT_SPEAK) are answered by what they are; a bare "lol" or "ok thx"
+    gets an acknowledgement."""
+    intent = rng.choice(sorted(TEXT_SPEAK))
+    replies = ACK_REPLIES if intent == "ack" else INTENTS[intent][1]
+    plain = intent in INTENTS and rng.random() < 0.6
+    prompt = "hi!"
+    while is_handwritten(prompt):  # a hand-written set's line ("hi!") stays unseen
+        prompt = rng.choice(INTENTS[intent][0][:BARE_LINES] + FIRST_WORDS[intent] if plain else TEXT_SPEAK[intent])
+        prompt = casual(prompt) if plain and rng.random() < 0.5 else prompt
     example = Example(prompt, intent, rng.choice(replies), "")
     return f"{prompt}|{rng.randrange(100)}", lambda: example
 

@@ -23,10 +23,16 @@ from t2demo.tasks.world import WORLD
 
 SUM_WORDINGS = ("What do the {a} and the {b} weigh together?", "How many kilos are the {a} and the {b} together?",
                 "What is the total weight of the {a} and the {b}?", "If you weigh the {a} and the {b} at once, how heavy are they?",
-                "What is the weight of the {a} plus the weight of the {b}?", "Add the weights of the {a} and the {b}.")
+                "What is the weight of the {a} plus the weight of the {b}?", "Add the weights of the {a} and the {b}.",
+                "How heavy are a {a} and a {b} put together?", "Together, how much do the {a} and the {b} weigh?",
+                "Find the combined weight of a {a} and a {b}.", "A {a} and a {b} are weighed as a pair. What is their weight?",
+                "What would a {a} and a {b} weigh side by side?", "Tell me the weight of the {a} and the {b} added up.")
 DIFF_WORDINGS = ("How much heavier is the {a} than the {b}?", "How many kilos more than the {b} does the {a} weigh?",
                  "What is the weight difference between the {a} and the {b}?", "The {a} is heavier than the {b}. By how much?",
-                 "Take the weight of the {b} from the weight of the {a}.", "How much lighter is the {b} than the {a}?")
+                 "Take the weight of the {b} from the weight of the {a}.", "How much lighter is the {b} than the {a}?",
+                 "What is the {a}'s weight minus the {b}'s weight?", "Compared with a {b}, how much more does a {a} weigh?",
+                 "Find how much more a {a} weighs than a {b}.", "A {a} and a {b} are weighed. How far apart are their weights?",
+                 "How big is the gap between the weights of a {a} and a {b}?", "Subtract the {b}'s weight from the {a}'s weight.")
 HARD_SUM_WORDINGS = ("The {a} and the {b} step onto a scale together. What does it read?",
                      "A {a} and a {b} share a boat. How many kilos does the boat carry?")
 HARD_DIFF_WORDINGS = ("By how many kilos does the {a} outweigh the {b}?",
