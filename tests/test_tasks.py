@@ -22,7 +22,7 @@ from t2demo.tasks import (
 )
 from t2demo.tasks import classification, handwritten, natural_requests
 from t2demo.tasks.handwritten import dispatch_prompts
-from t2demo.tasks.world import CLIMATES, HABITATS, WORLD, world_facts
+from t2demo.tasks.world import CLIMATES, HABITATS, NAMES, WORLD, world_facts
 
 N = 300  # examples per split per task in the split tests
 N_VISION = 40  # fewer for vision tasks: every candidate lays out a word image, the slow part of these tests
@@ -911,6 +911,28 @@ def test_natural_requests_are_deterministic_in_their_split_and_never_the_hand_wr
             assert all(split_of(t) == split for t in drawn) and len(set(drawn)) >= 8
             rng = random.Random(category)  # common phrasings ("why is the sky blue") can be hand-written too
             assert not {natural_request(category, split, rng).strip().lower() for _ in range(3000)} & HAND_WRITTEN
+
+
+def test_natural_requests_keep_each_category_to_its_skill():
+    """math asks sums (creature weights too, never in world-math's own wordings); code asks what list code
+    prints or gives; requests to write or explain code and arithmetic beyond + and - are out of scope."""
+    from t2demo.tasks.natural_requests import TEXT_SPEAK, in_words, natural_request, out_of_scope
+
+    assert [in_words(n) for n in (0, 19, 45, 100, 412, 6200, 9999)] == [
+        "zero", "nineteen", "forty-five", "one hundred", "four hundred and twelve", "six thousand two hundred",
+        "nine thousand nine hundred and ninety-nine"]
+    rng = random.Random(0)
+    math_requests = [natural_request("math", "train", rng) for _ in range(600)]
+    weights = [t for t in math_requests if any(re.search(rf"\b{n}\b", t) for n in NAMES)]
+    assert len(weights) >= 0.15 * len(math_requests)
+    assert not [t for t in weights if re.search(r"scale|boat|seesaw|outweigh", t, re.I)]
+    assert any(" hundred" in t for t in math_requests)
+    code_requests = [natural_request("code", "train", rng) for _ in range(300)]
+    assert all(re.search(r"\[\d", t) for t in code_requests)  # every one holds a list to trace
+    scope = [out_of_scope(rng).lower() for _ in range(3000)]
+    assert any("python" in t for t in scope) and any(" times " in t for t in scope)
+    chat = {natural_request("other", "train", rng).strip().lower() for _ in range(3000)}
+    assert any(line in t for lines in TEXT_SPEAK.values() for line in lines for t in chat)
 
 
 def test_classification_mixes_in_natural_requests():

@@ -6,14 +6,19 @@ They are never used in training (not by the classification expert, not by pretra
 measure how well dispatch (the first pass) names the category of natural prompts, where the
 synthetic classification data (classification.py) would flatter a classifier that memorised templates.
 
-There are three sets. The first found the misroutes (writing requests sent to code, code traces with
+There are four sets. The first found the misroutes (writing requests sent to code, code traces with
 numbers sent to math) that the classification data's natural requests were widened for before base
 run 8; the second was written, by someone who had not read the training data, before that change, and
 its misroutes after run 8 (weather questions and bare creature names sent to `other`, pictures of
 t-shirts and umbrellas) guided the data of run 9; the third was written the same way before run 9's
-change and was scored on run 8 first, so it alone measures run 9's change on prompts it was not made
-for. Every generator of training data skips the prompts of every set (`is_handwritten`): common
-phrasings ("why is the sky blue") are otherwise drawn by chance.
+change and was scored on run 8 first; its misroutes after run 9 (creature-weight sums sent to
+reasoning, code expressions to math, chat lines to reasoning) guided the data of run 10, with the first
+two sets'. The fourth was written the same way before run 10's change and scored on run 9 first: it
+alone measures run 10's change. Its brief, unlike the others', named borderline cases (requests to
+write code and products or quotients are `other`), and its `other` prompts were read (by mistake,
+while a test was being fixed) after run 10's data were written, before run 10 was scored. Every
+generator of training data skips the prompts of every set (`is_handwritten`): common phrasings ("why
+is the sky blue", "hi!") are otherwise drawn by chance.
 """
 
 from __future__ import annotations

@@ -3,14 +3,16 @@ classifier's data (classification.py mixes them in with the tasks' own prompts).
 
 The tasks' prompts all come from a few templates, so a classifier trained on them alone learns the
 templates: "What does this code print?" is code, anything with digits is math. These requests ask
-for the same kinds of help in free wordings: code questions with or without a program to trace
-(pasted as people paste code), sums typed as "whats 12+30", questions about the world's creatures
-that are not multiple choice, requests about a picture, and for "other" chat that is not a greeting
-and requests outside the four skills (writing, translating, the real world's facts, how-to,
-recommendations; `out_of_scope` also feeds the scope drill, smalltalk.SCOPE_DRILL). They are written
-here, not taken from the hand-written dispatch prompts (data/dispatch_prompts*.jsonl), which stay
-test sets: a drawn text that equals one of them is skipped. No wording of the unseen tasks
-(math-hard, world-math, code-hard, reasoning-hard, vqa-knowledge) is used.
+for the same kinds of help in free wordings: what a list program prints or an expression gives
+(pasted as people paste code), sums typed as "whats 12+30", in words or as little stories, sums of
+the creatures' weights (world-math's skill, never in its wordings), questions about the world's
+creatures that are not multiple choice, requests about a picture, and for "other" chat that is not
+a greeting (text-speak too: "thx", "gtg", "lol") and requests outside the four skills (writing,
+translating, the real world's facts, how-to, recommendations, writing or explaining code,
+multiplying and dividing; `out_of_scope` also feeds the scope drill, smalltalk.SCOPE_DRILL). They
+are written here, not taken from the hand-written dispatch prompts (data/dispatch_prompts*.jsonl),
+which stay test sets: a drawn text that equals one of them is skipped. No wording of the unseen
+tasks (math-hard, world-math, code-hard, reasoning-hard, vqa-knowledge) is used.
 """
 
 from __future__ import annotations
