@@ -15,8 +15,9 @@ change and was scored on run 8 first; its misroutes after run 9 (creature-weight
 reasoning, code expressions to math, chat lines to reasoning) guided the data of run 10, with the first
 two sets'. The fourth was written the same way before run 10's change and scored on run 9 first: it
 alone measures run 10's change. Its brief, unlike the others', named borderline cases (requests to
-write code and products or quotients are `other`), and its `other` prompts were read (by mistake,
-while a test was being fixed) after run 10's data were written, before run 10 was scored. Every
+write code and products or quotients are `other`). Its `other` prompts were read (by mistake, while a
+test was being fixed) after run 10's data were written, and the whole set after base run 10 was
+trained and its first pass scored: it is no longer unread, and a fifth set would measure run 11. Every
 generator of training data skips the prompts of every set (`is_handwritten`): common phrasings ("why
 is the sky blue", "hi!") are otherwise drawn by chance.
 """
