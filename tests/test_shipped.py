@@ -30,9 +30,12 @@ def text(tmp_path_factory):
 def test_default_text_model_answers_offline(text):
     lm, _ = text
     assert type(lm.model).__name__ == "LlamaForCausalLM" and lm.tokenizer.chat_template
-    examples = tasks.TASKS["reasoning"].examples("test", 8)  # the task it answers best (math: README "Status")
-    answers = generation.generate(lm, [e.prompt for e in examples], max_new_tokens=64)
-    assert sum(tasks.TASKS["reasoning"].check_many(examples, answers)) >= 1  # a trained model, not a random one
+    right = 0
+    for name in ("math", "code", "reasoning"):  # greedy gets 20-45 % of each (README "Status"); a random model none
+        task = tasks.TASKS[name]
+        examples = task.examples("test", 8)
+        right += sum(task.check_many(examples, generation.generate(lm, [e.prompt for e in examples], max_new_tokens=96)))
+    assert right >= 3
 
 
 def test_shipped_text_experts_load_and_change_the_answers(text):
