@@ -932,7 +932,7 @@ def test_natural_requests_keep_each_category_to_its_skill():
     scope = [out_of_scope(rng).lower() for _ in range(3000)]
     assert any("python" in t for t in scope) and any(" times " in t for t in scope)
     chat = {natural_request("other", "train", rng).strip().lower() for _ in range(3000)}
-    assert any(line in t for lines in TEXT_SPEAK.values() for line in lines for t in chat)
+    assert len(chat & {line for lines in TEXT_SPEAK.values() for line in lines}) >= 8  # typed bare, as on a phone
 
 
 def test_classification_mixes_in_natural_requests():

@@ -74,10 +74,14 @@ def _first_line_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     intent = rng.choice(sorted(TEXT_SPEAK))
     replies = ACK_REPLIES if intent == "ack" else INTENTS[intent][1]
     plain = intent in INTENTS and rng.random() < 0.6
-    prompt = "hi!"
+
+    def draw() -> str:
+        line = rng.choice(INTENTS[intent][0][:BARE_LINES] + FIRST_WORDS[intent] if plain else TEXT_SPEAK[intent])
+        return casual(line) if plain and rng.random() < 0.5 else line
+
+    prompt = draw()
     while is_handwritten(prompt):  # a hand-written set's line ("hi!") stays unseen
-        prompt = rng.choice(INTENTS[intent][0][:BARE_LINES] + FIRST_WORDS[intent] if plain else TEXT_SPEAK[intent])
-        prompt = casual(prompt) if plain and rng.random() < 0.5 else prompt
+        prompt = draw()
     example = Example(prompt, intent, rng.choice(replies), "")
     return f"{prompt}|{rng.randrange(100)}", lambda: example
 
