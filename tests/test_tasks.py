@@ -427,15 +427,16 @@ def test_first_line_drill_repeats_every_bare_first_line_in_training():
 
 def test_scope_drill_answers_requests_outside_the_skills_with_what_the_model_can_do():
     """Every kind of out-of-scope request (about the assistant, writing, letters, translation, facts,
-    how-to, recommendations) gets SCOPE_REPLY; the few fact questions recur like the many writing
+    how-to, recommendations, the real world's facts composed) gets SCOPE_REPLY; the few fact questions recur like the many writing
     requests; no drill prompt is a hand-written prompt (first_messages.py scores replies to those)."""
     drill = smalltalk.SCOPE_DRILL.examples("train", 4000)
     assert {e.response for e in drill} == {smalltalk.SCOPE_REPLY}
     assert len(smalltalk.SCOPE_REPLY) <= smalltalk.SCOPE_DRILL.max_new_tokens
     counts = Counter(e.prompt for e in drill)
     for kind in (natural_requests.IDENTITY, natural_requests.KNOWLEDGE, natural_requests.HOW_TO):
-        assert sum(counts[q] + counts[q.lower()] for q in kind) >= 0.1 * len(drill)
+        assert sum(counts[q] + counts[q.lower()] for q in kind) >= 0.08 * len(drill)  # one kind of ten
     assert any(e.prompt.lower().startswith("translate") for e in drill)
+    assert any(e.prompt.startswith("how much does a") and e.prompt.endswith("weigh?") for e in drill)  # a real animal
     assert any(" haiku " in e.prompt.lower() for e in drill)
     assert not {p.strip().lower() for p in counts} & HAND_WRITTEN
 
@@ -974,7 +975,7 @@ def test_world():
 # --- hand-written dispatch prompts ---------------------------------------------------------------------------
 
 
-OPTIONS_AT_LEAST = {"dispatch_handwritten": 10, "dispatch_handwritten_2": 3, "dispatch_handwritten_3": 0, "dispatch_handwritten_4": 0}  # reasoning prompts in the tasks' format
+OPTIONS_AT_LEAST = {"dispatch_handwritten": 10, "dispatch_handwritten_2": 3, "dispatch_handwritten_3": 0, "dispatch_handwritten_4": 0, "dispatch_handwritten_5": 0}  # reasoning prompts in the tasks' format
 
 
 @pytest.mark.parametrize("key", list(handwritten.SETS))

@@ -36,6 +36,7 @@ SETS = {  # report key -> (file in t2demo/tasks/data/, one {"prompt": ..., "cate
     "dispatch_handwritten_2": ("dispatch_prompts_2.jsonl", "the second hand-written set"),
     "dispatch_handwritten_3": ("dispatch_prompts_3.jsonl", "the third hand-written set"),
     "dispatch_handwritten_4": ("dispatch_prompts_4.jsonl", "the fourth hand-written set"),
+    "dispatch_handwritten_5": ("dispatch_prompts_5.jsonl", "the fifth hand-written set"),
 }
 
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 from t2demo.tasks.base import OTHER, split_of
 from t2demo.tasks.handwritten import is_handwritten
-from t2demo.tasks.world import COLORS, FOODS, HABITATS, NAMES
+from t2demo.tasks.world import CLIMATES, COLORS, FOODS, HABITATS, NAMES
 
 LIST_OPS = ("sort", "reverse", "copy", "flatten", "filter", "shuffle", "slice", "loop over", "append to",
             "remove duplicates from", "find the max of", "sum", "count the items in", "print")
@@ -83,10 +83,21 @@ def _code_expression(rng: random.Random) -> str:
     ))
 
 
+def _code_loop(rng: random.Random) -> str:
+    """A loop that builds a list or adds up a total: code with += and numbers, which looks like a sum."""
+    v, items = rng.choice(LIST_VARIABLES), [rng.randrange(0, 40) for _ in range(rng.randint(2, 4))]
+    body = rng.choice((f"{v}.append(n * 2)", f"{v}.append(n + 1)", f"{v} += n", f"if n != {items[0]}:\n        {v} += n"))
+    code = f"{v} = {0 if '+=' in body else []}\nfor n in {items}:\n    {body}"
+    return rng.choice((f"What's the value of {v} at the end?\n{code}", f"{code}\nwhat is {v} now?",
+                       f"trace this and tell me {v}:\n\n{code}", f"If I run\n\n{code}\nprint({v})\n\nwhat do I see on screen",
+                       f"{code.replace(chr(10), '; ')} what's printed??"))
+
+
 def _code(rng: random.Random) -> str:
     """What a list program prints or an expression gives: the code skill. Requests to write, fix or
     explain code are outside it (`out_of_scope`)."""
-    return _code_expression(rng) if rng.random() < 0.3 else _code_trace(rng)
+    kind = rng.random()
+    return _code_expression(rng) if kind < 0.25 else _code_loop(rng) if kind < 0.4 else _code_trace(rng)
 
 
 NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -119,6 +130,8 @@ def _creature_weights(rng: random.Random) -> str:
         f"how many kilos lighter is the {b} than the {a}?", f"the {a} minus the {b}, weight-wise?",
         f"which weighs more, the {a} or the {b}, and by how much?", f"add up the weights of the {a} and the {b}",
         f"how much more does the {a} weigh than the {b}", f"{a} weight + {b} weight = ?",
+        f"if i put the {a} and the {b} together, how many kilos is that?", f"{a} and {b}: total kilos?",
+        f"how much lighter is the {b} compared to the {a}", f"the {a} and the {b}, what's their combined weight?",
     ))
     return text.replace("the ", "") if rng.random() < 0.4 else text
 
@@ -194,6 +207,12 @@ def _reasoning(rng: random.Random) -> str:
         f"who eats {food}?",
         f"which animal eats {food}",
         f"where would I find a {name}?",
+        f"{name}?", f"{name} color pls", f"{name} habitat", f"{name} food?", f"what does {name} eat",
+        f"{name} — what colour is it?", f"where does {name} live, and is it warm there?",
+        f"is {name} heavier than {other}?", f"how many kilos is a {name}?",
+        f"the {name} lives somewhere {rng.choice(CLIMATES)}, right?", f"For my quiz on the creatures: what does {name} eat?",
+        f"Where can one find the {name}? (a) {habitat} (b) {rng.choice(HABITATS)} (c) {rng.choice(HABITATS)}",
+        f"what colour is the {name}: {color} or {rng.choice(COLORS)}?",
     ))
     if rng.random() < 0.4:
         for n in (name, other):
@@ -230,6 +249,12 @@ def _vqa(rng: random.Random) -> str:
         f"There's a {thing} in my photo. What does it read?",
         f"Tell me the word you see on the {thing}.",
         f"what text is on the {thing} here",
+        f"here's a pic of a {thing}, what does it read?", f"the {thing} in {picture} is blurry, can you make out the word?",
+        f"what is the man in {picture} holding?", f"count the {rng.choice(('apples', 'cars', 'birds', 'chairs'))} in {picture} pls",
+        f"is the cat in {picture} sitting or standing?", f"what's happening in {picture}?",
+        f"The card in {picture} names a creature. What does that creature eat?",
+        f"which creature is named on the card in {picture}, and where does it live?",
+        "what colour is the creature on this card?",
     ))
 
 
@@ -278,6 +303,25 @@ RECOMMEND = ("a good book", "a movie for tonight", "a podcast", "a board game fo
              "a laptop for students", "a name for my dog", "a gift for my dad", "some music for studying")
 
 
+COUNTRIES = ("France", "japan", "Brazil", "Kenya", "canada", "Peru", "Norway", "Egypt", "India", "Mexico")
+REAL_ANIMALS = ("an elephant", "a blue whale", "a cat", "a horse", "a penguin", "a giraffe", "a dog", "a lion")
+INVENTIONS = ("the light bulb", "the printing press", "the internet", "the bicycle", "the radio", "paper")
+
+
+def _real_world(rng: random.Random) -> str:
+    """The real world's facts, composed (the invented creatures' facts are reasoning; a real animal's are not)."""
+    return rng.choice((
+        f"what's the capital of {rng.choice(COUNTRIES)}", f"what language do people speak in {rng.choice(COUNTRIES)}?",
+        f"how much does {rng.choice(REAL_ANIMALS)} weigh?", f"where does {rng.choice(REAL_ANIMALS)} live",
+        f"what does {rng.choice(REAL_ANIMALS)} eat?", f"who invented {rng.choice(INVENTIONS)}?",
+        f"explain {rng.choice(('photosynthesis', 'gravity', 'inflation', 'black holes', 'the tides'))} like I'm 5",
+        f"summarize {rng.choice(('Romeo and Juliet', 'the Odyssey', 'Harry Potter', 'Moby Dick'))} in two sentences",
+        f"what's the tallest {rng.choice(('mountain', 'building', 'tree', 'waterfall'))} in the world",
+        f"why is the {rng.choice(('sea', 'sky', 'grass'))} {rng.choice(('blue', 'green', 'salty'))}?",
+        f"what's the weather like in {rng.choice(COUNTRIES)} in {rng.choice(('winter', 'july', 'spring'))}?",
+    ))
+
+
 def _coding_help(rng: random.Random) -> str:
     """Writing, fixing or explaining code: outside the code skill, which says what a list program prints."""
     op, thing, snippet = rng.choice(LIST_OPS), rng.choice(THINGS), rng.choice(SNIPPETS)
@@ -307,6 +351,8 @@ def _other_math(rng: random.Random) -> str:
         f"square root of {b * b}?", f"what is {b} squared", f"what's {a}% of {b * 100}",
         f"how many centimetres in {b} metres", f"convert {a} miles to km", f"solve {b}x + {a} = {a + b * 3}",
         f"multiply {a} by {b} please", f"what is {b} to the power of 3",
+        f"what is {a * b} divided by {a}", f"{a} x {b}?", f"half of {2 * a}?", f"{a} multiplied by {b}",
+        f"what is the square root of {b * b}", f"what's {b} cubed", f"{a * b} ÷ {b} = ?",
     ))
 
 
@@ -325,6 +371,7 @@ def out_of_scope(rng: random.Random) -> str:
         lambda: rng.choice(("can you recommend ", "Suggest ", "any ideas for ", "what's ")) + rng.choice(RECOMMEND) + "?",
         lambda: _coding_help(rng),
         lambda: _other_math(rng),
+        lambda: _real_world(rng),
     ))()
 
 

@@ -33,6 +33,18 @@ DIFF_WORDINGS = ("How much heavier is the {a} than the {b}?", "How many kilos mo
                  "What is the {a}'s weight minus the {b}'s weight?", "Compared with a {b}, how much more does a {a} weigh?",
                  "Find how much more a {a} weighs than a {b}.", "A {a} and a {b} are weighed. How far apart are their weights?",
                  "How big is the gap between the weights of a {a} and a {b}?", "Subtract the {b}'s weight from the {a}'s weight.")
+# Drill wordings that set the two creatures in a scene and ask about "them": the names must be copied from a
+# sentence before the question (none of the held-out wordings' scenes: no scale, boat, seesaw or outweighing).
+SCENES = ("The {a} and the {b} meet at the river.", "A {a} walks beside a {b}.", "I have a {a} and a {b}.",
+          "Two creatures, a {a} and a {b}, rest in the shade.", "A {a} sits next to a {b}.",
+          "The {a} and the {b} are friends.", "Think of a {a} and a {b}.")
+SCENE_SUMS = ("How many kilos do they weigh together?", "What is their total weight?", "What do the two weigh in all?",
+              "Add their weights.", "How heavy are they together?", "What is the sum of their weights?")
+SCENE_DIFFS = ("What is the difference between their weights?", "By how many kilos do their weights differ?",
+               "How much more does the first one weigh?", "How many kilos apart are their weights?",
+               "How much heavier is the {a}?", "What is the gap between their weights?")
+SUM_WORDINGS += tuple(f"{scene} {question}" for scene in SCENES for question in SCENE_SUMS)
+DIFF_WORDINGS += tuple(f"{scene} {question}" for scene in SCENES for question in SCENE_DIFFS)
 HARD_SUM_WORDINGS = ("The {a} and the {b} step onto a scale together. What does it read?",
                      "A {a} and a {b} share a boat. How many kilos does the boat carry?")
 HARD_DIFF_WORDINGS = ("By how many kilos does the {a} outweigh the {b}?",
