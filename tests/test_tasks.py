@@ -936,6 +936,29 @@ def test_natural_requests_keep_each_category_to_its_skill():
     assert len(chat & {line for lines in TEXT_SPEAK.values() for line in lines}) >= 8  # typed bare, as on a phone
 
 
+def test_code_loop_requests_paste_code_that_runs():
+    """The loops pasted into code requests are valid Python that builds the variable they ask about (a list,
+    or a total when the body adds), so their label is earned: the request is a trace."""
+    from t2demo.tasks.natural_requests import _code_loop, loop_code
+
+    for i in range(200):
+        name, code = loop_code(random.Random(i))
+        scope: dict = {}
+        exec(compile(code, "<request>", "exec"), {}, scope)  # our own generated code, never a user's
+        assert isinstance(scope[name], int if "+=" in code else list), code
+        assert code in _code_loop(random.Random(i))  # the request pastes that code whole
+
+
+def test_world_math_drill_scenes_name_both_creatures_before_a_question_about_them():
+    """The scene wordings copy the names from a sentence before the question; none uses a held-out scene."""
+    scenes = [w for w in world_math.SUM_WORDINGS + world_math.DIFF_WORDINGS if w.split(". ")[0] + "." in world_math.SCENES]
+    assert len(scenes) == len(world_math.SCENES) * (len(world_math.SCENE_SUMS) + len(world_math.SCENE_DIFFS))
+    for w in scenes:
+        scene, question = w.split(". ", 1)
+        assert "{a}" in scene and "{b}" in scene and "{b}" not in question
+        assert not re.search(r"scale|boat|seesaw|outweigh|share|carry|read", w, re.I), w
+
+
 def test_classification_mixes_in_natural_requests():
     """About NATURAL_SHARE of the classifier's prompts are free-worded requests, in every category."""
     head = CLASSIFICATION_INSTRUCTION.split("{prompt}")[0]

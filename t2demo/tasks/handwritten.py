@@ -6,7 +6,7 @@ They are never used in training (not by the classification expert, not by pretra
 measure how well dispatch (the first pass) names the category of natural prompts, where the
 synthetic classification data (classification.py) would flatter a classifier that memorised templates.
 
-There are four sets. The first found the misroutes (writing requests sent to code, code traces with
+There are five sets. The first found the misroutes (writing requests sent to code, code traces with
 numbers sent to math) that the classification data's natural requests were widened for before base
 run 8; the second was written, by someone who had not read the training data, before that change, and
 its misroutes after run 8 (weather questions and bare creature names sent to `other`, pictures of
@@ -17,7 +17,11 @@ two sets'. The fourth was written the same way before run 10's change and scored
 alone measures run 10's change. Its brief, unlike the others', named borderline cases (requests to
 write code and products or quotients are `other`). Its `other` prompts were read (by mistake, while a
 test was being fixed) after run 10's data were written, and the whole set after base run 10 was
-trained and its first pass scored: it is no longer unread, and a fifth set would measure run 11. Every
+trained and its first pass scored: it is no longer unread. Its misroutes after run 10 (bare creature names
+and fragments sent to `other`, loops that add up a total sent to math, any question about a picture
+that is not about its words, the real world's facts) guided the data of run 11. The fifth was written
+the same way, with the fourth's brief, before run 11's change and scored on run 10 first; it alone
+measures run 11's change, and its prompts have not been read. Every
 generator of training data skips the prompts of every set (`is_handwritten`): common phrasings ("why
 is the sky blue", "hi!") are otherwise drawn by chance.
 """

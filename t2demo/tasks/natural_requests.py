@@ -83,14 +83,19 @@ def _code_expression(rng: random.Random) -> str:
     ))
 
 
-def _code_loop(rng: random.Random) -> str:
-    """A loop that builds a list or adds up a total: code with += and numbers, which looks like a sum."""
+def loop_code(rng: random.Random) -> tuple[str, str]:
+    """A loop that builds a list or adds up a total (code with += and numbers, which looks like a sum): its
+    variable and its lines."""
     v, items = rng.choice(LIST_VARIABLES), [rng.randrange(0, 40) for _ in range(rng.randint(2, 4))]
     body = rng.choice((f"{v}.append(n * 2)", f"{v}.append(n + 1)", f"{v} += n", f"if n != {items[0]}:\n        {v} += n"))
-    code = f"{v} = {0 if '+=' in body else []}\nfor n in {items}:\n    {body}"
+    return v, f"{v} = {0 if '+=' in body else []}\nfor n in {items}:\n    {body}"
+
+
+def _code_loop(rng: random.Random) -> str:
+    v, code = loop_code(rng)
     return rng.choice((f"What's the value of {v} at the end?\n{code}", f"{code}\nwhat is {v} now?",
                        f"trace this and tell me {v}:\n\n{code}", f"If I run\n\n{code}\nprint({v})\n\nwhat do I see on screen",
-                       f"{code.replace(chr(10), '; ')} what's printed??"))
+                       f"```python\n{code}\n```\nwhat's in {v} after this??"))
 
 
 def _code(rng: random.Random) -> str:
