@@ -6,7 +6,7 @@ They are never used in training (not by the classification expert, not by pretra
 measure how well dispatch (the first pass) names the category of natural prompts, where the
 synthetic classification data (classification.py) would flatter a classifier that memorised templates.
 
-There are five sets. The first found the misroutes (writing requests sent to code, code traces with
+There are six sets. The first found the misroutes (writing requests sent to code, code traces with
 numbers sent to math) that the classification data's natural requests were widened for before base
 run 8; the second was written, by someone who had not read the training data, before that change, and
 its misroutes after run 8 (weather questions and bare creature names sent to `other`, pictures of
@@ -21,7 +21,10 @@ trained and its first pass scored: it is no longer unread. Its misroutes after r
 and fragments sent to `other`, loops that add up a total sent to math, any question about a picture
 that is not about its words, the real world's facts) guided the data of run 11. The fifth was written
 the same way, with the fourth's brief, before run 11's change and scored on run 10 first; it alone
-measures run 11's change, and its prompts have not been read. Every
+measured run 11's change. Its misroutes after run 11 (small talk and text-speak sent to reasoning, wrapped
+questions "my daughter keeps asking me what the pude eats") were read and guided the data of run 12. The sixth
+was written the same way, with the same brief, before run 12's change and scored on run 11 first (prompt
+80.7 %, cls 75.3 %); it alone measures run 12's change, and its prompts have not been read. Every
 generator of training data skips the prompts of every set (`is_handwritten`): common phrasings ("why
 is the sky blue", "hi!") are otherwise drawn by chance.
 """
@@ -41,6 +44,7 @@ SETS = {  # report key -> (file in t2demo/tasks/data/, one {"prompt": ..., "cate
     "dispatch_handwritten_3": ("dispatch_prompts_3.jsonl", "the third hand-written set"),
     "dispatch_handwritten_4": ("dispatch_prompts_4.jsonl", "the fourth hand-written set"),
     "dispatch_handwritten_5": ("dispatch_prompts_5.jsonl", "the fifth hand-written set"),
+    "dispatch_handwritten_6": ("dispatch_prompts_6.jsonl", "the sixth hand-written set"),
 }
 
 
