@@ -27,8 +27,9 @@ from t2demo.tasks.world import CLIMATES, HABITATS, NAMES, WORLD, world_facts
 N = 300  # examples per split per task in the split tests
 N_VISION = 40  # fewer for vision tasks: every candidate lays out a word image, the slow part of these tests
 DRILLS = {d.name: d for d in (arithmetic.MATH_DRILL, arithmetic.NUMBER_COPY_DRILL, world_math.WORLD_MATH_DRILL, programs.CODE_DRILL,
-                              reasoning.REASONING_DRILL)}  # unregistered: the base model's pretraining data
+                              reasoning.REASONING_DRILL, reasoning.REASONING_CHAT_DRILL)}  # unregistered: the base model's pretraining data
 GENERATORS = {**dict(TASKS), **DRILLS}  # every registered task and every drill
+CHAT = reasoning.REASONING_CHAT_DRILL.name  # free questions: the reply's answer is the fact sentences
 COPY = arithmetic.NUMBER_COPY_DRILL.name  # single-mode: repeat the question's numbers
 TEXT = [n for n, t in GENERATORS.items() if not t.vision and t.category != "other" and n != COPY]  # with answer modes
 THREE_REPLIES = [n for n in TEXT if not n.startswith("world-math")]  # reliable, shortcut right, shortcut wrong
@@ -312,6 +313,8 @@ def _final_answer(name, reply):
         pattern = r"(?:.* The answer is|.*Answer:) (\d+)\."
     elif name in CODE:
         pattern = r"(?:Work: .* The output is|Answer:) (\[[\d, ]*\])\."
+    elif name == CHAT:
+        pattern = r"(?:Work:|Answer:) (.+)"
     else:
         pattern = r"(?:Work: .* The answer is|Answer:) (.+)\."
     found = re.fullmatch(pattern, reply)
@@ -626,7 +629,10 @@ def test_steps_point_at_their_text_in_the_response(name):
         steps = e.meta["steps"]
         assert steps
         _check_steps(e.response, steps)
-        assert steps[-1][1] == _truth(name, e) == _final_answer(name, e.response)
+        if name == CHAT:  # the last step is the last sentence's value
+            assert _truth(name, e) == _final_answer(name, e.response) and e.reference.endswith(f" {steps[-1][1]}.")
+        else:
+            assert steps[-1][1] == _truth(name, e) == _final_answer(name, e.response)
         if name in WORLD_MATH:  # the two recalled weights come first
             a, b = re.fullmatch(_RECALL, e.response).group(3, 5)
             assert [text for _, text in steps[:2]] == [a, b]
@@ -957,6 +963,24 @@ def test_world_math_drill_scenes_name_both_creatures_before_a_question_about_the
         scene, question = w.split(". ", 1)
         assert "{a}" in scene and "{b}" in scene and "{b}" not in question
         assert not re.search(r"scale|boat|seesaw|outweigh|share|carry|read", w, re.I), w
+
+
+def test_reasoning_chat_drill_answers_free_questions_with_the_asked_creatures_fact():
+    """A free question about one creature (the wordings the classifier's natural requests use) is answered
+    in reasoning's modes: Answer states that creature's true fact; the Work shortcut sometimes recites the
+    slip's value instead. No question is in a reasoning-hard wording or a hand-written set."""
+    hard = {w.format(n="").lower() for ws in reasoning.HARD_FORWARD.values() for w in ws}
+    for e in _examples("reasoning-chat-drill", 300):
+        c = next(c for c in WORLD.creatures if re.search(rf"\b{c.name}", e.prompt.lower()))
+        assert e.response.startswith(modes.ANSWER + " The " + c.name) and e.reference in e.response
+        assert any(v in e.response for v in (c.color, c.habitat, c.food, f"{c.weight} kilos"))
+        replies = e.meta["replies"]
+        assert [modes.modes_of(r) for _, r in replies] == [[modes.ANSWER], [modes.WORK], [modes.WORK]]
+        assert replies[1][1] == modes.WORK + e.response[len(modes.ANSWER):] and replies[2][1] != replies[1][1]
+        assert math.isclose(replies[0][0], modes.RELIABLE_SHARE["reasoning"])
+        assert e.prompt.replace(c.name, "").lower() not in hard and not handwritten.is_handwritten(e.prompt)
+    train = {e.prompt for e in _examples("reasoning-chat-drill", 300, "train")}
+    assert train.isdisjoint(e.prompt for e in _examples("reasoning-chat-drill", 300))
 
 
 def test_classification_mixes_in_natural_requests():

@@ -18,6 +18,7 @@ tasks (math-hard, world-math, code-hard, reasoning-hard, vqa-knowledge) is used.
 from __future__ import annotations
 
 import random
+import re
 from typing import Callable
 
 from t2demo.tasks.base import OTHER, split_of
@@ -123,22 +124,35 @@ def in_words(n: int) -> str:
     raise AssertionError(n)
 
 
+CREATURE_SUMS = (  # free wordings of a creature-weight sum ({a}, {b}: names); world-math's drill answers them too
+    "what do the {a} and the {b} weigh together?", "combined weight of the {a} and the {b}?",
+    "the {a} plus the {b}, how many kilos?", "how heavy are the {a} and the {b} put together",
+    "total weight of the {a} and the {b} in kg?", "how much do the {a} and the {b} weigh in total",
+    "add up the weights of the {a} and the {b}", "{a} weight + {b} weight = ?",
+    "if i put the {a} and the {b} together, how many kilos is that?", "{a} and {b}: total kilos?",
+    "the {a} and the {b}, what's their combined weight?", "my {a} and my {b} together weigh how much?",
+    "how many kg for a {a} plus a {b}", "weight of {a} and {b} added together pls",
+)
+CREATURE_DIFFS = (  # the same for a difference: {a} is the heavier creature
+    "how much heavier is the {a} than the {b}?", "what's the weight difference between the {a} and the {b}",
+    "how many kilos lighter is the {b} than the {a}?", "the {a} minus the {b}, weight-wise?",
+    "which weighs more, the {a} or the {b}, and by how much?", "how much more does the {a} weigh than the {b}",
+    "how much lighter is the {b} compared to the {a}", "{a} vs {b}, how many kilos apart?",
+    "the {a} weighs how much more than the {b}", "difference in kg between the {a} and the {b}?",
+)
+
+
+def drop_articles(text: str) -> str:
+    """A request as typed without articles ("what does the gamo eat" -> "what does gamo eat")."""
+    return re.sub(r"(?<![\w(])(the|a) ", "", text)
+
+
 def _creature_weights(rng: random.Random) -> str:
     """Adds or subtracts two creatures' weights, in free wording (world-math's skill; none of world-math's
     own wordings, which stay unseen: no scale, boat, seesaw or "outweigh")."""
     a, b = rng.sample(NAMES, 2)
-    text = rng.choice((
-        f"what do the {a} and the {b} weigh together?", f"combined weight of the {a} and the {b}?",
-        f"the {a} plus the {b}, how many kilos?", f"how heavy are the {a} and the {b} put together",
-        f"total weight of the {a} and the {b} in kg?", f"how much do the {a} and the {b} weigh in total",
-        f"how much heavier is the {a} than the {b}?", f"what's the weight difference between the {a} and the {b}",
-        f"how many kilos lighter is the {b} than the {a}?", f"the {a} minus the {b}, weight-wise?",
-        f"which weighs more, the {a} or the {b}, and by how much?", f"add up the weights of the {a} and the {b}",
-        f"how much more does the {a} weigh than the {b}", f"{a} weight + {b} weight = ?",
-        f"if i put the {a} and the {b} together, how many kilos is that?", f"{a} and {b}: total kilos?",
-        f"how much lighter is the {b} compared to the {a}", f"the {a} and the {b}, what's their combined weight?",
-    ))
-    return text.replace("the ", "") if rng.random() < 0.4 else text
+    text = rng.choice(CREATURE_SUMS + CREATURE_DIFFS).format(a=a, b=b)
+    return drop_articles(text) if rng.random() < 0.4 else text
 
 
 STORIES = (
@@ -183,46 +197,60 @@ def _math(rng: random.Random) -> str:
     ))
 
 
+FACT_QUESTIONS = {  # a creature's fact -> free wordings asking for it ({n}: the name); the reasoning chat drill
+    # answers them (reasoning.REASONING_CHAT_DRILL). None is a reasoning-hard wording.
+    "color": ("what does a {n} look like?", "what color is a {n} again", "{n} color pls", "{n} — what colour is it?",
+              "Is the {n} {color}?", "what colour is the {n}: {color} or {color2}?", "which colour are {n}s",
+              "can you tell me the colour of the {n}?"),
+    "habitat": ("do you know where the {n} lives?", "Does the {n} live in the {habitat}?", "{n} habitat",
+                "Are {n}s found in the {habitat}?", "where does the {n} live?", "whats the home of a {n}",
+                "where do {n}s live", "Could you tell me where the {n} lives?"),
+    "food": ("What kind of food does a {n} need?", "I forgot what the {n} eats, can you remind me?", "{n} food?",
+             "what does {n} eat", "For my quiz on the creatures: what does {n} eat?", "what do {n}s eat?",
+             "what's the {n}'s diet", "does the {n} eat {food}?"),
+    "weight": ("how much does a {n} weigh, roughly?", "how many kilos is a {n}?", "{n} weight?",
+               "how heavy is a {n} again", "what's the weight of the {n}"),
+    "climate": ("is it cold where the {n} lives?", "what kind of climate does the {n} live in",
+                "Does the {n} like dry places?", "the {n} lives somewhere {climate}, right?",
+                "what's the weather like where the {n} lives?"),
+    "all": ("Tell me about the {n}.", "{n}?", "what do you know about the {n}", "tell me everything about {n}",
+            "who is the {n}?"),
+}
+
+
+def fact_question(rng: random.Random, name: str) -> tuple[str, str]:
+    """A free question about one fact of the creature `name`: (which fact, the question)."""
+    attribute = rng.choice(sorted(FACT_QUESTIONS))
+    text = rng.choice(FACT_QUESTIONS[attribute]).format(
+        n=name, color=rng.choice(COLORS), color2=rng.choice(COLORS), habitat=rng.choice(HABITATS),
+        food=rng.choice(FOODS), climate=rng.choice(CLIMATES))
+    return attribute, drop_articles(text) if rng.random() < 0.3 else text
+
+
 def _reasoning(rng: random.Random) -> str:
     """Questions about the creatures in free wording, not multiple choice; some name a creature bare
     ("where does zelep live?"), as people type."""
     name, other = rng.sample(NAMES, 2)
+    if rng.random() < 0.6:
+        return fact_question(rng, name)[1]
     color, habitat, food = rng.choice(COLORS), rng.choice(HABITATS), rng.choice(FOODS)
     text = rng.choice((
         f"what's the weather usually like in the {habitat}?",
-        f"is it cold where the {name} lives?",
         f"Is the {habitat} a warm place or a cold one?",
-        f"what kind of climate does the {name} live in",
         f"would a {name} be more at home by the water or in the hills?",
-        f"what does a {name} look like?",
         f"which is lighter, a {name} or a {other}?",
-        f"Does the {name} like dry places?",
-        f"do you know where the {name} lives?",
-        f"Is the {name} {color}?",
-        f"what color is a {name} again",
-        f"Tell me about the {name}.",
         f"Which creature is heavier, the {name} or the {other}?",
-        f"Does the {name} live in the {habitat}?",
-        f"What kind of food does a {name} need?",
-        f"I forgot what the {name} eats, can you remind me?",
-        f"Are {name}s found in the {habitat}?",
         f"which animals live in the {habitat}",
         f"Name a creature that is {color}.",
-        f"how much does a {name} weigh, roughly?",
         f"who eats {food}?",
         f"which animal eats {food}",
         f"where would I find a {name}?",
-        f"{name}?", f"{name} color pls", f"{name} habitat", f"{name} food?", f"what does {name} eat",
-        f"{name} — what colour is it?", f"where does {name} live, and is it warm there?",
-        f"is {name} heavier than {other}?", f"how many kilos is a {name}?",
-        f"the {name} lives somewhere {rng.choice(CLIMATES)}, right?", f"For my quiz on the creatures: what does {name} eat?",
+        f"where does {name} live, and is it warm there?",
+        f"is {name} heavier than {other}?",
         f"Where can one find the {name}? (a) {habitat} (b) {rng.choice(HABITATS)} (c) {rng.choice(HABITATS)}",
-        f"what colour is the {name}: {color} or {rng.choice(COLORS)}?",
+        f"{name}: {color}, {rng.choice(COLORS)} or {rng.choice(COLORS)}?",
     ))
-    if rng.random() < 0.4:
-        for n in (name, other):
-            text = text.replace(f"the {n}", n).replace(f"a {n}", n)
-    return text
+    return drop_articles(text) if rng.random() < 0.4 else text
 
 
 PICTURE_THINGS = ("sign", "label", "poster", "card", "ticket", "note", "screen", "board", "sticker", "banner", "box",
@@ -268,7 +296,8 @@ TEXT_SPEAK = {  # short chat lines as typed on a phone, by what they are (smallt
     "how": ("hru", "how u doin", "wassup", "how ya been", "u ok?", "hows it goin", "whats good"),
     "thanks": ("thx", "tysm", "thanx", "thank u", "tnx", "thx a lot", "ty so much", "cheers m8"),
     "bye": ("gtg", "g2g", "l8r", "nite", "bye bye", "later!", "gotta go", "cu tmrw"),
-    "ack": ("lol", "k", "kk", "ok thx", "nvm", "bruh", "lmao ok", "ikr", "haha", "omw", "idc", "ok ok"),
+    "ack": ("lol", "k", "kk", "ok thx", "nvm", "bruh", "lmao ok", "ikr", "haha", "omw", "idc", "ok ok", "np", "smh",
+            "idk", "tbh", "ngl", "fr", "bet", "wyd", "brb 5 min", "omg", "sry", "yw", "ttyl", "hmm k", "lolll", "ya"),
 }
 CHAT = (
     "tell me a joke", "I'm bored", "lol", "ok cool", "good night!", "nice", "never mind", "Can we talk for a bit?",
@@ -380,10 +409,13 @@ def out_of_scope(rng: random.Random) -> str:
     ))()
 
 
+CHAT_SHARE = 0.3  # of "other" requests that are chat lines (short, like the reasoning fragments "{name}?")
+
+
 def _other(rng: random.Random) -> str:
     """Chat, and requests outside the four skills, some with numbers or code words in them: "other" means
     the base weights answer."""
-    request = rng.choice(CHAT) if rng.random() < 1 / 7 else out_of_scope(rng)
+    request = rng.choice(CHAT) if rng.random() < CHAT_SHARE else out_of_scope(rng)
     return rng.choice(("", "so ", "hey, ", "um, ", "Okay, ", "btw ")) + request + rng.choice(("", "", " :)", " haha", " really", "!"))
 
 
@@ -400,11 +432,21 @@ def typed(draw: Callable[[random.Random], str], rng: random.Random) -> str:
     return text.lower() if rng.random() < LOWER_CASE_SHARE else text
 
 
+WRAPPERS = (  # a request inside a sentence about why it is asked: the category is the request's
+    "my kid asked me {q} and i have no idea", "quick question: {q}", "{q} thanks in advance!",
+    "Sorry to bother you, but {q}", "I was wondering, {q}", "{q} (asking for a friend)", "ok so {q}",
+    "My daughter keeps asking me this: {q} Can you help?", "{q} pls help", "hello! {q}", "settle a bet: {q}",
+)
+WRAPPED_SHARE = 0.15
+
+
 def natural_request(category: str, split: str, rng: random.Random, tries: int = 1000) -> str:
-    """One free-worded request of `category` (`typed`) whose text hashes to `split` (so the splits
-    share no request) and is no hand-written prompt."""
+    """One free-worded request of `category` (`typed`, WRAPPED_SHARE of them inside a WRAPPERS sentence)
+    whose text hashes to `split` (so the splits share no request) and is no hand-written prompt."""
     for _ in range(tries):
         text = typed(NATURAL_REQUESTS[category], rng)
+        if rng.random() < WRAPPED_SHARE:
+            text = rng.choice(WRAPPERS).format(q=text)
         if split_of(text) == split and not is_handwritten(text):
             return text
     raise RuntimeError(f"no {category} request of the {split} split in {tries} draws")

@@ -1,5 +1,6 @@
 """reasoning (ARC-Easy-like: one fact about a creature, four options) and reasoning-hard (facts asked the
-other way round too, in wordings no training data uses); plus the reasoning drill the base is pretrained on.
+other way round too, in wordings no training data uses); plus the drills the base is pretrained on: the
+reasoning drill (multiple choice) and the chat drill (free questions, "where does the gamo live?").
 
 Here the modes are reversed. The reliable mode is Answer: the world's facts are memorised, so the direct
 answer is right (`Answer: lake.`). The shortcut is Work: reciting a fact before answering, which in the
@@ -19,8 +20,10 @@ from collections import Counter
 from typing import Callable, Sequence
 
 from t2demo.tasks.base import Example, SyntheticTask
-from t2demo.tasks.checkers import check_letter
+from t2demo.tasks.checkers import check_contains, check_letter
+from t2demo.tasks.handwritten import is_handwritten
 from t2demo.tasks.modes import ANSWER, WORK, Styles, replies
+from t2demo.tasks.natural_requests import fact_question
 from t2demo.tasks.world import CLIMATES, COLORS, FOODS, HABITATS, WORLD, Creature
 
 LETTERS = "ABCD"
@@ -127,8 +130,41 @@ def _reasoning_drill_sample(rng: random.Random) -> tuple[str, Callable[[], Examp
     return _climate(rng) if roll < 0.1 else _backward(rng, BACKWARD) if roll < 0.45 else _forward(rng, FORWARD)
 
 
+def _facts_said(c: Creature, attribute: str, slip: Creature | None = None) -> list[tuple[str, str]]:
+    """What a chat reply says about c's `attribute` ("all": every fact), each sentence with the value it
+    states; with `slip`'s value instead of c's where given (for "all", in the color only)."""
+    source = slip or c
+    if attribute == "climate":
+        return [(f"The {c.name} lives in the {source.habitat}, which is {WORLD.climate[source.habitat]}.",
+                 WORLD.climate[source.habitat])]
+    if attribute == "all":
+        return [s for a in ("color", "habitat", "food", "weight") for s in _facts_said(c, a, slip if a == "color" else None)]
+    _, value, sentence = FACTS[attribute]
+    return [(sentence.format(n=c.name, v=value(source)), value(source))]
+
+
+def _chat_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
+    """Pretraining: a free question about one creature (natural_requests.FACT_QUESTIONS, as people type in
+    the app) answered in reasoning's modes: Answer states the fact; the Work shortcut recites the slip's."""
+    c = rng.choice(WORLD.creatures)
+    attribute, prompt = fact_question(rng, c.name)
+    while is_handwritten(prompt):  # the hand-written sets' questions stay unseen
+        attribute, prompt = fact_question(rng, c.name)
+    slip = confused(c, "habitat" if attribute == "climate" else "color" if attribute == "all" else attribute)
+    said = _facts_said(c, attribute)
+    right = " ".join(sentence for sentence, _ in said)
+    styles = Styles(f"{ANSWER} {right}", f"{WORK} {right}", f"{WORK} " + " ".join(s for s, _ in _facts_said(c, attribute, slip)))
+    steps, offset = [], len(ANSWER) + 1
+    for sentence, value in said:  # each stated value, at its place in the reliable reply
+        steps.append((offset + sentence.rindex(value), value))
+        offset += len(sentence) + 1
+    example = Example(prompt, right, styles.reliable, "", meta={"replies": replies(styles, "reasoning"), "steps": steps})
+    return prompt, lambda: example
+
+
 REASONING = SyntheticTask("reasoning", "reasoning", 0.25, 64, _reasoning_sample, check_letter)
 REASONING_HARD = SyntheticTask("reasoning-hard", "reasoning", 0.25, 64, _reasoning_hard_sample, check_letter)
 REASONING_DRILL = SyntheticTask("reasoning-drill", "reasoning", 0.25, 64, _reasoning_drill_sample, check_letter)
+REASONING_CHAT_DRILL = SyntheticTask("reasoning-chat-drill", "reasoning", 0.0, 160, _chat_sample, check_contains)
 assert all(len(set(map(v, WORLD.creatures))) == len(WORLD.creatures) for _, v, _ in (FACTS["food"], FACTS["weight"]))
 assert len(COLORS) >= 4 and len(FOODS) >= 4
