@@ -296,8 +296,8 @@ TEXT_SPEAK = {  # short chat lines as typed on a phone, by what they are (smallt
     "how": ("hru", "how u doin", "wassup", "how ya been", "u ok?", "hows it goin", "whats good"),
     "thanks": ("thx", "tysm", "thanx", "thank u", "tnx", "thx a lot", "ty so much", "cheers m8"),
     "bye": ("gtg", "g2g", "l8r", "nite", "bye bye", "later!", "gotta go", "cu tmrw"),
-    "ack": ("lol", "k", "kk", "ok thx", "nvm", "bruh", "lmao ok", "ikr", "haha", "omw", "idc", "ok ok", "np", "smh",
-            "idk", "tbh", "ngl", "fr", "bet", "wyd", "brb 5 min", "omg", "sry", "yw", "ttyl", "hmm k", "lolll", "ya"),
+    "ack": ("lol", "k", "kk", "ok thx", "nvm", "bruh", "lmao ok", "ikr", "haha", "omw", "idc", "ok ok", "smh", "lmk",
+            "gg", "tbh", "ngl", "fr", "bet", "rofl", "brb 5 min", "welp", "sry", "yw", "hmu", "hmm k", "lolll", "ya"),
 }
 CHAT = (
     "tell me a joke", "I'm bored", "lol", "ok cool", "good night!", "nice", "never mind", "Can we talk for a bit?",
