@@ -1,7 +1,10 @@
 """What a new user types first, answered by the shipped text model as the app's /chat answers it
 (prompt-based first pass, hard): bare greetings, thanks and goodbyes, small sums of 1 to 3 digits, and
-the hand-written sets' "other" prompts (requests outside the four skills, chat), with how many get the
-scope reply, and where the first pass sends short chat lines in text-speak ("how r u", "thx m8").
+free questions about one creature ("where does the gamo live?", the reasoning chat drill's test split, right
+when the reply states the fact) and free-worded creature-weight sums ("gamo and dobu: total kilos?", test-split
+prompts, right when the last number is the result), the hand-written sets' "other" prompts (requests outside
+the four skills, chat), with how many get the scope reply, and where the first pass sends short chat lines
+in text-speak ("how r u", "thx m8").
 
 The greetings are lines of the small-talk data (tasks/smalltalk.py): this checks the model learnt them,
 not that it generalises. A reply fits when it is one of its intent's replies. The sums are
@@ -18,7 +21,10 @@ import random
 import sys
 
 from t2demo import tasks
-from t2demo.tasks import arithmetic, handwritten
+from t2demo.tasks import arithmetic, handwritten, reasoning
+from t2demo.tasks.natural_requests import CREATURE_DIFFS, CREATURE_SUMS
+from t2demo.tasks.base import split_of
+from t2demo.tasks.world import WORLD
 from t2demo.evaluate import score_task, summarise
 from t2demo.generation import generate
 from t2demo.report import score_grouped
@@ -31,6 +37,7 @@ FIRST_LINES = {"greeting": ("hi", "hey", "hello", "Hi!", "Hello!", "Hey!", "hi t
                "thanks": ("thanks", "thank you", "Thank you!", "thanks a lot", "Thanks a lot for your help."),
                "bye": ("bye", "goodbye", "Goodbye!", "see you later", "bye for now")}
 N_SUMS = 100  # per width
+N_FREE = 200  # free creature questions, and free creature-weight sums
 TEXTSPEAK = ("how r u", "thx m8", "brb", "ty!", "gm", "lol ok", "sup", "cya l8r", "omg", "k thx", "np", "wyd", "idk",
              "hbu", "ttyl", "ugh mondays", "how are you doing", "nice one", "hey hey", "you there?")  # in no data set
 CHAT_REPLIES = {SCOPE_REPLY, *ACK_REPLIES} | {reply for _, answers in INTENTS.values() for reply in answers}
@@ -65,6 +72,21 @@ def small_sums(rng: random.Random, digits: int, n: int) -> list[Example]:
     return out
 
 
+def free_weight_sums(rng: random.Random, n: int) -> list[Example]:
+    """n creature-weight sums or differences in the natural requests' free wordings, test-split prompts only."""
+    out = []
+    while len(out) < n:
+        a, b = rng.sample(WORLD.creatures, 2)
+        if rng.random() < 0.5:
+            prompt, result = rng.choice(CREATURE_SUMS).format(a=a.name, b=b.name), a.weight + b.weight
+        else:
+            a, b = (a, b) if a.weight > b.weight else (b, a)
+            prompt, result = rng.choice(CREATURE_DIFFS).format(a=a.name, b=b.name), a.weight - b.weight
+        if split_of(prompt) == "test":
+            out.append(Example(prompt, str(result), "", "world-math"))
+    return out
+
+
 def main() -> None:
     model = sys.argv[1] if len(sys.argv) > 1 else "default"
     adapter = load_adapter(model, experts_root=sys.argv[2] if len(sys.argv) > 2 else None)
@@ -88,6 +110,14 @@ def main() -> None:
                          score_grouped(adapter, math, examples, passes)):
             cells.append(interval(summarise(outcomes)))
         print(f"{digits} digit{'s' if digits > 1 else ' '}                 {cells[0]}      {cells[1]}")
+    print(f"\nfree-worded (n = {N_FREE} each)       base % [95 % CI]         adapted % [95 % CI]")
+    for label, task, examples in (
+            ("creature questions", reasoning.REASONING_CHAT_DRILL, reasoning.REASONING_CHAT_DRILL.examples("test", N_FREE)),
+            ("creature-weight sums", tasks.TASKS["world-math"], free_weight_sums(rng, N_FREE))):
+        passes = [adapter.first_pass(e.prompt) for e in examples]
+        cells = [interval(summarise(o)) for o in (score_task(adapter.lm, task, examples, progress=False),
+                                                  score_grouped(adapter, task, examples, passes))]
+        print(f"{label:22}               {cells[0]}      {cells[1]}")
     print("\n'other' prompts:                     chat reply, base       chat reply, adapted    the scope reply, adapted")
     for key, (_, label) in handwritten.SETS.items():
         prompts = [e.prompt for e in handwritten.dispatch_prompts(key) if e.reference == OTHER]

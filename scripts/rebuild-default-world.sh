@@ -19,8 +19,9 @@ if [ ! -f $M/training.json ]; then
   # first eight with no scope drill, 16,000 classification examples (30 % free-worded) and hand-written
   # prompts not yet skipped, the first nine with code how-to requests labelled code, no creature-weight sums
   # among the math requests and no text-speak, the first ten with 12 world-math drill wordings per operation,
-  # no bare-name reasoning requests and no loops among the code requests; rerun from seeds, all eleven use
-  # today's pretrain.TEXT_MIXTURE.
+  # no bare-name reasoning requests and no loops among the code requests, the first eleven with no
+  # reasoning chat drill, creature-weight sums in free wordings unanswered, chat lines 1 in 7 of the "other"
+  # requests and no request wrapped in a sentence; rerun from seeds, all twelve use today's pretrain.TEXT_MIXTURE.
   python -m t2demo train-base text --out /tmp/t2demo-base-2000                      # 2,000 steps from seeds
   python -m t2demo train-base text --init /tmp/t2demo-base-2000 --steps 1200 --lr 1.5e-3 --seed 1 --out /tmp/t2demo-base-3200
   python -m t2demo train-base text --init /tmp/t2demo-base-3200 --steps 1600 --lr 2e-3 --seed 2 --out /tmp/t2demo-base-4800
@@ -31,7 +32,8 @@ if [ ! -f $M/training.json ]; then
   python -m t2demo train-base text --init /tmp/t2demo-base-8800 --steps 600 --lr 1e-3 --seed 7 --out /tmp/t2demo-base-9400
   python -m t2demo train-base text --init /tmp/t2demo-base-9400 --steps 700 --lr 1e-3 --seed 9 --out /tmp/t2demo-base-10100
   python -m t2demo train-base text --init /tmp/t2demo-base-10100 --steps 700 --lr 1e-3 --seed 10 --out /tmp/t2demo-base-10800
-  python -m t2demo train-base text --init /tmp/t2demo-base-10800 --steps 700 --lr 1e-3 --seed 11 --out $M
+  python -m t2demo train-base text --init /tmp/t2demo-base-10800 --steps 700 --lr 1e-3 --seed 11 --out /tmp/t2demo-base-11500
+  python -m t2demo train-base text --init /tmp/t2demo-base-11500 --steps 700 --lr 1e-3 --seed 12 --out $M
   python -m t2demo eval --tasks math,code,reasoning --limit 500 --card   # its model card
 fi
 # The task experts: REINFORCE, the paper's objective and the default recipe; next-token is the ablation.
@@ -49,7 +51,7 @@ done
 [ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 100 --out $D/cls.safetensors
 # The vision model: a LLaVA-Next on the text model, with vqa's modes (Work reads the image, Answer guesses
 # from the question), and its vqa expert, next-token ablation and LoRA baseline.
-# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 11.)
+# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 12.)
 V=assets/t2demo-llava-tiny
 VD=experts/t2demo-llava-tiny
 if [ ! -f $V/training.json ]; then
@@ -79,5 +81,5 @@ for turn in 1 2 3; do
 done
 python -m t2demo report app --categories math,code,reasoning --limit 100 --json results/app.json
 python -m t2demo report app --categories vqa --limit 100 --json results/app-vqa.json
-python scripts/first_messages.py   # first lines, small sums, the hand-written sets' 'other' prompts (README's status)
+python scripts/first_messages.py   # first lines, small sums, free-worded questions, the hand-written sets' 'other' prompts (README's status)
 python scripts/world_math_names.py   # where world-math fails: the creatures named, their weights, the answers (README's Table 2)
