@@ -17,8 +17,8 @@ from typing import Callable
 from t2demo.tasks import arithmetic
 from t2demo.tasks.base import Example, SyntheticTask
 from t2demo.tasks.checkers import check_number
-from t2demo.tasks.natural_requests import CREATURE_DIFFS, CREATURE_SUMS
 from t2demo.tasks.modes import ANSWER, RELIABLE_SHARE, SHORTCUT_RIGHT, WORK, perturb_digit
+from t2demo.tasks.natural_requests import CREATURE_DIFFS, CREATURE_SUMS
 from t2demo.tasks.reasoning import confused
 from t2demo.tasks.world import WORLD
 
@@ -46,9 +46,17 @@ SCENE_DIFFS = ("What is the difference between their weights?", "By how many kil
                "How much heavier is the {a}?", "What is the gap between their weights?")
 SUM_WORDINGS += tuple(f"{scene} {question}" for scene in SCENES for question in SCENE_SUMS)
 DIFF_WORDINGS += tuple(f"{scene} {question}" for scene in SCENES for question in SCENE_DIFFS)
+
+
+def _new_wordings(wordings: tuple[str, ...], free: tuple[str, ...]) -> tuple[str, ...]:
+    """The free wordings that `wordings` does not already hold (case ignored), in order."""
+    known = {w.lower() for w in wordings}
+    return tuple(w for w in free if w.lower() not in known)
+
+
 # ... and the free wordings the classifier's natural requests use, so that the app answers them as asked there.
-SUM_WORDINGS += tuple(w for w in CREATURE_SUMS if w.lower() not in {k.lower() for k in SUM_WORDINGS})
-DIFF_WORDINGS += tuple(w for w in CREATURE_DIFFS if w.lower() not in {k.lower() for k in DIFF_WORDINGS})
+SUM_WORDINGS += _new_wordings(SUM_WORDINGS, CREATURE_SUMS)
+DIFF_WORDINGS += _new_wordings(DIFF_WORDINGS, CREATURE_DIFFS)
 HARD_SUM_WORDINGS = ("The {a} and the {b} step onto a scale together. What does it read?",
                      "A {a} and a {b} share a boat. How many kilos does the boat carry?")
 HARD_DIFF_WORDINGS = ("By how many kilos does the {a} outweigh the {b}?",
