@@ -1022,7 +1022,7 @@ def test_world():
 # --- hand-written dispatch prompts ---------------------------------------------------------------------------
 
 
-OPTIONS_AT_LEAST = {"dispatch_handwritten": 10, "dispatch_handwritten_2": 3, "dispatch_handwritten_3": 0, "dispatch_handwritten_4": 0, "dispatch_handwritten_5": 0, "dispatch_handwritten_6": 0}  # reasoning prompts in the tasks' format
+OPTIONS_AT_LEAST = {"dispatch_handwritten": 10, "dispatch_handwritten_2": 3, "dispatch_handwritten_3": 0, "dispatch_handwritten_4": 0, "dispatch_handwritten_5": 0, "dispatch_handwritten_6": 0, "dispatch_handwritten_7": 0}  # reasoning prompts in the tasks' format
 
 
 @pytest.mark.parametrize("key", list(handwritten.SETS))

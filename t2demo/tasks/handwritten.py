@@ -45,6 +45,7 @@ SETS = {  # report key -> (file in t2demo/tasks/data/, one {"prompt": ..., "cate
     "dispatch_handwritten_4": ("dispatch_prompts_4.jsonl", "the fourth hand-written set"),
     "dispatch_handwritten_5": ("dispatch_prompts_5.jsonl", "the fifth hand-written set"),
     "dispatch_handwritten_6": ("dispatch_prompts_6.jsonl", "the sixth hand-written set"),
+    "dispatch_handwritten_7": ("dispatch_prompts_7.jsonl", "the seventh hand-written set"),
 }
 
 
