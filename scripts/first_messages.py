@@ -22,7 +22,7 @@ import sys
 
 from t2demo import tasks
 from t2demo.tasks import arithmetic, handwritten, reasoning
-from t2demo.tasks.natural_requests import CREATURE_DIFFS, CREATURE_SUMS
+from t2demo.tasks.natural_requests import CREATURE_DIFFS, CREATURE_SUMS, HELD_OUT_CHAT as TEXTSPEAK
 from t2demo.tasks.base import split_of
 from t2demo.tasks.world import WORLD
 from t2demo.evaluate import score_task, summarise
@@ -38,8 +38,6 @@ FIRST_LINES = {"greeting": ("hi", "hey", "hello", "Hi!", "Hello!", "Hey!", "hi t
                "bye": ("bye", "goodbye", "Goodbye!", "see you later", "bye for now")}
 N_SUMS = 100  # per width
 N_FREE = 200  # free creature questions, and free creature-weight sums
-TEXTSPEAK = ("how r u", "thx m8", "brb", "ty!", "gm", "lol ok", "sup", "cya l8r", "omg", "k thx", "np", "wyd", "idk",
-             "hbu", "ttyl", "ugh mondays", "how are you doing", "nice one", "hey hey", "you there?")  # in no data set
 CHAT_REPLIES = {SCOPE_REPLY, *ACK_REPLIES} | {reply for _, answers in INTENTS.values() for reply in answers}
 
 

@@ -575,6 +575,11 @@ def test_reasoning_options_are_distinct(name):
         assert len(set(tasks.options_of(e.prompt).values())) == 4, e.prompt
 
 
+def _bare(wordings: tuple[str, ...]) -> tuple[str, ...]:
+    """The wordings that change when typed without articles, so typed (the world-math drill's BARE_SHARE)."""
+    return tuple(dict.fromkeys(b for w in wordings if (b := natural_requests.drop_articles(w)) != w))
+
+
 _RECALL = r"(Work:|Answer:) the (\w+) weighs (\d+) kilos and the (\w+) weighs (\d+) kilos\. (.*)"
 
 
@@ -599,6 +604,8 @@ def test_world_math_replies_recall_two_weights_then_add_or_subtract(name):
         assert [modes.in_reliable_mode(r, e) for _, r in replies] == [True] + [False] * 8
         wording = [(op, m) for op, ws in (("+", sums), ("-", diffs)) for w in ws
                    for m in [re.fullmatch(_pattern(w, named=True), e.prompt)] if m]
+        wording = wording or [(op, m) for op, ws in (("+", _bare(sums)), ("-", _bare(diffs))) for w in ws
+                              for m in [re.fullmatch(_pattern(w, named=True), e.prompt)] if m]  # typed without articles
         assert len(wording) == 1, e.prompt
         op, found = wording[0]
         a, b = BY_NAME[found.group("a")], BY_NAME[found.group("b")]
@@ -719,7 +726,7 @@ def _flat(table):
 WORDINGS = {  # family -> (training wordings: the task and its drill, held-out wordings: the unseen task only)
     "math": (arithmetic.ADD_WORDINGS + arithmetic.SUB_WORDINGS + arithmetic.CHAIN_WORDINGS,
              arithmetic.HARD_ADD_WORDINGS + arithmetic.HARD_SUB_WORDINGS + arithmetic.HARD_CHAIN_WORDINGS),
-    "world-math": (world_math.SUM_WORDINGS + world_math.DIFF_WORDINGS,
+    "world-math": (world_math.SUM_WORDINGS + world_math.DIFF_WORDINGS + _bare(world_math.SUM_WORDINGS + world_math.DIFF_WORDINGS),
                    world_math.HARD_SUM_WORDINGS + world_math.HARD_DIFF_WORDINGS),
     "code": (programs.HEADS, programs.HARD_HEADS),
     "reasoning": (_flat(reasoning.FORWARD) + _flat(reasoning.BACKWARD) + reasoning.CLIMATE_WORDINGS,
@@ -935,23 +942,42 @@ def test_natural_requests_keep_each_category_to_its_skill():
     assert not [t for t in weights if re.search(r"scale|boat|seesaw|outweigh", t, re.I)]
     assert any(" hundred" in t for t in math_requests)
     code_requests = [natural_request("code", "train", rng) for _ in range(300)]
-    assert all(re.search(r"\[\d", t) for t in code_requests)  # every one holds a list to trace
+    assert all(re.search(r"\[\d|'|while | == | > ", t) for t in code_requests)  # a list, a string, a loop or a comparison to trace
+    assert any("while " in t for t in code_requests) and any(re.search(r"'\w+'\.\w+\(", t) for t in code_requests)
     scope = [out_of_scope(rng).lower() for _ in range(3000)]
     assert any("python" in t for t in scope) and any(" times " in t for t in scope)
     chat = {natural_request("other", "train", rng).strip().lower() for _ in range(3000)}
     assert len(chat & {line for lines in TEXT_SPEAK.values() for line in lines}) >= 8  # typed bare, as on a phone
 
 
+def test_chat_lines_run_text_speak_together_and_hold_out_first_messages_lines():
+    """Chat lines are CHAT's, two text-speak lines of different intents, or a remark naming a creature; none is
+    one of the held-out lines first_messages.py asks about."""
+    from t2demo.tasks.natural_requests import CHAT, CREATURE_REMARKS, HELD_OUT_CHAT, TEXT_SPEAK, chat_line
+
+    rng = random.Random(0)
+    lines = [chat_line(rng) for _ in range(3000)]
+    assert not set(lines) & set(HELD_OUT_CHAT)
+    remarks = [line for line in lines if any(re.fullmatch(_pattern(r), line) for r in CREATURE_REMARKS)]
+    pairs = [line for line in lines if line not in CHAT and line not in remarks]
+    assert len(remarks) > 300 and len(pairs) > 600
+    speak = {line for lines_of_intent in TEXT_SPEAK.values() for line in lines_of_intent}
+    assert all(any(p.startswith(a) and p[len(a):].lstrip(", ") in speak for a in speak) for p in pairs)
+
+
 def test_code_loop_requests_paste_code_that_runs():
     """The loops pasted into code requests are valid Python that builds the variable they ask about (a list,
     or a total when the body adds), so their label is earned: the request is a trace."""
-    from t2demo.tasks.natural_requests import _code_loop, loop_code
+    from t2demo.tasks.natural_requests import _code_loop, loop_code, while_code
 
     for i in range(200):
-        name, code = loop_code(random.Random(i))
-        scope: dict = {}
-        exec(compile(code, "<request>", "exec"), {}, scope)  # our own generated code, never a user's
-        assert isinstance(scope[name], int if "+=" in code else list), code
+        for make in (loop_code, while_code):
+            name, code = make(random.Random(i))
+            scope: dict = {}
+            exec(compile(code, "<request>", "exec"), {}, scope)  # our own generated code, never a user's
+            assert isinstance(scope[name], int if "+=" in code or "while" in code else list), code
+        rng = random.Random(i)
+        _, code = (while_code if rng.random() < 0.3 else loop_code)(rng)
         assert code in _code_loop(random.Random(i))  # the request pastes that code whole
 
 

@@ -72,11 +72,25 @@ EXPRESSIONS = ("sum({l})", "sorted({l})", "sorted({l})[1:]", "len({l} + [{k}])",
                "max({l}) - min({l})", "[n + {k} for n in {l}]", "list(reversed({l}))", "{l}[::2]", "{l}[-1]")
 
 
+WORDS = ("banana", "hello", "apple", "python", "kiwi", "cat", "dog", "level", "spam", "code", "sun")
+STRING_EXPRESSIONS = ("'{w}'.upper()", "len('{w}')", "'{w}'.count('{c}')", "'-'.join({ws})", "'{w}' * {k}",
+                      "'{w},{v}'.split(',')", "'{w}' in {ws}", "'{w}'[::-1]", "'{w}'[{k}]", "'{w}' + '{v}'",
+                      "{k} == {k}.0", "{k} > {j}", "'{w}'.replace('{c}', 'x')", "sorted({ws})", "'{w}'.startswith('{c}')")
+
+
+def _string_expression(rng: random.Random) -> str:
+    """An inline expression over strings or a comparison (`'banana'.count('a')`, `3 == 3.0`)."""
+    w, v = rng.sample(WORDS, 2)
+    return rng.choice(STRING_EXPRESSIONS).format(w=w, v=v, c=rng.choice(w), ws=rng.sample(WORDS, rng.randint(2, 3)),
+                                                 k=rng.randrange(1, 5), j=rng.randrange(1, 9))
+
+
 def _code_expression(rng: random.Random) -> str:
-    """Asks what one inline list expression gives ("what does `sum([3, 4, 5])` return?"): with its digits
-    it looks like a sum, but it is code."""
+    """Asks what one inline list or string expression gives ("what does `sum([3, 4, 5])` return?"): with
+    its digits it looks like a sum, without a list it looks like chat, but it is code."""
     items = [rng.randrange(0, 20) for _ in range(rng.randint(2, 5))]
-    expr = rng.choice(EXPRESSIONS).format(l=items, k=rng.randrange(1, 10))
+    expr = (_string_expression(rng) if rng.random() < 0.4
+            else rng.choice(EXPRESSIONS).format(l=items, k=rng.randrange(1, 10)))
     return rng.choice((
         f"what does `{expr}` return?", f"whats {expr} in python", f"{expr} gives what?", f"print({expr}) shows what",
         f"Tell me what `print({expr})` outputs", f"what is the value of {expr} in Python?", f">>> {expr}",
@@ -92,8 +106,16 @@ def loop_code(rng: random.Random) -> tuple[str, str]:
     return v, f"{v} = {0 if '+=' in body else []}\nfor n in {items}:\n    {body}"
 
 
+def while_code(rng: random.Random) -> tuple[str, str]:
+    """A while loop that counts up or down in steps: its variable and its lines."""
+    v, step, limit = rng.choice(("i", "n", "x", "count")), rng.randrange(2, 6), rng.randrange(8, 40)
+    if rng.random() < 0.5:
+        return v, f"{v} = 0\nwhile {v} < {limit}:\n    {v} += {step}"
+    return v, f"{v} = {limit}\nwhile {v} > 0:\n    {v} -= {step}"
+
+
 def _code_loop(rng: random.Random) -> str:
-    v, code = loop_code(rng)
+    v, code = (while_code if rng.random() < 0.3 else loop_code)(rng)
     return rng.choice((f"What's the value of {v} at the end?\n{code}", f"{code}\nwhat is {v} now?",
                        f"trace this and tell me {v}:\n\n{code}", f"If I run\n\n{code}\nprint({v})\n\nwhat do I see on screen",
                        f"```python\n{code}\n```\nwhat's in {v} after this??"))
@@ -139,6 +161,7 @@ CREATURE_DIFFS = (  # the same for a difference: {a} is the heavier creature
     "which weighs more, the {a} or the {b}, and by how much?", "how much more does the {a} weigh than the {b}",
     "how much lighter is the {b} compared to the {a}", "{a} vs {b}, how many kilos apart?",
     "the {a} weighs how much more than the {b}", "difference in kg between the {a} and the {b}?",
+    "{a} vs {b} weight difference?", "weight gap, {a} and {b}?",
 )
 
 
@@ -263,6 +286,9 @@ def _vqa(rng: random.Random) -> str:
     thing, picture = rng.choice(PICTURE_THINGS), rng.choice(PICTURES)
     return rng.choice((
         f"what colour is the {thing} in {picture}?",
+        f"what colours do you see in {picture}?", f"what's written here? ({picture})",
+        rng.choice(("what does this say", "read this for me", "whats written here", "what colour is this"))
+        + rng.choice((" 📷", " 📸", " (photo attached)", " [image]")),
         f"how many people can you see in {picture}",
         f"what's on the {thing}? (see {picture})",
         f"is there a dog in {picture}?",
@@ -299,6 +325,9 @@ TEXT_SPEAK = {  # short chat lines as typed on a phone, by what they are (smallt
     "ack": ("lol", "k", "kk", "ok thx", "nvm", "bruh", "lmao ok", "ikr", "haha", "omw", "idc", "ok ok", "smh", "lmk",
             "gg", "tbh", "ngl", "fr", "bet", "rofl", "brb 5 min", "welp", "sry", "yw", "hmu", "hmm k", "lolll", "ya"),
 }
+HELD_OUT_CHAT = (  # text-speak lines in no data set: scripts/first_messages.py asks where the first pass sends them
+    "how r u", "thx m8", "brb", "ty!", "gm", "lol ok", "sup", "cya l8r", "omg", "k thx", "np", "wyd", "idk",
+    "hbu", "ttyl", "ugh mondays", "how are you doing", "nice one", "hey hey", "you there?")
 CHAT = (
     "tell me a joke", "I'm bored", "lol", "ok cool", "good night!", "nice", "never mind", "Can we talk for a bit?",
     "you're funny", "what day is it today?", "I am tired today.", "hmm", "Do you like pizza?", "that's all, bye",
@@ -338,7 +367,8 @@ RECOMMEND = ("a good book", "a movie for tonight", "a podcast", "a board game fo
 
 
 COUNTRIES = ("France", "japan", "Brazil", "Kenya", "canada", "Peru", "Norway", "Egypt", "India", "Mexico")
-REAL_ANIMALS = ("an elephant", "a blue whale", "a cat", "a horse", "a penguin", "a giraffe", "a dog", "a lion")
+REAL_ANIMALS = ("an elephant", "a blue whale", "a cat", "a horse", "a penguin", "a giraffe", "a dog", "a lion",
+                "a spider", "a cheetah", "an octopus", "a bee", "a shark", "an owl", "a frog", "a snake")
 INVENTIONS = ("the light bulb", "the printing press", "the internet", "the bicycle", "the radio", "paper")
 
 
@@ -348,6 +378,9 @@ def _real_world(rng: random.Random) -> str:
         f"what's the capital of {rng.choice(COUNTRIES)}", f"what language do people speak in {rng.choice(COUNTRIES)}?",
         f"how much does {rng.choice(REAL_ANIMALS)} weigh?", f"where does {rng.choice(REAL_ANIMALS)} live",
         f"what does {rng.choice(REAL_ANIMALS)} eat?", f"who invented {rng.choice(INVENTIONS)}?",
+        f"how many legs does {rng.choice(REAL_ANIMALS)} have", f"how fast can {rng.choice(REAL_ANIMALS)} run?",
+        f"how long does {rng.choice(REAL_ANIMALS)} live", f"is {rng.choice(REAL_ANIMALS)} a mammal?",
+        f"what sound does {rng.choice(REAL_ANIMALS)} make",
         f"explain {rng.choice(('photosynthesis', 'gravity', 'inflation', 'black holes', 'the tides'))} like I'm 5",
         f"summarize {rng.choice(('Romeo and Juliet', 'the Odyssey', 'Harry Potter', 'Moby Dick'))} in two sentences",
         f"what's the tallest {rng.choice(('mountain', 'building', 'tree', 'waterfall'))} in the world",
@@ -409,13 +442,34 @@ def out_of_scope(rng: random.Random) -> str:
     ))()
 
 
+CREATURE_REMARKS = (  # small talk that names a creature but asks none of its facts: "other", not reasoning
+    "the {n} sounds cute", "i love the {n} haha", "{n} is such a funny name", "do you like the {n}?",
+    "my favourite creature is the {n}", "the {n} is kinda weird ngl", "i want a {n} as a pet lol",
+    "I drew a {n} today!", "the {n} is the best one", "{n}s are so cool", "i dreamt about a {n} last night",
+)
+
+
+def chat_line(rng: random.Random) -> str:
+    """A chat line: one of CHAT, two text-speak lines of different intents run together ("lol ok gtg"),
+    or a remark about a creature. Short and without a question about the world: the base weights answer."""
+    kind = rng.random()
+    if kind < 0.5:
+        return rng.choice(CHAT)
+    while kind < 0.8:
+        first, second = rng.sample(sorted(TEXT_SPEAK), 2)
+        line = rng.choice(TEXT_SPEAK[first]) + rng.choice((" ", ", ", " ")) + rng.choice(TEXT_SPEAK[second])
+        if line not in HELD_OUT_CHAT:
+            return line
+    return rng.choice(CREATURE_REMARKS).format(n=rng.choice(NAMES))
+
+
 CHAT_SHARE = 0.3  # of "other" requests that are chat lines (short, like the reasoning fragments "{name}?")
 
 
 def _other(rng: random.Random) -> str:
     """Chat, and requests outside the four skills, some with numbers or code words in them: "other" means
     the base weights answer."""
-    request = rng.choice(CHAT) if rng.random() < CHAT_SHARE else out_of_scope(rng)
+    request = chat_line(rng) if rng.random() < CHAT_SHARE else out_of_scope(rng)
     return rng.choice(("", "so ", "hey, ", "um, ", "Okay, ", "btw ")) + request + rng.choice(("", "", " :)", " haha", " really", "!"))
 
 

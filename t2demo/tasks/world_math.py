@@ -18,7 +18,7 @@ from t2demo.tasks import arithmetic
 from t2demo.tasks.base import Example, SyntheticTask
 from t2demo.tasks.checkers import check_number
 from t2demo.tasks.modes import ANSWER, RELIABLE_SHARE, SHORTCUT_RIGHT, WORK, perturb_digit
-from t2demo.tasks.natural_requests import CREATURE_DIFFS, CREATURE_SUMS
+from t2demo.tasks.natural_requests import CREATURE_DIFFS, CREATURE_SUMS, drop_articles
 from t2demo.tasks.reasoning import confused
 from t2demo.tasks.world import WORLD
 
@@ -63,16 +63,23 @@ HARD_DIFF_WORDINGS = ("By how many kilos does the {a} outweigh the {b}?",
                       "The {a} and the {b} sit on a seesaw. What is the difference in their weights?")
 
 
+BARE_SHARE = 0.3  # of drill prompts typed without articles ("gamo and dobu: total kilos?"), as natural requests are
+
+
 def _recall(a: str, wa: int, b: str, wb: int, marker: str) -> str:
     return f"{marker} the {a} weighs {wa} kilos and the {b} weighs {wb} kilos."
 
 
-def _example(rng: random.Random, sums: tuple[str, ...], diffs: tuple[str, ...]) -> tuple[str, Callable[[], Example]]:
+def _example(rng: random.Random, sums: tuple[str, ...], diffs: tuple[str, ...],
+             bare_share: float = 0.0) -> tuple[str, Callable[[], Example]]:
+    """One problem over two creatures' weights, its prompt typed without articles `bare_share` of the time."""
     a, b = rng.sample(WORLD.creatures, 2)
     op = rng.choice("+-")
     if op == "-" and b.weight > a.weight:
         a, b = b, a
     prompt = rng.choice(sums if op == "+" else diffs).format(a=a.name, b=b.name)
+    if bare_share and rng.random() < bare_share:
+        prompt = drop_articles(prompt)
     slip_a, slip_b = confused(a, "weight").weight, confused(b, "weight").weight
     if op == "-" and slip_b > slip_a:
         slip_a, slip_b = a.weight, b.weight  # a slip that would go negative is not one the data shows
@@ -102,7 +109,7 @@ def _world_math_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
 
 
 def _world_math_drill_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
-    return _example(rng, SUM_WORDINGS, DIFF_WORDINGS)
+    return _example(rng, SUM_WORDINGS, DIFF_WORDINGS, BARE_SHARE)
 
 
 WORLD_MATH = SyntheticTask("world-math", "math", 0.0, 192, _world_math_sample, check_number)
