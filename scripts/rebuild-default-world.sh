@@ -21,7 +21,9 @@ if [ ! -f $M/training.json ]; then
   # among the math requests and no text-speak, the first ten with 12 world-math drill wordings per operation,
   # no bare-name reasoning requests and no loops among the code requests, the first eleven with no
   # reasoning chat drill, creature-weight sums in free wordings unanswered, chat lines 1 in 7 of the "other"
-  # requests and no request wrapped in a sentence; rerun from seeds, all twelve use today's pretrain.TEXT_MIXTURE.
+  # requests and no request wrapped in a sentence, the first twelve with chat lines from a fixed list, code
+  # requests over lists only and world-math drill prompts always typed with articles; rerun from seeds, all
+  # thirteen use today's pretrain.TEXT_MIXTURE.
   python -m t2demo train-base text --out /tmp/t2demo-base-2000                      # 2,000 steps from seeds
   python -m t2demo train-base text --init /tmp/t2demo-base-2000 --steps 1200 --lr 1.5e-3 --seed 1 --out /tmp/t2demo-base-3200
   python -m t2demo train-base text --init /tmp/t2demo-base-3200 --steps 1600 --lr 2e-3 --seed 2 --out /tmp/t2demo-base-4800
@@ -33,7 +35,8 @@ if [ ! -f $M/training.json ]; then
   python -m t2demo train-base text --init /tmp/t2demo-base-9400 --steps 700 --lr 1e-3 --seed 9 --out /tmp/t2demo-base-10100
   python -m t2demo train-base text --init /tmp/t2demo-base-10100 --steps 700 --lr 1e-3 --seed 10 --out /tmp/t2demo-base-10800
   python -m t2demo train-base text --init /tmp/t2demo-base-10800 --steps 700 --lr 1e-3 --seed 11 --out /tmp/t2demo-base-11500
-  python -m t2demo train-base text --init /tmp/t2demo-base-11500 --steps 700 --lr 1e-3 --seed 12 --out $M
+  python -m t2demo train-base text --init /tmp/t2demo-base-11500 --steps 700 --lr 1e-3 --seed 12 --out /tmp/t2demo-base-12200
+  python -m t2demo train-base text --init /tmp/t2demo-base-12200 --steps 700 --lr 1e-3 --seed 13 --out $M
   python -m t2demo eval --tasks math,code,reasoning --limit 500 --card   # its model card
 fi
 # The task experts: REINFORCE, the paper's objective and the default recipe; next-token is the ablation.
@@ -51,7 +54,7 @@ done
 [ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 100 --out $D/cls.safetensors
 # The vision model: a LLaVA-Next on the text model, with vqa's modes (Work reads the image, Answer guesses
 # from the question), and its vqa expert, next-token ablation and LoRA baseline.
-# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 12.)
+# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 13.)
 V=assets/t2demo-llava-tiny
 VD=experts/t2demo-llava-tiny
 if [ ! -f $V/training.json ]; then

@@ -6,7 +6,7 @@ They are never used in training (not by the classification expert, not by pretra
 measure how well dispatch (the first pass) names the category of natural prompts, where the
 synthetic classification data (classification.py) would flatter a classifier that memorised templates.
 
-There are six sets. The first found the misroutes (writing requests sent to code, code traces with
+There are seven sets. The first found the misroutes (writing requests sent to code, code traces with
 numbers sent to math) that the classification data's natural requests were widened for before base
 run 8; the second was written, by someone who had not read the training data, before that change, and
 its misroutes after run 8 (weather questions and bare creature names sent to `other`, pictures of
@@ -24,7 +24,12 @@ the same way, with the fourth's brief, before run 11's change and scored on run 
 measured run 11's change. Its misroutes after run 11 (small talk and text-speak sent to reasoning, wrapped
 questions "my daughter keeps asking me what the pude eats") were read and guided the data of run 12. The sixth
 was written the same way, with the same brief, before run 12's change and scored on run 11 first (prompt
-80.7 %, cls 75.3 %); it alone measures run 12's change, and its prompts have not been read. Every
+80.7 %, cls 75.3 %); it alone measured run 12's change. Its misroutes after run 12 (chat lines and the real
+world's animals sent to reasoning, string methods and comparisons sent to other or math, "whats written here 📷"
+sent to reasoning) were read and guided the data of run 13. The seventh was written the same way before run
+13's change and scored on run 12 first (prompt 73.3 %, cls 68.7 %); its brief also asked for short chat lines
+and for small talk that names a creature without asking about it (`other`). It alone measures run 13's
+change, and its prompts have not been read. Every
 generator of training data skips the prompts of every set (`is_handwritten`): common phrasings ("why
 is the sky blue", "hi!") are otherwise drawn by chance.
 """
