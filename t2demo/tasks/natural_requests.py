@@ -450,17 +450,19 @@ CREATURE_REMARKS = (  # small talk that names a creature but asks none of its fa
 
 
 def chat_line(rng: random.Random) -> str:
-    """A chat line: one of CHAT, two text-speak lines of different intents run together ("lol ok gtg"),
-    or a remark about a creature. Short and without a question about the world: the base weights answer."""
+    """A chat line: one of CHAT, two text-speak lines of different intents run together ("thx, gtg"),
+    never a HELD_OUT_CHAT line, or a remark about a creature. Short and without a question about the
+    world: the base weights answer."""
     kind = rng.random()
     if kind < 0.5:
         return rng.choice(CHAT)
-    while kind < 0.8:
+    if kind >= 0.8:
+        return rng.choice(CREATURE_REMARKS).format(n=rng.choice(NAMES))
+    while True:
         first, second = rng.sample(sorted(TEXT_SPEAK), 2)
         line = rng.choice(TEXT_SPEAK[first]) + rng.choice((" ", ", ", " ")) + rng.choice(TEXT_SPEAK[second])
         if line not in HELD_OUT_CHAT:
             return line
-    return rng.choice(CREATURE_REMARKS).format(n=rng.choice(NAMES))
 
 
 CHAT_SHARE = 0.3  # of "other" requests that are chat lines (short, like the reasoning fragments "{name}?")
