@@ -22,7 +22,7 @@ import sys
 
 from t2demo import tasks
 from t2demo.tasks import arithmetic, handwritten, reasoning
-from t2demo.tasks.natural_requests import CREATURE_DIFFS, CREATURE_SUMS, HELD_OUT_CHAT as TEXTSPEAK
+from t2demo.tasks.natural_requests import CREATURE_DIFFS, CREATURE_SUMS, HELD_OUT_CHAT
 from t2demo.tasks.base import split_of
 from t2demo.tasks.world import WORLD
 from t2demo.evaluate import score_task, summarise
@@ -123,9 +123,9 @@ def main() -> None:
         cells = [summarise([r.strip() in CHAT_REPLIES for r in base]), summarise([r.strip() in CHAT_REPLIES for r in adapted]),
                  summarise([r.strip() == SCOPE_REPLY for r in adapted])]
         print(f"{label + f' (n = {len(prompts)})':36} " + "   ".join(interval(c) for c in cells))
-    passes = [adapter.first_pass(line)[0].category for line in TEXTSPEAK]
-    sent = {c: [line for line, p in zip(TEXTSPEAK, passes) if p == c] for c in sorted(set(passes))}
-    print(f"\nshort chat lines typed casually (n = {len(TEXTSPEAK)}), first pass: "
+    passes = [adapter.first_pass(line)[0].category for line in HELD_OUT_CHAT]
+    sent = {c: [line for line, p in zip(HELD_OUT_CHAT, passes) if p == c] for c in sorted(set(passes))}
+    print(f"\nshort chat lines typed casually (n = {len(HELD_OUT_CHAT)}), first pass: "
           + "; ".join(f"{c} {len(lines)}" + ("" if c == OTHER else f" {lines}") for c, lines in sent.items()))
     sys.stdout.flush()
 

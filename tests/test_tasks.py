@@ -580,6 +580,12 @@ def _bare(wordings: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(b for w in wordings if (b := natural_requests.drop_articles(w)) != w))
 
 
+def _wordings_matching(prompt: str, sums: tuple[str, ...], diffs: tuple[str, ...]) -> list:
+    """(operation, match) for each sum or difference wording that `prompt` is written in."""
+    return [(op, m) for op, ws in (("+", sums), ("-", diffs)) for w in ws
+            for m in [re.fullmatch(_pattern(w, named=True), prompt)] if m]
+
+
 _RECALL = r"(Work:|Answer:) the (\w+) weighs (\d+) kilos and the (\w+) weighs (\d+) kilos\. (.*)"
 
 
@@ -602,10 +608,7 @@ def test_world_math_replies_recall_two_weights_then_add_or_subtract(name):
         assert modes.modes_of(e.response) == [modes.ANSWER, modes.WORK]  # recall reliably, then work the sum
         assert all(len(modes.modes_of(r)) == 2 for _, r in replies)
         assert [modes.in_reliable_mode(r, e) for _, r in replies] == [True] + [False] * 8
-        wording = [(op, m) for op, ws in (("+", sums), ("-", diffs)) for w in ws
-                   for m in [re.fullmatch(_pattern(w, named=True), e.prompt)] if m]
-        wording = wording or [(op, m) for op, ws in (("+", _bare(sums)), ("-", _bare(diffs))) for w in ws
-                              for m in [re.fullmatch(_pattern(w, named=True), e.prompt)] if m]  # typed without articles
+        wording = _wordings_matching(e.prompt, sums, diffs) or _wordings_matching(e.prompt, _bare(sums), _bare(diffs))
         assert len(wording) == 1, e.prompt
         op, found = wording[0]
         a, b = BY_NAME[found.group("a")], BY_NAME[found.group("b")]
@@ -968,7 +971,7 @@ def test_chat_lines_run_text_speak_together_and_hold_out_first_messages_lines():
 def test_code_loop_requests_paste_code_that_runs():
     """The loops pasted into code requests are valid Python that builds the variable they ask about (a list,
     or a total when the body adds), so their label is earned: the request is a trace."""
-    from t2demo.tasks.natural_requests import _code_loop, loop_code, while_code
+    from t2demo.tasks.natural_requests import WHILE_SHARE, _code_loop, loop_code, while_code
 
     for i in range(200):
         for make in (loop_code, while_code):
@@ -977,7 +980,7 @@ def test_code_loop_requests_paste_code_that_runs():
             exec(compile(code, "<request>", "exec"), {}, scope)  # our own generated code, never a user's
             assert isinstance(scope[name], int if "+=" in code or "while" in code else list), code
         rng = random.Random(i)
-        _, code = (while_code if rng.random() < 0.3 else loop_code)(rng)
+        _, code = (while_code if rng.random() < WHILE_SHARE else loop_code)(rng)
         assert code in _code_loop(random.Random(i))  # the request pastes that code whole
 
 

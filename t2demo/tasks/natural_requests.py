@@ -114,8 +114,11 @@ def while_code(rng: random.Random) -> tuple[str, str]:
     return v, f"{v} = {limit}\nwhile {v} > 0:\n    {v} -= {step}"
 
 
+WHILE_SHARE = 0.3  # of the loops in code requests that are while loops (the rest: loop_code's for loops)
+
+
 def _code_loop(rng: random.Random) -> str:
-    v, code = (while_code if rng.random() < 0.3 else loop_code)(rng)
+    v, code = (while_code if rng.random() < WHILE_SHARE else loop_code)(rng)
     return rng.choice((f"What's the value of {v} at the end?\n{code}", f"{code}\nwhat is {v} now?",
                        f"trace this and tell me {v}:\n\n{code}", f"If I run\n\n{code}\nprint({v})\n\nwhat do I see on screen",
                        f"```python\n{code}\n```\nwhat's in {v} after this??"))
