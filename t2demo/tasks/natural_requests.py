@@ -95,6 +95,7 @@ def _code_expression(rng: random.Random) -> str:
         f"what does `{expr}` return?", f"whats {expr} in python", f"{expr} gives what?", f"print({expr}) shows what",
         f"Tell me what `print({expr})` outputs", f"what is the value of {expr} in Python?", f">>> {expr}",
         f"quick q: `{expr}`?", f"Could you tell me what this returns: {expr}", f"what do I get from {expr}",
+        f"py: what's {expr}", f"what would `print({expr})` output",
     ))
 
 
@@ -156,7 +157,7 @@ CREATURE_SUMS = (  # free wordings of a creature-weight sum ({a}, {b}: names); w
     "add up the weights of the {a} and the {b}", "{a} weight + {b} weight = ?",
     "if i put the {a} and the {b} together, how many kilos is that?", "{a} and {b}: total kilos?",
     "the {a} and the {b}, what's their combined weight?", "my {a} and my {b} together weigh how much?",
-    "how many kg for a {a} plus a {b}", "weight of {a} and {b} added together pls",
+    "how many kg for a {a} plus a {b}", "weight of {a} and {b} added together pls", "{a} n {b} together, how heavy??",
 )
 CREATURE_DIFFS = (  # the same for a difference: {a} is the heavier creature
     "how much heavier is the {a} than the {b}?", "what's the weight difference between the {a} and the {b}",
@@ -164,7 +165,8 @@ CREATURE_DIFFS = (  # the same for a difference: {a} is the heavier creature
     "which weighs more, the {a} or the {b}, and by how much?", "how much more does the {a} weigh than the {b}",
     "how much lighter is the {b} compared to the {a}", "{a} vs {b}, how many kilos apart?",
     "the {a} weighs how much more than the {b}", "difference in kg between the {a} and the {b}?",
-    "{a} vs {b} weight difference?", "weight gap, {a} and {b}?",
+    "{a} vs {b} weight difference?", "weight gap, {a} and {b}?", "{a} minus {b}, in kilos?",
+    "the {a} vs the {b} — how many kg between them?",
 )
 
 
@@ -188,6 +190,7 @@ STORIES = (
     "A train goes {a} km in the morning and {b} km in the afternoon. Total distance?",
     "my grandma is {big} and I'm {small}, how many years older is she?", "{p} read {a} pages yesterday and {b} today, how many pages?",
     "we need {big} chairs and have {small}. how many more do we need?", "a shop sold {a} apples and {b} pears. how many fruits in all?",
+    "it was {small} degrees at 6am and it got {a} degrees warmer by lunch. how warm is it now?",
 )
 
 
@@ -275,8 +278,20 @@ def _reasoning(rng: random.Random) -> str:
         f"is {name} heavier than {other}?",
         f"Where can one find the {name}? (a) {habitat} (b) {rng.choice(HABITATS)} (c) {rng.choice(HABITATS)}",
         f"{name}: {color}, {rng.choice(COLORS)} or {rng.choice(COLORS)}?",
+        f"what colour is {name}? {lettered(rng, rng.sample(COLORS, 4))}",
+        f"{name} eats what? {lettered(rng, rng.sample(FOODS, 3))}",
+        f"Options: {' / '.join(rng.sample(HABITATS, 4))}. Where does {name} live?",
+        f"{name} is what color, and what does it eat?",
+        f"which creature lives in the {habitat} and eats {food}?",
+        f"is {name}'s home {rng.choice(CLIMATES)}?",
     ))
     return drop_articles(text) if rng.random() < 0.4 else text
+
+
+def lettered(rng: random.Random, options: list[str]) -> str:
+    """Options as people type them after a question: "(a) red (b) blue", "A) red B) blue", "a. red, b. blue"."""
+    style = rng.choice(("({l}) {o}", "{L}) {o}", "{l}. {o},"))
+    return " ".join(style.format(l="abcd"[i], L="ABCD"[i], o=o) for i, o in enumerate(options)).rstrip(",")
 
 
 PICTURE_THINGS = ("sign", "label", "poster", "card", "ticket", "note", "screen", "board", "sticker", "banner", "box",
@@ -317,6 +332,8 @@ def _vqa(rng: random.Random) -> str:
         f"The card in {picture} names a creature. What does that creature eat?",
         f"which creature is named on the card in {picture}, and where does it live?",
         "what colour is the creature on this card?",
+        f"in {picture}, is the {thing} {rng.choice(COLORS)} or {rng.choice(COLORS)}?",
+        f"what animal do you see in {picture}?", f"which creature is in {picture}?",
     ))
 
 
@@ -326,7 +343,8 @@ TEXT_SPEAK = {  # short chat lines as typed on a phone, by what they are (smallt
     "thanks": ("thx", "tysm", "thanx", "thank u", "tnx", "thx a lot", "ty so much", "cheers m8"),
     "bye": ("gtg", "g2g", "l8r", "nite", "bye bye", "later!", "gotta go", "cu tmrw"),
     "ack": ("lol", "k", "kk", "ok thx", "nvm", "bruh", "lmao ok", "ikr", "haha", "omw", "idc", "ok ok", "smh", "lmk",
-            "gg", "tbh", "ngl", "fr", "bet", "rofl", "brb 5 min", "welp", "sry", "yw", "hmu", "hmm k", "lolll", "ya"),
+            "gg", "tbh", "ngl", "fr", "bet", "rofl", "brb 5 min", "welp", "sry", "yw", "hmu", "hmm k", "lolll", "ya",
+            "ok nice", "lmaooo", "oh nice", "yikes", "cool cool", "damn ok", "wow lol"),
 }
 HELD_OUT_CHAT = (  # text-speak lines in no data set: scripts/first_messages.py asks where the first pass sends them
     "how r u", "thx m8", "brb", "ty!", "gm", "lol ok", "sup", "cya l8r", "omg", "k thx", "np", "wyd", "idk",
@@ -365,6 +383,8 @@ HOW_TO = (
     "help me plan a 3 day trip to Rome", "how do I start running if I'm out of shape",
     "What should I cook for 6 people tonight?", "how do I keep my plants alive",
 )
+OPINIONS = (("cats", "dogs"), ("tea", "coffee"), ("summer", "winter"), ("python", "java"), ("pizza", "burgers"),
+            ("the beach", "the mountains"), ("books", "movies"), ("mornings", "evenings"))
 RECOMMEND = ("a good book", "a movie for tonight", "a podcast", "a board game for 4 players", "a Python course",
              "a laptop for students", "a name for my dog", "a gift for my dad", "some music for studying")
 
@@ -392,6 +412,10 @@ def _real_world(rng: random.Random) -> str:
     ))
 
 
+ERRORS = ("IndexError: list index out of range", "TypeError: 'int' object is not iterable",
+          "NameError: name 'x' is not defined", "KeyError: 'a'", "SyntaxError: invalid syntax")
+
+
 def _coding_help(rng: random.Random) -> str:
     """Writing, fixing or explaining code: outside the code skill, which says what a list program prints."""
     op, thing, snippet = rng.choice(LIST_OPS), rng.choice(THINGS), rng.choice(SNIPPETS)
@@ -405,6 +429,7 @@ def _coding_help(rng: random.Random) -> str:
         f"Why does this give an error?\n{snippet}",
         "what is the difference between x.sort() and sorted(x)",
         f"Help me debug my loop, it never ends:\n{snippet}",
+        f"getting {rng.choice(ERRORS)} here, help me fix it:\n{snippet}",
         f"Which python function should I use to {op} {thing}?",
         f"write me a small program that prints {thing}",
         "How do list comprehensions work?",
@@ -423,6 +448,8 @@ def _other_math(rng: random.Random) -> str:
         f"multiply {a} by {b} please", f"what is {b} to the power of 3",
         f"what is {a * b} divided by {a}", f"{a} x {b}?", f"half of {2 * a}?", f"{a} multiplied by {b}",
         f"what is the square root of {b * b}", f"what's {b} cubed", f"{a * b} ÷ {b} = ?",
+        f"if the {rng.choice(NAMES)} weighs {a * 10} kg, what is that in pounds?",
+        f"what would {b} {rng.choice(NAMES)}s weigh if each one is {a * 10} kg?",
     ))
 
 
@@ -442,6 +469,8 @@ def out_of_scope(rng: random.Random) -> str:
         lambda: _coding_help(rng),
         lambda: _other_math(rng),
         lambda: _real_world(rng),
+        lambda: rng.choice(("{} or {}, which is better?", "{} or {}, what do you prefer?", "do you like {} more than {}"))
+        .format(*rng.sample(rng.choice(OPINIONS), 2)),
     ))()
 
 
@@ -449,6 +478,7 @@ CREATURE_REMARKS = (  # small talk that names a creature but asks none of its fa
     "the {n} sounds cute", "i love the {n} haha", "{n} is such a funny name", "do you like the {n}?",
     "my favourite creature is the {n}", "the {n} is kinda weird ngl", "i want a {n} as a pet lol",
     "I drew a {n} today!", "the {n} is the best one", "{n}s are so cool", "i dreamt about a {n} last night",
+    "{n} is my favourite tbh", "haha {n} is a silly name", "the {n} would be my bestie",
 )
 
 
