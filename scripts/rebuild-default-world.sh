@@ -22,8 +22,9 @@ if [ ! -f $M/training.json ]; then
   # no bare-name reasoning requests and no loops among the code requests, the first eleven with no
   # reasoning chat drill, creature-weight sums in free wordings unanswered, chat lines 1 in 7 of the "other"
   # requests and no request wrapped in a sentence, the first twelve with chat lines from a fixed list, code
-  # requests over lists only and world-math drill prompts always typed with articles; rerun from seeds, all
-  # thirteen use today's pretrain.TEXT_MIXTURE.
+  # requests over lists only and world-math drill prompts always typed with articles, the first thirteen
+  # with no lettered options, opinions or pasted errors among the classification requests; rerun from
+  # seeds, all fourteen use today's pretrain.TEXT_MIXTURE.
   python -m t2demo train-base text --out /tmp/t2demo-base-2000                      # 2,000 steps from seeds
   python -m t2demo train-base text --init /tmp/t2demo-base-2000 --steps 1200 --lr 1.5e-3 --seed 1 --out /tmp/t2demo-base-3200
   python -m t2demo train-base text --init /tmp/t2demo-base-3200 --steps 1600 --lr 2e-3 --seed 2 --out /tmp/t2demo-base-4800
@@ -36,7 +37,8 @@ if [ ! -f $M/training.json ]; then
   python -m t2demo train-base text --init /tmp/t2demo-base-10100 --steps 700 --lr 1e-3 --seed 10 --out /tmp/t2demo-base-10800
   python -m t2demo train-base text --init /tmp/t2demo-base-10800 --steps 700 --lr 1e-3 --seed 11 --out /tmp/t2demo-base-11500
   python -m t2demo train-base text --init /tmp/t2demo-base-11500 --steps 700 --lr 1e-3 --seed 12 --out /tmp/t2demo-base-12200
-  python -m t2demo train-base text --init /tmp/t2demo-base-12200 --steps 700 --lr 1e-3 --seed 13 --out $M
+  python -m t2demo train-base text --init /tmp/t2demo-base-12200 --steps 700 --lr 1e-3 --seed 13 --out /tmp/t2demo-base-12900
+  python -m t2demo train-base text --init /tmp/t2demo-base-12900 --steps 700 --lr 1e-3 --seed 14 --out $M
   python -m t2demo eval --tasks math,code,reasoning --limit 500 --card   # its model card
 fi
 # The task experts: REINFORCE, the paper's objective and the default recipe; next-token is the ablation.
@@ -54,7 +56,7 @@ done
 [ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 100 --out $D/cls.safetensors
 # The vision model: a LLaVA-Next on the text model, with vqa's modes (Work reads the image, Answer guesses
 # from the question), and its vqa expert, next-token ablation and LoRA baseline.
-# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 13.)
+# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 14.)
 V=assets/t2demo-llava-tiny
 VD=experts/t2demo-llava-tiny
 if [ ! -f $V/training.json ]; then
