@@ -27,16 +27,16 @@ was written the same way, with the same brief, before run 12's change and scored
 80.7 %, cls 75.3 %); it alone measured run 12's change. Its misroutes after run 12 (chat lines and the real
 world's animals sent to reasoning, string methods and comparisons sent to other or math, "whats written here 📷"
 sent to reasoning) were read and guided the data of run 13. The seventh was written the same way before run
-13's change and scored on run 12 first (prompt 73.3 %, cls 68.7 %); its brief also asked for short chat lines
-and for small talk that names a creature without asking about it (`other`). It alone measures run 13's
-change. Its misroutes after run 13 (chat lines and opinions sent to reasoning, options typed as
+13's change and scored on run 12 first (prompt 73.3 %, cls 68.7 %); its brief also asked for short chat
+lines and for small talk that names a creature without asking about it (`other`). It alone measured run
+13's change. Its misroutes after run 13 (chat lines and opinions sent to reasoning, options typed as
 "(a) … (b) …" sent to code, two facts asked at once, short creature-weight sums, a picture question
-that offers two colours, a creature's weight multiplied or in pounds) were read and guided the data of
-run 14. The eighth was written the same way, with the seventh's brief, before run 14's change and scored
-on run 13 first (prompt 79.3 %, cls 76.7 %); it alone measures run 14's change, and its prompts have
-not been read. Every
-generator of training data skips the prompts of every set (`is_handwritten`): common phrasings ("why
-is the sky blue", "hi!") are otherwise drawn by chance.
+that offers two colours, a creature's weight multiplied or in pounds) were read and guided the data
+of run 14. The eighth was written the same way, with a brief rewritten to the seventh's rules, before
+run 14's change and scored on run 13 first (prompt 79.3 %, cls 76.7 %); it alone measures run 14's
+change, and its prompts have not been read. Every generator of training data skips the prompts of
+every set (`is_handwritten`): common phrasings ("why is the sky blue", "hi!") are otherwise drawn by
+chance.
 """
 
 from __future__ import annotations
