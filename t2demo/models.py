@@ -55,7 +55,9 @@ class LoadedModel:
 
 
 def resolve_model(name: str | Path, kind: str = "text") -> str:
-    """Map "default" to the shipped model of this kind; pass folders and hub ids through."""
+    """Map "default" to the shipped model of this kind; pass folders and hub ids through. A missing
+    folder written as a path (it starts with ".", "/" or "~", or its parent folder exists here) is
+    refused at once: passed on as a hub id, it would cost a minute of retries offline."""
     if str(name) == "default":
         path = DEFAULT_MODELS[kind]
         if not (path / "config.json").exists():
@@ -67,6 +69,11 @@ def resolve_model(name: str | Path, kind: str = "text") -> str:
         if not (path / "config.json").exists():
             raise ModelLoadError(f"{path} is not a Hugging Face model folder (no config.json)")
         return str(path)
+    if str(name).startswith((".", "/", "~")) or (len(path.parts) > 1 and path.parent.is_dir()):
+        parent = path.parent
+        folders = sorted(p.name for p in parent.iterdir() if (p / "config.json").exists()) if parent.is_dir() else []
+        hint = f"; model folders in {parent}: {', '.join(folders)}" if folders else ""
+        raise ModelLoadError(f"no model folder at {path}{hint}")
     return str(name)
 
 

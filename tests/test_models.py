@@ -91,6 +91,18 @@ def test_unusable_model_folder_is_a_clear_error(tmp_path):
         models.load_model(tmp_path)
 
 
+def test_missing_model_folder_is_refused_at_once(tmp_path):
+    """A mistyped local folder fails with the folders that do exist, not after a minute of hub
+    retries; a name shaped like a hub id ("org/name", no such local folder) is still passed on."""
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "config.json").write_text("{}")
+    with pytest.raises(models.ModelLoadError, match=r"no model folder at .*tyni; model folders in .*: tiny"):
+        models.resolve_model(tmp_path / "tyni")
+    with pytest.raises(models.ModelLoadError, match="no model folder"):
+        models.resolve_model("./no-such-model")
+    assert models.resolve_model("no-such-org-here/some-model") == "no-such-org-here/some-model"
+
+
 def test_wilson_interval():
     assert evaluate.wilson_interval(0, 10)[0] == 0.0
     lo, hi = evaluate.wilson_interval(50, 100)
