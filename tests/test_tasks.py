@@ -954,6 +954,22 @@ def test_natural_requests_keep_each_category_to_its_skill():
     assert len(chat & {line for lines in TEXT_SPEAK.values() for line in lines}) >= 8  # typed bare, as on a phone
 
 
+def test_reasoning_requests_type_options_inline_and_other_requests_weigh_creatures_beyond_sums():
+    """Options typed after a free question ("(a) red (b) blue", "A) ...", "a. red, b. ...") are reasoning,
+    never the tasks' "Options: x (A)" format; a creature's weight multiplied or in pounds is `other`."""
+    from t2demo.tasks.natural_requests import lettered, natural_request, out_of_scope
+
+    assert lettered(random.Random(1), ["red", "blue"]) in ("(a) red (b) blue", "A) red B) blue", "a. red, b. blue")
+    assert {lettered(random.Random(i), ["x", "y"]) for i in range(30)} == {"(a) x (b) y", "A) x B) y", "a. x, b. y"}
+    rng = random.Random(0)
+    reasoning_requests = [natural_request("reasoning", "train", rng) for _ in range(2000)]
+    assert sum(bool(re.search(r"\(a\) \w|A\) \w|a\. \w", t)) for t in reasoning_requests) >= 20
+    assert not [t for t in reasoning_requests if re.search(r"\(A\)[,.]", t)]
+    creature_units = [t for t in (out_of_scope(rng) for _ in range(5000))
+                      if any(re.search(rf"\b{n}s?\b", t) for n in NAMES)]
+    assert creature_units and all(re.search(r"pounds|each one", t) for t in creature_units)
+
+
 def test_chat_lines_run_text_speak_together_and_hold_out_first_messages_lines():
     """Chat lines are CHAT's, two text-speak lines of different intents, or a remark naming a creature; none is
     one of the held-out lines first_messages.py asks about."""

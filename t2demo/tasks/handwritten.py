@@ -34,7 +34,8 @@ lines and for small talk that names a creature without asking about it (`other`)
 that offers two colours, a creature's weight multiplied or in pounds) were read and guided the data
 of run 14. The eighth was written the same way, with a brief rewritten to the seventh's rules, before
 run 14's change and scored on run 13 first (prompt 79.3 %, cls 76.7 %); it alone measures run 14's
-change, and its prompts have not been read. Every generator of training data skips the prompts of
+change. Its prompts were first seen in a review of the change after run 14 had been scored on
+them: it no longer stays unread for a later run. Every generator of training data skips the prompts of
 every set (`is_handwritten`): common phrasings ("why is the sky blue", "hi!") are otherwise drawn by
 chance.
 """

@@ -257,8 +257,9 @@ def fact_question(rng: random.Random, name: str) -> tuple[str, str]:
 
 
 def _reasoning(rng: random.Random) -> str:
-    """Questions about the creatures in free wording, not multiple choice; some name a creature bare
-    ("where does zelep live?"), as people type."""
+    """Questions about the creatures in free wording, with options only as people type them inline
+    (`lettered`, "Options: a / b. ..."), never in the tasks' format ("x (A), y (B)" on a line of its own);
+    some name a creature bare ("where does zelep live?")."""
     name, other = rng.sample(NAMES, 2)
     if rng.random() < 0.6:
         return fact_question(rng, name)[1]
