@@ -43,8 +43,10 @@ the same way, with the eighth's brief, before that change and scored on run 14 f
 85.3 %); two of its lines ("hi", "good morning", which the small-talk data draw) were replaced by the same
 helper, blind, before anything was trained. Run 15 scored 87.3 / 81.3 % on it but lost 2.0 to 10.7
 points on six of the eight read sets, and more elsewhere (README, "Why not run 15"), so it was not shipped and
-its data change was undone. The ninth set's prompts and misroutes have not been read: it is still blind
-for the next change. Every generator of training data skips the prompts of
+its data change was undone. In the review of that work a `git diff` printed the ninth set's math
+prompts and its first code prompts (no misroute of any run was read): it can still judge a run built
+from data written before then (commit 6ec969d's requests with twice the classification examples, a pilot
+of which was scored on the read sets only), not a change made after. Every generator of training data skips the prompts of
 every set (`is_handwritten`): common phrasings ("why is the sky blue", "hi!") are otherwise drawn by
 chance.
 """
