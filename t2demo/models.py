@@ -69,9 +69,10 @@ def resolve_model(name: str | Path, kind: str = "text") -> str:
         if not (path / "config.json").exists():
             raise ModelLoadError(f"{path} is not a Hugging Face model folder (no config.json)")
         return str(path)
-    if str(name).startswith((".", "/", "~")) or (len(path.parts) > 1 and path.parent.is_dir()):
-        parent = path.parent
-        folders = sorted(p.name for p in parent.iterdir() if (p / "config.json").exists()) if parent.is_dir() else []
+    parent = path.parent
+    parent_exists = parent.is_dir()
+    if str(name).startswith((".", "/", "~")) or (len(path.parts) > 1 and parent_exists):
+        folders = sorted(p.name for p in parent.iterdir() if (p / "config.json").exists()) if parent_exists else []
         hint = f"; model folders in {parent}: {', '.join(folders)}" if folders else ""
         raise ModelLoadError(f"no model folder at {path}{hint}")
     return str(name)
