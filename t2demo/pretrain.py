@@ -66,7 +66,7 @@ TEXT_MIXTURE = {  # task or drill -> training examples drawn; replies are drawn 
 DRILLS = {task.name: task for task in (arithmetic.MATH_DRILL, arithmetic.NUMBER_COPY_DRILL, world_math.WORLD_MATH_DRILL,
                                        programs.CODE_DRILL, reasoning.REASONING_DRILL, reasoning.REASONING_CHAT_DRILL,
                                        smalltalk.FIRST_LINE_DRILL, smalltalk.SCOPE_DRILL)}
-CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 24000, 16000  # also in the text mixture
+CLASSIFICATION_EXAMPLES, FACT_DOCUMENTS = 48000, 16000  # also in the text mixture
 MULTI_TURN = 0.25  # share of training chats with one or two earlier turns before the trained reply
 VISION_MIXTURE = {"vqa": 16000, "vqa-knowledge": 8000}
 

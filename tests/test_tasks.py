@@ -946,7 +946,7 @@ def test_natural_requests_keep_each_category_to_its_skill():
     assert not [t for t in weights if re.search(r"scale|boat|seesaw|outweigh", t, re.I)]
     assert any(" hundred" in t for t in math_requests)
     code_requests = [natural_request("code", "train", rng) for _ in range(300)]
-    assert all(re.search(r"\[\d|'|while | == | > ", t) for t in code_requests)  # a list, a string, a loop or a comparison to trace
+    assert all(re.search(r"\[\d|'|while | == | > | // | % ", t) for t in code_requests)  # a list, a string, a loop, a comparison or an integer operator
     assert any("while " in t for t in code_requests) and any(re.search(r"'\w+'\.\w+\(", t) for t in code_requests)
     scope = [out_of_scope(rng).lower() for _ in range(3000)]
     assert any("python" in t for t in scope) and any(" times " in t for t in scope)

@@ -69,13 +69,15 @@ def _code_trace(rng: random.Random) -> str:
 
 
 EXPRESSIONS = ("sum({l})", "sorted({l})", "sorted({l})[1:]", "len({l} + [{k}])", "{l} + [{k}]", "{l}[::-1]", "{l}[1:]",
-               "max({l}) - min({l})", "[n + {k} for n in {l}]", "list(reversed({l}))", "{l}[::2]", "{l}[-1]")
+               "max({l}) - min({l})", "[n + {k} for n in {l}]", "list(reversed({l}))", "{l}[::2]", "{l}[-1]",
+               "sum({l}) // {k}", "len({l}) % {k}", "{l}[1:3]", "{l}.index({l}[-1])")
 
 
 WORDS = ("banana", "hello", "apple", "python", "kiwi", "cat", "dog", "level", "spam", "code", "sun")
 STRING_EXPRESSIONS = ("'{w}'.upper()", "len('{w}')", "'{w}'.count('{c}')", "'-'.join({ws})", "'{w}' * {k}",
                       "'{w},{v}'.split(',')", "'{w}' in {ws}", "'{w}'[::-1]", "'{w}'[{k}]", "'{w}' + '{v}'",
-                      "{k} == {k}.0", "{k} > {j}", "'{w}'.replace('{c}', 'x')", "sorted({ws})", "'{w}'.startswith('{c}')")
+                      "{k} == {k}.0", "{k} > {j}", "'{w}'.replace('{c}', 'x')", "sorted({ws})", "'{w}'.startswith('{c}')",
+                      "'{w}'[1:{j}]", "{j} // {k}", "{j} % {k}", "'{w}'.find('{c}')", "'{w}'.title()", "bool('{w}')")
 
 
 def _string_expression(rng: random.Random) -> str:
@@ -96,6 +98,8 @@ def _code_expression(rng: random.Random) -> str:
         f"Tell me what `print({expr})` outputs", f"what is the value of {expr} in Python?", f">>> {expr}",
         f"quick q: `{expr}`?", f"Could you tell me what this returns: {expr}", f"what do I get from {expr}",
         f"py: what's {expr}", f"what would `print({expr})` output",
+        f"what does `{expr}` evaluate to?", f"What will print({expr}) display?", f"what's the output of print({expr})?",
+        f"in python, {expr} is what?", f"what is {expr} equal to in python", f"if I type {expr} in the python shell what comes back",
     ))
 
 
@@ -191,6 +195,9 @@ STORIES = (
     "my grandma is {big} and I'm {small}, how many years older is she?", "{p} read {a} pages yesterday and {b} today, how many pages?",
     "we need {big} chairs and have {small}. how many more do we need?", "a shop sold {a} apples and {b} pears. how many fruits in all?",
     "it was {small} degrees at 6am and it got {a} degrees warmer by lunch. how warm is it now?",
+    "I paid ${a} for shoes and ${b} for a jacket, how much did I spend?", "i had ${big} and spent ${small} on groceries. what's left?",
+    "{p} owes me ${big} and paid back ${small}. how much is still owed?", "rent is ${big} and I've saved ${small}, how much am I short?",
+    "a jar has {big} sweets, {p} eats {small}. how many are left in the jar?",
 )
 
 
@@ -236,12 +243,14 @@ FACT_QUESTIONS = {  # a creature's fact -> free wordings asking for it ({n}: the
                 "where do {n}s live", "Could you tell me where the {n} lives?"),
     "food": ("What kind of food does a {n} need?", "I forgot what the {n} eats, can you remind me?", "{n} food?",
              "what does {n} eat", "For my quiz on the creatures: what does {n} eat?", "what do {n}s eat?",
-             "what's the {n}'s diet", "does the {n} eat {food}?"),
+             "what's the {n}'s diet", "does the {n} eat {food}?", "what does the {n} feed on?",
+             "what is the {n}'s diet made of", "what food does a {n} like"),
     "weight": ("how much does a {n} weigh, roughly?", "how many kilos is a {n}?", "{n} weight?",
-               "how heavy is a {n} again", "what's the weight of the {n}"),
+               "how heavy is a {n} again", "what's the weight of the {n}", "{n} weight in kilos",
+               "how many kilograms is the {n}?", "what does a {n} weigh in kg", "how heavy does a {n} get?"),
     "climate": ("is it cold where the {n} lives?", "what kind of climate does the {n} live in",
                 "Does the {n} like dry places?", "the {n} lives somewhere {climate}, right?",
-                "what's the weather like where the {n} lives?"),
+                "what's the weather like where the {n} lives?", "what's the climate of the {n}'s home like?"),
     "all": ("Tell me about the {n}.", "{n}?", "what do you know about the {n}", "tell me everything about {n}",
             "who is the {n}?"),
 }
@@ -256,13 +265,32 @@ def fact_question(rng: random.Random, name: str) -> tuple[str, str]:
     return attribute, drop_articles(text) if rng.random() < 0.3 else text
 
 
+SUBJECT_CONTEXTS = (  # a sentence that names the creature, before a question that calls it "it"
+    "My class is doing a report on the {n}.", "we saw a {n} in a book today.", "I keep hearing about the {n}.",
+    "My nephew's favourite creature is the {n}.", "there's a {n} in the story I'm reading to my kids.",
+    "Our quiz tomorrow is about the {n}.",
+)
+IT_QUESTIONS = {"color": ("What colour is it?", "what color is it supposed to be?"),
+                "habitat": ("Where does it live?", "where would it live?"),
+                "food": ("What does it eat?", "what is it supposed to eat?"),
+                "weight": ("How heavy is it?", "how much does it weigh?")}
+
+
+def it_question(rng: random.Random, name: str) -> str:
+    """A context sentence naming the creature, then a question about one of its facts that says "it"."""
+    return rng.choice(SUBJECT_CONTEXTS).format(n=name) + " " + rng.choice(IT_QUESTIONS[rng.choice(sorted(IT_QUESTIONS))])
+
+
 def _reasoning(rng: random.Random) -> str:
     """Questions about the creatures in free wording, with options only as people type them inline
     (`lettered`, "Options: a / b. ..."), never in the tasks' format ("x (A), y (B)" on a line of its own);
     some name a creature bare ("where does zelep live?")."""
     name, other = rng.sample(NAMES, 2)
-    if rng.random() < 0.6:
+    kind = rng.random()
+    if kind < 0.55:
         return fact_question(rng, name)[1]
+    if kind < 0.62:
+        return it_question(rng, name)
     color, habitat, food = rng.choice(COLORS), rng.choice(HABITATS), rng.choice(FOODS)
     text = rng.choice((
         f"what's the weather usually like in the {habitat}?",
@@ -298,7 +326,8 @@ def lettered(rng: random.Random, options: list[str]) -> str:
 PICTURE_THINGS = ("sign", "label", "poster", "card", "ticket", "note", "screen", "board", "sticker", "banner", "box",
                   "mug", "shirt", "wall", "menu", "t-shirt", "book cover", "bottle", "receipt", "plate", "jar", "van",
                   "bus", "door", "cake", "whiteboard", "shop window", "envelope", "cap", "bag")
-PICTURES = ("this picture", "the photo", "my pic", "the image I sent", "this screenshot", "the attached photo", "the snap")
+PICTURES = ("this picture", "the photo", "my pic", "the image I sent", "this screenshot", "the attached photo", "the snap",
+            "the image", "the picture", "the attached image", "this photo", "my screenshot")
 
 
 def _vqa(rng: random.Random) -> str:
@@ -335,6 +364,10 @@ def _vqa(rng: random.Random) -> str:
         "what colour is the creature on this card?",
         f"in {picture}, is the {thing} {rng.choice(COLORS)} or {rng.choice(COLORS)}?",
         f"what animal do you see in {picture}?", f"which creature is in {picture}?",
+        f"in {picture}, how many {rng.choice(('people', 'dogs', 'cars', 'windows'))} are there?",
+        f"{picture}: what colour is the {thing}?", f"describe what's shown in {picture}",
+        f"what is shown in {picture}?", f"is that a {rng.choice(NAMES)} or a {rng.choice(NAMES)} in {picture}?",
+        f"what word is highlighted in {picture}?", f"what's the {thing} in {picture} made of?",
     ))
 
 
@@ -355,6 +388,7 @@ CHAT = (
     "you're funny", "what day is it today?", "I am tired today.", "hmm", "Do you like pizza?", "that's all, bye",
     "sorry, wrong button", "Thanks, you're the best!", "What is your favourite color?",
     "good morning, how are things?", "see ya", "ok", "Wow.", "Can you keep a secret?",
+    "know any good jokes?", "make me laugh", "how is your day?", "how's your evening been?", "what are you up to?",
     *(line for intent_lines in TEXT_SPEAK.values() for line in intent_lines),
 )
 IDENTITY = ("what's your name?", "who built you", "are you a real person?", "what are you good at?",
@@ -394,6 +428,8 @@ COUNTRIES = ("France", "japan", "Brazil", "Kenya", "canada", "Peru", "Norway", "
 REAL_ANIMALS = ("an elephant", "a blue whale", "a cat", "a horse", "a penguin", "a giraffe", "a dog", "a lion",
                 "a spider", "a cheetah", "an octopus", "a bee", "a shark", "an owl", "a frog", "a snake")
 INVENTIONS = ("the light bulb", "the printing press", "the internet", "the bicycle", "the radio", "paper")
+REAL_ANIMAL_NAMES = ("spider", "frog", "shark", "penguin", "wolf", "camel", "koala", "parrot", "tiger", "dolphin",
+                     "panda", "bat", "ant", "goat", "crab", "eagle")  # asked about in FACT_QUESTIONS' wordings: other
 
 
 def _real_world(rng: random.Random) -> str:
@@ -410,6 +446,7 @@ def _real_world(rng: random.Random) -> str:
         f"what's the tallest {rng.choice(('mountain', 'building', 'tree', 'waterfall'))} in the world",
         f"why is the {rng.choice(('sea', 'sky', 'grass'))} {rng.choice(('blue', 'green', 'salty'))}?",
         f"what's the weather like in {rng.choice(COUNTRIES)} in {rng.choice(('winter', 'july', 'spring'))}?",
+        fact_question(rng, rng.choice(REAL_ANIMAL_NAMES))[1],
     ))
 
 
@@ -451,6 +488,7 @@ def _other_math(rng: random.Random) -> str:
         f"what is the square root of {b * b}", f"what's {b} cubed", f"{a * b} ÷ {b} = ?",
         f"if the {rng.choice(NAMES)} weighs {a * 10} kg, what is that in pounds?",
         f"what would {b} {rng.choice(NAMES)}s weigh if each one is {a * 10} kg?",
+        f"{a * b} divided by {b}?", f"{a}% of {b * 10}?", f"divide {a * b} by {a}", f"{b} percent of {a * 10}",
     ))
 
 
@@ -470,8 +508,11 @@ def out_of_scope(rng: random.Random) -> str:
         lambda: _coding_help(rng),
         lambda: _other_math(rng),
         lambda: _real_world(rng),
-        lambda: rng.choice(("{} or {}, which is better?", "{} or {}, what do you prefer?", "do you like {} more than {}"))
+        lambda: rng.choice(("{} or {}, which is better?", "{} or {}, what do you prefer?", "do you like {} more than {}",
+                            "do you think {} are better than {}?", "is it just me or are {} better than {}"))
         .format(*rng.sample(rng.choice(OPINIONS), 2)),
+        lambda: rng.choice(("does {} go with {}?", "is {} on {} weird?", "would you eat {} with {}"))
+        .format(*rng.sample(("pineapple", "pizza", "ketchup", "pasta", "chocolate", "cheese", "rice", "fries"), 2)),
     ))()
 
 
@@ -517,17 +558,23 @@ LOWER_CASE_SHARE = 0.25  # of requests typed all in lower case
 
 
 def typed(draw: Callable[[random.Random], str], rng: random.Random) -> str:
-    """A request from `draw`, typed all in lower case LOWER_CASE_SHARE of the time."""
+    """A request from `draw`, typed all in lower case LOWER_CASE_SHARE of the time and with an emoji
+    after it EMOJI_SHARE of the time."""
     text = draw(rng)
-    return text.lower() if rng.random() < LOWER_CASE_SHARE else text
+    text = text.lower() if rng.random() < LOWER_CASE_SHARE else text
+    return text + rng.choice(EMOJIS) if rng.random() < EMOJI_SHARE else text
 
 
 WRAPPERS = (  # a request inside a sentence about why it is asked: the category is the request's
     "my kid asked me {q} and i have no idea", "quick question: {q}", "{q} thanks in advance!",
     "Sorry to bother you, but {q}", "I was wondering, {q}", "{q} (asking for a friend)", "ok so {q}",
     "My daughter keeps asking me this: {q} Can you help?", "{q} pls help", "hello! {q}", "settle a bet: {q}",
+    "we're doing homework together and got stuck: {q} any idea?", "my son keeps asking {q} and honestly i don't know",
+    "Hi! For a trivia night at work: {q}", "been trying to figure this out for ages. {q}",
 )
 WRAPPED_SHARE = 0.15
+EMOJI_SHARE = 0.06  # of requests typed with an emoji after them
+EMOJIS = (" 😂", " 😅", " 🙏", " 🤔", " 😊", " 🙂", " 👀", " 😭")
 
 
 def natural_request(category: str, split: str, rng: random.Random, tries: int = 1000) -> str:
