@@ -46,18 +46,12 @@ def _command_line() -> str:
 # ----------------------------------------------------------------------------- commands
 
 def _bench(args: argparse.Namespace) -> None:
-    from t2demo import bench, models
+    from t2demo import bench
 
     if args.what == "cem":
-        try:
-            res, text = bench.cem_bench(args.model, args.device, args.naive_generations), bench.format_cem
-        except models.ModelLoadError as e:
-            raise SystemExit(f"bench cem: {e}") from e
+        res, text = bench.cem_bench(args.model, args.device, args.naive_generations), bench.format_cem
     elif args.what == "serve":
-        try:
-            res, text = bench.serve_bench(args.model, args.device), bench.format_serve
-        except models.ModelLoadError as e:
-            raise SystemExit(f"bench serve: {e}") from e
+        res, text = bench.serve_bench(args.model, args.device), bench.format_serve
     elif args.what == "app":
         res, text = bench.app_bench(args.port), bench.format_app
     else:
@@ -205,7 +199,7 @@ def _chosen_tasks(command: str, spec: str, data) -> list:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from t2demo import experts, models, report, tasks
+    from t2demo import experts, report, tasks
     from t2demo.atomic import write_json_atomic
     from t2demo.tasks.benchmarks import BenchmarkDataError
     from t2demo.tasks.registry import BENCHMARKS, PAPER_TABLES
@@ -244,8 +238,6 @@ def _report(args: argparse.Namespace) -> None:
             result = report.table2(text, vision, args.limit, args.batch_size, chosen, args.cls_limit, args.fewshot_n,
                                    args.population, args.generations, args.seed, args.fast, on_task=save,
                                    matrix_limit=args.matrix_limit)
-    except models.ModelLoadError as e:
-        raise SystemExit(f"report: {e}") from e
     except BenchmarkDataError as e:
         raise SystemExit(f"report {args.which}: {e}") from e
     print(report.format_table1(result) if table1 else report.format_table2(result))
@@ -274,7 +266,7 @@ def _export_lora(args: argparse.Namespace) -> None:
         if args.limit:
             accuracy = export.parse_ranks(args.accuracy_ranks, full), export.task_scorer(lm, args.task, args.limit, args.batch_size)
         out = export.export_lora(svf, Expert.from_svf(svf, z, label), rank[0], args.out, lm.path)
-    except (ValueError, KeyError, models.ModelLoadError) as e:  # export.ExportError, ExpertError; UnknownTask is a KeyError
+    except (ValueError, KeyError) as e:  # export.ExportError, ExpertError; UnknownTask is a KeyError
         raise SystemExit(f"export-lora: {e}") from e
     print(f"wrote {out} (rank {min(rank[0], full)}, {label}, base {lm.path})")
     rows = []
@@ -300,7 +292,7 @@ def _import_authors(args: argparse.Namespace) -> None:
     try:
         lm = models.load_model(args.model, args.kind, args.device, args.dtype)
         expert = import_authors_expert(args.file, SVF(lm.model), args.label or out.stem, args.max_mult)
-    except (ExpertError, models.ModelLoadError) as e:
+    except ExpertError as e:
         raise SystemExit(f"import-authors: {e}") from e
     save_expert(expert, out)
     c = list(expert.notes["authors_rescale"].values())
@@ -511,4 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except RuntimeError as e:
+        # A model that cannot be loaded is bad input, not a bug: one line, no traceback, for every command.
+        # Looked up in sys.modules so that commands that load no model never import torch.
+        models = sys.modules.get("t2demo.models")
+        if models is None or not isinstance(e, models.ModelLoadError):
+            raise
+        name = " ".join([args.command] + [v for v in (getattr(args, "what", None), getattr(args, "which", None)) if v])
+        raise SystemExit(f"{name}: {e}") from e

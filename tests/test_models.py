@@ -103,6 +103,15 @@ def test_missing_model_folder_is_refused_at_once(tmp_path):
     assert models.resolve_model("no-such-org-here/some-model") == "no-such-org-here/some-model"
 
 
+@pytest.mark.parametrize("argv", [["eval", "--tasks", "math", "--limit", "1"], ["probe", "--tasks", "math"],
+                                  ["report", "table1", "--tasks", "math", "--limit", "1"]])
+def test_every_command_refuses_a_missing_model_in_one_line(tmp_path, argv):
+    """One handler in cli.main turns a model that cannot be loaded into a one-line exit naming the command."""
+    name = " ".join(argv[:2] if argv[0] == "report" else argv[:1])
+    with pytest.raises(SystemExit, match=f"^{name}: no model folder at .*nope"):
+        cli.main([*argv, "--model", str(tmp_path / "nope")])
+
+
 def test_wilson_interval():
     assert evaluate.wilson_interval(0, 10)[0] == 0.0
     lo, hi = evaluate.wilson_interval(50, 100)
