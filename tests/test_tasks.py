@@ -959,7 +959,6 @@ def test_reasoning_requests_type_options_inline_and_other_requests_weigh_creatur
     never the tasks' "Options: x (A)" format; a creature's weight multiplied or in pounds is `other`."""
     from t2demo.tasks.natural_requests import lettered, natural_request, out_of_scope
 
-    assert lettered(random.Random(1), ["red", "blue"]) in ("(a) red (b) blue", "A) red B) blue", "a. red, b. blue")
     assert {lettered(random.Random(i), ["x", "y"]) for i in range(30)} == {"(a) x (b) y", "A) x B) y", "a. x, b. y"}
     rng = random.Random(0)
     reasoning_requests = [natural_request("reasoning", "train", rng) for _ in range(2000)]
