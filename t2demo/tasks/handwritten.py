@@ -46,9 +46,15 @@ points on six of the eight read sets, and more elsewhere (README, "Why not run 1
 its data change was undone. In the review of that work a `git diff` printed the ninth set's math
 prompts and its first code prompts (no misroute of any run was read): it can still judge a run built
 from data written before then (commit 6ec969d's requests with twice the classification examples, a pilot
-of which was scored on the read sets only), not a change made after. Every generator of training data skips the prompts of
-every set (`is_handwritten`): common phrasings ("why is the sky blue", "hi!") are otherwise drawn by
-chance.
+of which was scored on the read sets only), not a change made after. That pilot is base run 16, scored on
+the ninth set once, with its experts (prompt 86.7 %, cls 86.0 %), and shipped; the ninth set's misroutes
+are unread, but a next data change needs a tenth set written before it.
+
+Every generator of training data skips the prompts of every set (`is_handwritten`) but one: common
+phrasings ("why is the sky blue", "hi!") are otherwise drawn by chance. The exception is the small-talk
+task's chats, which keep their greetings: it compares lines ignoring case, and skipping would drop "hi",
+"Hi!" and "hi!" (a set holds "hi!"), the app's most common first message; a set's lines that the
+small-talk data draw were replaced instead.
 """
 
 from __future__ import annotations
