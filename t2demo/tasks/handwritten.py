@@ -6,7 +6,7 @@ They are never used in training (not by the classification expert, not by pretra
 measure how well dispatch (the first pass) names the category of natural prompts, where the
 synthetic classification data (classification.py) would flatter a classifier that memorised templates.
 
-There are nine sets. The first found the misroutes (writing requests sent to code, code traces with
+There are ten sets. The first found the misroutes (writing requests sent to code, code traces with
 numbers sent to math) that the classification data's natural requests were widened for before base
 run 8; the second was written, by someone who had not read the training data, before that change, and
 its misroutes after run 8 (weather questions and bare creature names sent to `other`, pictures of
@@ -48,7 +48,9 @@ prompts and its first code prompts (no misroute of any run was read): it can sti
 from data written before then (commit 6ec969d's requests with twice the classification examples, a pilot
 of which was scored on the read sets only), not a change made after. That pilot is base run 16, scored on
 the ninth set once, with its experts (prompt 86.7 %, cls 86.0 %), and shipped; the ninth set's misroutes
-are unread, but a next data change needs a tenth set written before it.
+are unread, but a next data change needs a tenth set written before it. The tenth was written the same
+way, with the ninth's brief (common greetings named as lines to avoid), after run 16 was shipped and before
+any further change, and scored on run 16 first; nothing has been read of it.
 
 Every generator of training data skips the prompts of every set (`is_handwritten`) but one: common
 phrasings ("why is the sky blue", "hi!") are otherwise drawn by chance. The exception is the small-talk
@@ -76,6 +78,7 @@ SETS = {  # report key -> (file in t2demo/tasks/data/, one {"prompt": ..., "cate
     "dispatch_handwritten_7": ("dispatch_prompts_7.jsonl", "the seventh hand-written set"),
     "dispatch_handwritten_8": ("dispatch_prompts_8.jsonl", "the eighth hand-written set"),
     "dispatch_handwritten_9": ("dispatch_prompts_9.jsonl", "the ninth hand-written set"),
+    "dispatch_handwritten_10": ("dispatch_prompts_10.jsonl", "the tenth hand-written set"),
 }
 
 
