@@ -1,6 +1,12 @@
 """The shipped default models and experts: they load offline, generate, fit the size budget, and
 every expert loads against its model and changes its answers."""
 
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -77,3 +83,17 @@ def test_default_vision_model_reads_with_its_expert_and_guesses_without(monkeypa
     assert sum(modes.modes_of(a)[:1] == [modes.ANSWER] for a in base) >= 9, base
     assert sum(modes.modes_of(a)[:1] == [modes.WORK] for a in adapted) >= 9, adapted
     assert sum(tasks.TASKS["vqa"].check_many(examples, adapted)) >= sum(tasks.TASKS["vqa"].check_many(examples, base)) + 3
+
+
+def test_expert_modes_script_counts_the_first_mode_of_each_reply():
+    """scripts/expert_modes.py (README's vision section quotes it): one row for the base and one per expert
+    file, the first markers counted over every reply; the shipped vqa expert reads first, the base does not."""
+    script = Path(__file__).parents[1] / "scripts" / "expert_modes.py"
+    expert = expert_dir(models.DEFAULT_VISION_MODEL) / "vqa.safetensors"
+    out = subprocess.run([sys.executable, str(script), "--task", "vqa", "-n", "8", str(expert)], capture_output=True,
+                         text=True, check=True, env=os.environ | {"HF_HUB_OFFLINE": "1"}).stdout.splitlines()
+    rows = {line.split()[0]: line for line in out[1:]}
+    assert set(rows) == {"base", str(expert)}
+    counts = {name: ast.literal_eval(row[row.index("{"):row.index("}") + 1]) for name, row in rows.items()}
+    assert all(sum(c.values()) == 8 for c in counts.values())
+    assert counts["base"].get(modes.ANSWER, 0) >= 6 and counts[str(expert)].get(modes.WORK, 0) >= 6

@@ -1,0 +1,37 @@
+"""Does an expert bring out the reliable answer mode, or fix answers some other way? Greedy replies on the
+first N test prompts of a task, with the base weights and with each expert file given: each reply's first
+mode marker (tasks/modes.py) and how many are right. README's vision section quotes what this prints for
+a vision model rebuilt on base run 16, whose REINFORCE vqa experts fix answers without reading first.
+
+    python scripts/expert_modes.py --task vqa --model assets/t2demo-llava-tiny experts/t2demo-llava-tiny/vqa*.safetensors
+"""
+
+import argparse
+from collections import Counter
+
+from t2demo import models, tasks
+from t2demo.evaluate import summarise
+from t2demo.experts import load_expert
+from t2demo.generation import generate
+from t2demo.svf import SVF
+from t2demo.tasks import modes
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("experts", nargs="*", help="expert files (.safetensors) trained on --model")
+parser.add_argument("--task", default="vqa")
+parser.add_argument("--model", default="default", help="'default' or a model folder")
+parser.add_argument("-n", type=int, default=200, help="test prompts (the first n)")
+args = parser.parse_args()
+
+task = tasks.TASKS[args.task]
+lm = models.load_model(args.model, "vision" if task.vision else "text", "cpu")
+svf = SVF(lm.model)
+examples = task.examples("test", args.n)
+images = [e.image for e in examples] if task.vision else None
+print(f"{'z':48} {'first mode of the reply':36} right % [95 % CI] (n = {args.n})")
+for name in ["base", *args.experts]:
+    with svf.adapted(None if name == "base" else load_expert(name, svf).z):
+        replies = generate(lm, [e.prompt for e in examples], images, max_new_tokens=task.max_new_tokens)
+    first = Counter((modes.modes_of(r) or ["none"])[0] for r in replies)
+    row = summarise(task.check_many(examples, replies))
+    print(f"{name:48} {str(dict(first)):36} {row['accuracy']:5.1f} [{row['ci95'][0]:5.1f}, {row['ci95'][1]:5.1f}]")
