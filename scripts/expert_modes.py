@@ -7,14 +7,11 @@ a vision model rebuilt on base run 16, whose REINFORCE vqa experts fix answers w
 """
 
 import argparse
-from collections import Counter
 
 from t2demo import models, tasks
-from t2demo.evaluate import summarise
 from t2demo.experts import load_expert
-from t2demo.generation import generate
+from t2demo.probe import first_modes
 from t2demo.svf import SVF
-from t2demo.tasks import modes
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("experts", nargs="*", help="expert files (.safetensors) trained on --model")
@@ -24,14 +21,11 @@ parser.add_argument("-n", type=int, default=200, help="test prompts (the first n
 args = parser.parse_args()
 
 task = tasks.TASKS[args.task]
-lm = models.load_model(args.model, "vision" if task.vision else "text", "cpu")
+lm = models.load_model(args.model, "vision" if task.vision else "text")
 svf = SVF(lm.model)
 examples = task.examples("test", args.n)
-images = [e.image for e in examples] if task.vision else None
 print(f"{'z':48} {'first mode of the reply':36} right % [95 % CI] (n = {args.n})")
 for name in ["base", *args.experts]:
     with svf.adapted(None if name == "base" else load_expert(name, svf).z):
-        replies = generate(lm, [e.prompt for e in examples], images, max_new_tokens=task.max_new_tokens)
-    first = Counter((modes.modes_of(r) or ["none"])[0] for r in replies)
-    row = summarise(task.check_many(examples, replies))
+        first, row = first_modes(lm, task, examples)
     print(f"{name:48} {str(dict(first)):36} {row['accuracy']:5.1f} [{row['ci95'][0]:5.1f}, {row['ci95'][1]:5.1f}]")

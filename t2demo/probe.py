@@ -24,7 +24,7 @@ from t2demo.generation import format_chat, generate, images_of, tokenize_chat
 from t2demo.models import LoadedModel
 from t2demo.rollouts import sample_rollout
 from t2demo.tasks.checkers import chosen_letter, final_answer, last_number, normalize, options_of
-from t2demo.tasks.modes import in_reliable_mode
+from t2demo.tasks.modes import in_reliable_mode, modes_of
 from t2demo.tasks.programs import last_list
 
 # What a reply answers, for the majority vote (the checkers' own parsers).
@@ -61,6 +61,15 @@ def step_accuracy(lm: LoadedModel, examples: Sequence[tasks.Example], batch_size
                 positions = [i for i in range(1, len(ends)) if lo < ends[i] <= hi and ends[i] > offsets[row, i, 0]]
                 hits.append(bool(positions) and all(predicted[row, i - 1 + shift] == ids[i] for i in positions))
     return hits
+
+
+def first_modes(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Example]) -> tuple[Counter, dict]:
+    """Greedy replies under the model's current weights: how many start with each mode marker ("none":
+    no marker) and their accuracy. Tells whether weights (an expert, a control) take the reliable mode or
+    change answers some other way (scripts/expert_modes.py, scripts/shuffled_modes.py)."""
+    replies = generate(lm, [ex.prompt for ex in examples], images_of(examples), task.max_new_tokens)
+    first = Counter((modes_of(r) or ["none"])[0] for r in replies)
+    return first, summarise(task.check_many(examples, replies))
 
 
 def mode_stats(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Example], samples: int = 16,
