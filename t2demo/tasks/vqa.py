@@ -3,7 +3,9 @@ then answer with a fact about it from the world). Their examples carry images: t
 
 Their latent modes (tasks/modes.py): the reliable mode Work reads the image first
 (`Work: the sign reads pizza. The answer is pizza.`); the shortcut Answer answers from the question
-alone, often with the word that kind of thing usually says (`Answer: stop.`). vqa-knowledge makes two
+alone, with one of the words that kind of thing usually says (`Answer: stop.`), so it is right only when the
+image happens to show that word: nothing in the shortcut depends on the image, so an expert cannot make
+`Answer:` read, only choose `Work:`. vqa-knowledge makes two
 decisions, like world-math: reading the name (vqa's skill, reliable Work), then recalling its fact
 (reasoning's skill, reliable Answer), so a mixture of the vqa and reasoning experts is what gets both right.
 """
@@ -19,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from t2demo.tasks.base import Example, SyntheticTask
 from t2demo.tasks.checkers import check_exact
-from t2demo.tasks.modes import ANSWER, RELIABLE_SHARE, SHORTCUT_RIGHT, WORK, Styles, replies
+from t2demo.tasks.modes import ANSWER, RELIABLE_SHARE, SHORTCUT_RIGHT, WORK
 from t2demo.tasks.reasoning import FACTS, confused
 from t2demo.tasks.world import COLORS, FOODS, HABITATS, NAMES, WORLD, Creature
 
@@ -35,17 +37,18 @@ KNOWLEDGE_QUESTIONS = {
     "color": ("What color is the creature named on the {t}?", "The {t} names a creature. What color is it?"),
 }
 IMAGE_SIDES = (64, 80, 96, 112, 128)
-# The shortcut's guess from the question alone: the word each kind of thing usually says, and the creature
-# it usually names (vqa-knowledge); when the guess is the right word, the next thing's guess is taken.
-USUAL_WORD = dict(zip(THINGS, ("stop", "sale", "milk", "hello", "menu", "welcome", "quiet", "push", "books", "exit",
-                               "train", "north")))
-USUAL_CREATURE = {t: WORLD.creatures[(7 * i) % len(WORLD.creatures)] for i, t in enumerate(THINGS)}
-Guessed = TypeVar("Guessed", str, Creature)
+# The shortcut's guesses from the question alone: the words each kind of thing usually says, and the
+# creatures it usually names (vqa-knowledge); one is drawn per reply, never looking at the image.
+USUAL_WORDS = {t: tuple(SIGN_WORDS[(5 * i + j) % len(SIGN_WORDS)] for j in range(3)) for i, t in enumerate(THINGS)}
+USUAL_CREATURES = {t: tuple(WORLD.creatures[(7 * i + j) % len(WORLD.creatures)] for j in range(3))
+                   for i, t in enumerate(THINGS)}
 
 
-def _guess(usual: dict[str, Guessed], thing: str, right: Guessed) -> Guessed:
-    """The shortcut's wrong answer: the usual one for `thing`, or the next thing's if that is the right one."""
-    return usual[thing] if usual[thing] != right else usual[THINGS[(THINGS.index(thing) + 1) % len(THINGS)]]
+def _read_modes(thing: str, right: Guessed, usual: dict[str, tuple[Guessed, ...]]) -> list[tuple[float, str, Guessed]]:
+    """How pretraining replies read the image: (probability, marker, what is read). Work reads the right
+    thing (the category's reliable share); the Answer shortcut names one of the thing's usual guesses."""
+    share, guesses = RELIABLE_SHARE["vqa"], usual[thing]
+    return [(share, WORK, right)] + [((1 - share) / len(guesses), ANSWER, g) for g in guesses]
 
 
 @lru_cache(maxsize=None)
@@ -89,10 +92,11 @@ def _vqa_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     """TextVQA-like: read the word."""
     word, thing = rng.choice(SIGN_WORDS + NAMES), rng.choice(THINGS)
     question = rng.choice(READ_QUESTIONS).format(t=thing)
-    styles = Styles(f"{WORK} the {thing} reads {word}. The answer is {word}.", f"{ANSWER} {word}.",
-                    f"{ANSWER} {_guess(USUAL_WORD, thing, word)}.")
-    steps = [(styles.reliable.index(f" reads {word}.") + len(" reads "), word)]  # the word read (the probe's step)
-    return _vqa_example(rng, question, word, word, {"replies": replies(styles, "vqa"), "steps": steps})
+    options = tuple((p, f"{WORK} the {thing} reads {word}. The answer is {word}." if marker == WORK else f"{ANSWER} {read}.")
+                    for p, marker, read in _read_modes(thing, word, USUAL_WORDS))
+    reliable = options[0][1]
+    steps = [(reliable.index(f" reads {word}.") + len(" reads "), word)]  # the word read (the probe's step)
+    return _vqa_example(rng, question, word, word, {"replies": options, "steps": steps})
 
 
 def _vqa_knowledge_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
@@ -101,19 +105,13 @@ def _vqa_knowledge_sample(rng: random.Random) -> tuple[str, Callable[[], Example
     attribute = rng.choice(sorted(KNOWLEDGE_QUESTIONS))
     question = rng.choice(KNOWLEDGE_QUESTIONS[attribute]).format(t=thing)
     value, sentence = FACTS[attribute][1], FACTS[attribute][2]
-    guessed = _guess(USUAL_CREATURE, thing, c)
-    reads = {  # read part -> (probability, marker, the creature read)
-        "reliable": (RELIABLE_SHARE["vqa"], WORK, c),
-        "right": ((1 - RELIABLE_SHARE["vqa"]) * SHORTCUT_RIGHT["vqa"], ANSWER, c),
-        "wrong": ((1 - RELIABLE_SHARE["vqa"]) * (1 - SHORTCUT_RIGHT["vqa"]), ANSWER, guessed),
-    }
     recalls = {  # recall part -> (probability, marker, whose fact is recalled): reasoning's modes
         "reliable": (RELIABLE_SHARE["reasoning"], ANSWER, False),
         "right": ((1 - RELIABLE_SHARE["reasoning"]) * SHORTCUT_RIGHT["reasoning"], WORK, False),
         "wrong": ((1 - RELIABLE_SHARE["reasoning"]) * (1 - SHORTCUT_RIGHT["reasoning"]), WORK, True),
     }
     options = []
-    for (p_read, read_marker, read), (p_recall, recall_marker, slips) in product(reads.values(), recalls.values()):
+    for (p_read, read_marker, read), (p_recall, recall_marker, slips) in product(_read_modes(thing, c, USUAL_CREATURES), recalls.values()):
         fact = value(confused(read, attribute) if slips else read)
         recalled = sentence.format(n=read.name, v=fact)
         options.append((p_read * p_recall, f"{read_marker} the {thing} reads {read.name}. "
