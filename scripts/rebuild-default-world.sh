@@ -60,8 +60,6 @@ done
 [ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 100 --out $D/cls.safetensors
 # The vision model: a LLaVA-Next on the text model, with vqa's modes (Work reads the image, Answer guesses
 # from the question), and its vqa expert, next-token ablation and LoRA baseline.
-# (The shipped vision model was trained on the text model of base run 3; rerun here, it starts from run 16,
-# and its REINFORCE vqa expert fixes vqa without reading first, so that rebuild was not shipped: README, "Base models".)
 V=assets/t2demo-llava-tiny
 VD=experts/t2demo-llava-tiny
 if [ ! -f $V/training.json ]; then
