@@ -385,20 +385,20 @@ def test_vqa_reads_the_image_in_work_and_guesses_from_the_question_in_answer():
         assert reliable == e.response == f"{modes.WORK} the {thing} reads {e.reference}. The answer is {e.reference}."
         assert p_reliable == share and math.isclose(sum(p for p, _ in shortcuts), 1 - share)
         assert [r for _, r in shortcuts] == [f"{modes.ANSWER} {w}." for w in vqa.USUAL_WORDS[thing]]
-        verdicts = TASKS["vqa"].check_many([e] * 4, [reliable] + [r for _, r in shortcuts])
+        verdicts = TASKS["vqa"].check_many([e] * len(e.meta["replies"]), [reliable] + [r for _, r in shortcuts])
         assert verdicts == [True] + [w == e.reference for w in vqa.USUAL_WORDS[thing]]
         chance.append(any(verdicts[1:]))
     assert sum(chance) < 0.1 * len(chance)  # the image shows one of its usual words only now and then
 
 
 def test_vqa_knowledge_makes_two_decisions_read_then_recall():
-    """Twelve replies: reading (Work reads the name, reliable; the Answer shortcut reads one of the thing's
+    """Reading (Work reads the name, reliable; the Answer shortcut reads one of the thing's
     usual creatures) times recalling (reasoning's modes: Answer reliable, Work recalls a neighbour's fact when
     wrong). A reply is right iff its final answer is; the reliable one reads in Work and recalls in Answer."""
     read_share, recall_share = modes.RELIABLE_SHARE["vqa"], modes.RELIABLE_SHARE["reasoning"]
     for e in _examples("vqa-knowledge", 40, split="train"):
         replies = e.meta["replies"]
-        assert len(replies) == 12 and math.isclose(sum(p for p, _ in replies), 1.0)
+        assert len(replies) == (1 + vqa.GUESSES) * 3 and math.isclose(sum(p for p, _ in replies), 1.0)
         assert replies[0][1] == e.response and modes.modes_of(e.response) == [modes.WORK, modes.ANSWER]
         assert math.isclose(replies[0][0], read_share * recall_share)
         name = re.search(r"reads (\w+)\.", e.response).group(1)
@@ -407,7 +407,7 @@ def test_vqa_knowledge_makes_two_decisions_read_then_recall():
         thing = next(t for t in vqa.THINGS if f" {t}" in e.prompt)
         read = {re.search(r"reads (\w+)\.", r).group(1) for _, r in replies if modes.modes_of(r)[0] == modes.ANSWER}
         assert read == {c.name for c in vqa.USUAL_CREATURES[thing]}
-        verdicts = TASKS["vqa-knowledge"].check_many([e] * 12, [r for _, r in replies])
+        verdicts = TASKS["vqa-knowledge"].check_many([e] * len(replies), [r for _, r in replies])
         assert verdicts == [r.endswith(f"The answer is {e.reference}.") for _, r in replies]
         assert verdicts[0] and math.isclose(sum(p for p, r in replies if modes.modes_of(r)[0] == modes.WORK), read_share)
 

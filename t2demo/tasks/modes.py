@@ -22,7 +22,7 @@ from t2demo.tasks.base import Example
 WORK, ANSWER = "Work:", "Answer:"  # "Work" and "Answer" are single tokens of the shipped tokenizer: the decision
 # Share of pretraining replies in the reliable mode, and how often the shortcut's answer is still right
 # (vqa's shortcut guesses from the question alone, so it is right only by chance: tasks/vqa.py).
-RELIABLE_SHARE = {"math": 0.3, "code": 0.3, "reasoning": 0.4, "vqa": 0.3}
+RELIABLE_SHARE = {"math": 0.3, "code": 0.3, "reasoning": 0.4, "vqa": 0.4}
 SHORTCUT_RIGHT = {"math": 0.5, "code": 0.5, "reasoning": 0.4}
 
 

@@ -39,8 +39,10 @@ KNOWLEDGE_QUESTIONS = {
 IMAGE_SIDES = (64, 80, 96, 112, 128)
 # The shortcut's guesses from the question alone: the words each kind of thing usually says, and the
 # creatures it usually names (vqa-knowledge); one is drawn per reply, never looking at the image.
-USUAL_WORDS = {t: tuple(SIGN_WORDS[(5 * i + j) % len(SIGN_WORDS)] for j in range(3)) for i, t in enumerate(THINGS)}
-USUAL_CREATURES = {t: tuple(WORLD.creatures[(7 * i + j) % len(WORLD.creatures)] for j in range(3))
+# Six per thing, so that no single guess outvotes the reading among sampled replies.
+GUESSES = 6
+USUAL_WORDS = {t: tuple(SIGN_WORDS[(5 * i + j) % len(SIGN_WORDS)] for j in range(GUESSES)) for i, t in enumerate(THINGS)}
+USUAL_CREATURES = {t: tuple(WORLD.creatures[(7 * i + j) % len(WORLD.creatures)] for j in range(GUESSES))
                    for i, t in enumerate(THINGS)}
 
 
