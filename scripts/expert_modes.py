@@ -1,7 +1,7 @@
 """Does an expert bring out the reliable answer mode, or fix answers some other way? Greedy replies on the
 first N test prompts of a task, with the base weights and with each expert file given: each reply's first
-mode marker (tasks/modes.py) and how many are right. README's vision section quotes what this prints for
-a vision model rebuilt on base run 16, whose REINFORCE vqa experts fix answers without reading first.
+mode marker (tasks/modes.py) and how many are right. README's vision section ("Why the shortcut never
+looks at the image") quotes what this prints for each vision model built on the way to the shipped one.
 
     python scripts/expert_modes.py --task vqa --model assets/t2demo-llava-tiny experts/t2demo-llava-tiny/vqa*.safetensors
 """

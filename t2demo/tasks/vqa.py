@@ -44,6 +44,7 @@ GUESSES = 6
 USUAL_WORDS = {t: tuple(SIGN_WORDS[(5 * i + j) % len(SIGN_WORDS)] for j in range(GUESSES)) for i, t in enumerate(THINGS)}
 USUAL_CREATURES = {t: tuple(WORLD.creatures[(7 * i + j) % len(WORLD.creatures)] for j in range(GUESSES))
                    for i, t in enumerate(THINGS)}
+Guessed = TypeVar("Guessed", str, Creature)
 
 
 def _read_modes(thing: str, right: Guessed, usual: dict[str, tuple[Guessed, ...]]) -> list[tuple[float, str, Guessed]]:
@@ -94,7 +95,7 @@ def _vqa_sample(rng: random.Random) -> tuple[str, Callable[[], Example]]:
     """TextVQA-like: read the word."""
     word, thing = rng.choice(SIGN_WORDS + NAMES), rng.choice(THINGS)
     question = rng.choice(READ_QUESTIONS).format(t=thing)
-    options = tuple((p, f"{WORK} the {thing} reads {word}. The answer is {word}." if marker == WORK else f"{ANSWER} {read}.")
+    options = tuple((p, f"{WORK} the {thing} reads {read}. The answer is {read}." if marker == WORK else f"{ANSWER} {read}.")
                     for p, marker, read in _read_modes(thing, word, USUAL_WORDS))
     reliable = options[0][1]
     steps = [(reliable.index(f" reads {word}.") + len(" reads "), word)]  # the word read (the probe's step)
@@ -113,7 +114,8 @@ def _vqa_knowledge_sample(rng: random.Random) -> tuple[str, Callable[[], Example
         "wrong": ((1 - RELIABLE_SHARE["reasoning"]) * (1 - SHORTCUT_RIGHT["reasoning"]), WORK, True),
     }
     options = []
-    for (p_read, read_marker, read), (p_recall, recall_marker, slips) in product(_read_modes(thing, c, USUAL_CREATURES), recalls.values()):
+    reads = _read_modes(thing, c, USUAL_CREATURES)
+    for (p_read, read_marker, read), (p_recall, recall_marker, slips) in product(reads, recalls.values()):
         fact = value(confused(read, attribute) if slips else read)
         recalled = sentence.format(n=read.name, v=fact)
         options.append((p_read * p_recall, f"{read_marker} the {thing} reads {read.name}. "
