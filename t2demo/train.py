@@ -10,6 +10,7 @@ One loop for every combination (Transformer², section 3 and its ablations):
                    the other K-1 (a leave-one-out baseline: no signal from prompts every answer
                    gets right or every answer gets wrong), divided by the group's std;
                    once most samples take the task's reliable mode, the lr is annealed;
+                   after each step the change decays toward the base model (`decay`);
              ntp : mean next-token loss on the reference answers (Example.response);
   method     svf : train one z per singular value of the target matrices (the SVD comes from the
                    engine's cache; nothing else is trained);
@@ -69,8 +70,10 @@ class ExpertConfig:
     """Hyper-parameters of one run; the defaults are the recipe that flips the default world's answer
     mode (pilots/latent-modes: 6 of 6 seeds): 4 prompts × 16 samples, Adam lr 2e-2 without clipping,
     group-normalised leave-one-out advantages, KL 0.1 to the base except on the decision token, the lr
-    × 0.3 once the sampled reliable-mode share (EMA 0.9) passes 0.45, 200 steps. The authors' released
-    values are lr 2e-3 with grad_clip 1e-3 and no KL; grad_clip <= 0 turns clipping off.
+    × 0.3 once the sampled reliable-mode share (EMA 0.9) passes 0.45, 200 steps, and after each step z
+    pulled back toward 1 by lr × 2.5 of its distance, which keeps the expert small (pilots/expert-decay).
+    The authors' released values are lr 2e-3 with grad_clip 1e-3, no KL and no decay; grad_clip <= 0
+    turns clipping off.
     """
 
     objective: str = field(default="rl", metadata={"help": "rl: REINFORCE; ntp: next-token prediction on the references",
@@ -91,6 +94,9 @@ class ExpertConfig:
     anneal_at: float = field(default=0.45, metadata={"help": "multiply the lr by anneal_lr once the EMA of the "
                                                              "sampled reliable-mode share passes this (rl; 0: never)"})
     anneal_lr: float = field(default=0.3, metadata={"help": "the lr factor of that anneal"})
+    decay: float = field(default=2.5, metadata={"help": "after each step, pull the change toward the base model by "
+                                                        "lr * decay of it: z -= lr*decay*(z - 1) (svf), LoRA's B "
+                                                        "likewise toward 0 (0: off)"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (rl)"})
     eval_every: int = field(default=25, metadata={"help": "steps between validations and checkpoints"})
     val_n: int = field(default=64, metadata={"help": "validation examples"})
@@ -106,6 +112,8 @@ class ExpertConfig:
                              f"got {self.objective!r}, {self.method!r}")
         if self.rollouts < 1:
             raise ValueError(f"rollouts must be at least 1, got {self.rollouts}")
+        if self.decay < 0:
+            raise ValueError(f"decay must be at least 0, got {self.decay}")
 
 
 class TrainingDiverged(RuntimeError):
@@ -246,6 +254,15 @@ class SVFPolicy(_TrainedParams):
     def base(self):
         return nullcontext(self.model)  # outside the two contexts the model holds its base weights
 
+    @torch.no_grad()
+    def decay(self, rate: float) -> None:
+        """Pull every z toward 1 by `rate` of its distance. Adam moves every value by about lr per step,
+        so without this the values no reward keeps pushing (most sit on small singular values, where
+        they change little) drift as far as the ones that matter; with it they return to the base and
+        the expert keeps only the change the task needs (Table 1's shuffled control measures the rest)."""
+        for p in self.params.values():
+            p.sub_(rate * (p - 1))
+
     def save(self, state: dict[str, Tensor], out: Path, label: str, notes: dict) -> None:
         save_expert(Expert.from_svf(self.svf, state, label, notes), out)
 
@@ -283,6 +300,13 @@ class LoRAPolicy(_TrainedParams):
 
     def training(self):
         return nullcontext(self.model)
+
+    @torch.no_grad()
+    def decay(self, rate: float) -> None:
+        """Pull each B toward 0 (B = 0 is the base model; A is left as it is, random at start)."""
+        for n, p in self.params.items():
+            if "lora_B" in n:
+                p.mul_(1 - rate)
 
     @contextmanager
     def base(self) -> Iterator[nn.Module]:
@@ -496,6 +520,8 @@ def optimizer_step(policy, opt: torch.optim.Optimizer, lm: LoadedModel, task: ta
     if not torch.isfinite(grad_norm):
         raise diverged("the gradient")
     opt.step()
+    if cfg.decay:
+        policy.decay(min(1.0, opt.param_groups[0]["lr"] * cfg.decay))
     if not all(bool(torch.isfinite(p).all()) for p in params):
         raise diverged("a trained parameter")
     return {"loss": loss.item(), "grad_norm": grad_norm.item()} | stats

@@ -60,7 +60,7 @@ def text_dir(tokenizer, tmp_path_factory):
 def cfg(**kw) -> train.ExpertConfig:
     """Small, fast settings; the test names what matters to it."""
     base = dict(steps=2, batch_size=4, lr=0.05, grad_clip=0.0, eval_every=2, val_n=4, train_n=8, eval_batch_size=8,
-                rollouts=1, kl_coef=0.0, normalize_rewards=False, anneal_at=0.0)
+                rollouts=1, kl_coef=0.0, normalize_rewards=False, anneal_at=0.0, decay=0.0)
     return train.ExpertConfig(**(base | kw))
 
 
@@ -102,6 +102,40 @@ def test_rl_moves_z_towards_the_reward(tokenizer, tmp_path):
     assert notes["best_val_accuracy"] == summary["best_val_accuracy"] and "command" in notes
     best = torch.cat([expert.z[n] for n in svf.names])
     assert (summary["best_step"] == 0) == bool((best == 1).all())  # the best-validation state, not the last
+
+
+def test_decay_keeps_only_the_change_the_reward_keeps_pushing(tokenizer, tmp_path):
+    """The same run with decay ends with a smaller z change and still earns the reward."""
+    model = text_model(tokenizer, init=0.3)
+    lm = LoadedModel.wrap(model, tokenizer)
+    svf, sizes = SVF(model), {}
+    for decay in (0.0, 4.0):
+        out = tmp_path / f"toy-{decay}.safetensors"
+        train.train_expert(lm, ToyTask(), cfg(steps=10, batch_size=32, eval_every=10, train_n=64,
+                                              normalize_rewards=True, decay=decay), out, progress_bar=False)
+        z, _ = checkpoint_params(out)
+        sizes[decay] = sum((v - 1).norm().item() ** 2 for v in z.values()) ** 0.5
+        if decay:
+            assert p_rewarded(lm, svf, z) > p_rewarded(lm, svf, None) + 0.05
+    assert sizes[4.0] < 0.8 * sizes[0.0], sizes
+
+
+def test_decay_pulls_z_toward_the_base_and_lora_b_toward_zero(tokenizer):
+    policy = train.SVFPolicy(text_model(tokenizer), "mlp")
+    with torch.no_grad():
+        for p in policy.params.values():
+            p.fill_(1.4)
+    policy.decay(0.25)
+    assert all(torch.allclose(p, torch.full_like(p, 1.3)) for p in policy.params.values())
+    lora = train.LoRAPolicy(text_model(tokenizer), "mlp", rank=2, alpha=4.0)
+    with torch.no_grad():
+        for p in lora.params.values():
+            p.fill_(2.0)
+    lora.decay(0.5)
+    assert {n: float(p.mean()) for n, p in lora.params.items()} == \
+        {n: 1.0 if "lora_B" in n else 2.0 for n in lora.params}
+    with pytest.raises(ValueError, match="decay"):
+        train.ExpertConfig(decay=-1.0)
 
 
 def test_group_advantages_compare_answers_to_the_same_prompt():
@@ -274,8 +308,8 @@ def test_the_lr_is_annealed_once_the_reliable_mode_takes_over():
 
 def test_the_shipped_recipe_is_the_default():
     c = train.ExpertConfig()
-    assert (c.objective, c.batch_size, c.rollouts, c.lr, c.kl_coef, c.normalize_rewards, c.anneal_at, c.steps) == \
-        ("rl", 4, 16, 2e-2, 0.1, True, 0.45, 200)
+    assert (c.objective, c.batch_size, c.rollouts, c.lr, c.kl_coef, c.normalize_rewards, c.anneal_at, c.steps,
+            c.decay) == ("rl", 4, 16, 2e-2, 0.1, True, 0.45, 200, 2.5)
 
 
 def test_the_command_line_keeps_every_default_and_turns_a_true_one_off():
