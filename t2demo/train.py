@@ -71,7 +71,7 @@ class ExpertConfig:
     mode (pilots/latent-modes: 6 of 6 seeds): 4 prompts × 16 samples, Adam lr 2e-2 without clipping,
     group-normalised leave-one-out advantages, KL 0.1 to the base except on the decision token, the lr
     × 0.3 once the sampled reliable-mode share (EMA 0.9) passes 0.45, 200 steps, and after each step z
-    pulled back toward 1 by lr × 2.5 of its distance, which keeps the expert small (pilots/expert-decay).
+    is pulled back toward 1 by lr × 2.5 of its distance, which keeps the expert small (pilots/expert-decay).
     The authors' released values are lr 2e-3 with grad_clip 1e-3, no KL and no decay; grad_clip <= 0
     turns clipping off.
     """
