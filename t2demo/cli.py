@@ -225,6 +225,8 @@ def _report(args: argparse.Namespace) -> None:
     if wrong:
         raise SystemExit(f"report {args.which}: tasks must be among {list(allowed)} or the benchmarks "
                          f"{list(BENCHMARKS)}, got {wrong}")
+    if (args.control_shuffles or 0) < 0:
+        raise SystemExit(f"report {args.which}: --control-shuffles must be 0 or more, got {args.control_shuffles}")
     vision_tasks = [t for t in chosen if t.vision]
     root = args.experts or experts.EXPERTS_DIR
     save = (lambda r: write_json_atomic(args.json, r)) if args.json else None
@@ -233,7 +235,8 @@ def _report(args: argparse.Namespace) -> None:
         text = report.side(args.model, False, args.device, args.dtype, root) if needs_text else None
         vision = report.side(args.vlm, True, args.device, args.dtype, root) if vision_tasks else None
         if table1:
-            result = report.table1(text, vision, args.limit, args.batch_size, chosen, on_task=save)
+            shuffles = report.CONTROL_SHUFFLES if args.control_shuffles is None else args.control_shuffles
+            result = report.table1(text, vision, args.limit, args.batch_size, chosen, on_task=save, shuffles=shuffles)
         else:
             result = report.table2(text, vision, args.limit, args.batch_size, chosen, args.cls_limit, args.fewshot_n,
                                    args.population, args.generations, args.seed, args.fast, on_task=save,
@@ -468,6 +471,8 @@ def _add_report(sub) -> None:
     p.add_argument("--limit", type=int, default=500, help="test examples per task")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--experts", default=None, help="root of the expert folders (default: the repository's experts/)")
+    p.add_argument("--control-shuffles", type=int, default=None, help="table1: shuffles of each SVF expert's z "
+                   "that its control row averages over (default: report.CONTROL_SHUFFLES, 5; 0: no control row)")
     p.add_argument("--cls-limit", type=int, default=500, help="table2: classification test examples for the "
                    "dispatch confusion matrices")
     p.add_argument("--matrix-limit", type=int, default=500, help="table2: test examples per task for the expert × "

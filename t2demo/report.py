@@ -29,7 +29,10 @@ Where the files are looked up, per base model (experts.expert_dir: experts/<mode
   <task>-lora/                 the LoRA baseline: `train-expert --method lora --out <that path>`
   cls.safetensors              the classification expert (text model; transferred to the vision model)
 Beside each SVF expert, Table 1 reports its control: the same z shuffled within each matrix
-(experts.shuffled_z), a change of the same size with no learnt direction.
+(experts.shuffled_z), a change of the same size with no learnt direction. One shuffle is one random
+draw, and draws differ by several points (README, Table 1), so the row scores CONTROL_SHUFFLES of them
+(seeds 0, 1, ...): each example's outcome is its mean over the shuffles, and the row keeps each
+shuffle's accuracy beside it.
 The vision model uses its own vqa expert plus the text model's experts, transferred
 (experts.load_expert(..., allow_transfer=True)). Dash-named files are never mixed by
 experts.load_expert_dir, so ablations and LoRA folders can sit beside the experts. A missing or
@@ -76,6 +79,7 @@ from t2demo.tasks.benchmarks import BenchmarkDataError
 from t2demo.tasks.registry import BENCHMARKS
 
 TEXT_EXPERTS = ("math", "code", "reasoning")
+CONTROL_SHUFFLES = 5  # shuffles of z Table 1's control row averages over
 # Table 1 ablations: row -> (file suffix after the task name, train-expert flags)
 ABLATIONS = {name: (("svf-rl", "-rl", ("--objective", "rl")), ("svf-ntp", "-ntp", ("--objective", "ntp")))
              for name in tasks.TRAINING_TASKS}
@@ -215,8 +219,9 @@ def _task_entry(task: tasks.Task, split: str, n: int) -> dict:
 # ----------------------------------------------------------------------------- Table 1
 
 def _svf_rows(owner: Side, task: tasks.Task, path: Path, command: str, examples: list[tasks.Example],
-              base: list[bool], batch_size: int, progress: bool, control: bool = False) -> dict:
-    """The expert's row, and with `control` also its shuffled-z control's ("-shuffled")."""
+              base: list[bool], batch_size: int, progress: bool, shuffles: int = 0) -> dict:
+    """The expert's row, and with `shuffles` > 0 also its shuffled-z control's ("-shuffled"): each
+    example's outcome averaged over that many shuffles (seeds 0, 1, ...), each shuffle's accuracy kept."""
     if not path.exists():
         return {"": {"missing": train_note(command)}}
     try:
@@ -224,12 +229,18 @@ def _svf_rows(owner: Side, task: tasks.Task, path: Path, command: str, examples:
         expert = load_expert(path, svf)
     except ExpertError as e:
         return {"": {"missing": train_note(command, f"unusable: {e}")}}
-    rows = {}
-    for suffix, z in (("", expert.z), *((("-shuffled", shuffled_z(expert.z)),) if control else ())):
+
+    def scored(z) -> list[bool]:
         with svf.adapted(z):
-            outcomes = score_task(owner.loaded, task, examples, batch_size, progress)
-        rows[suffix] = _row(outcomes, base, trainable=sum(v.numel() for v in z.values()), source=str(path),
-                            trained=_trained(expert.notes))
+            return score_task(owner.loaded, task, examples, batch_size, progress)
+
+    about = dict(trainable=sum(v.numel() for v in expert.z.values()), source=str(path), trained=_trained(expert.notes))
+    rows = {"": _row(scored(expert.z), base, **about)}
+    if shuffles > 0:
+        draws = [scored(shuffled_z(expert.z, seed)) for seed in range(shuffles)]
+        mean = [sum(outcomes) / shuffles for outcomes in zip(*draws)]
+        rows["-shuffled"] = _row(mean, base, shuffles=shuffles,
+                                 per_shuffle=[summarise(d)["accuracy"] for d in draws], **about)
     return rows
 
 
@@ -253,15 +264,17 @@ def _lora_row(owner: Side, task: tasks.Task, label: str, examples: list[tasks.Ex
 
 def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size: int = 32,
            task_names: Sequence[str | tasks.Task] = tasks.TRAINING_TASKS, progress: bool = True,
-           on_task: OnTask | None = None) -> dict:
-    """Base, LoRA and SVF accuracy per training task, the SVF expert's shuffled-z control and the run
+           on_task: OnTask | None = None, shuffles: int = CONTROL_SHUFFLES) -> dict:
+    """Base, LoRA and SVF accuracy per training task, the SVF expert's shuffled-z control (over
+    `shuffles` shuffles; 0: no control row) and the run
     with the other objective (-rl or -ntp). A benchmark (a name, or a task reading a local copy) is
     scored with its category's expert and LoRA (gsm8k: math.safetensors, math-lora/), on its test split
     (scored_split: validation where the test answers are withheld).
     Every task's examples are read before any model loads, so a data error stops the run at once;
     on_task(report) runs after each task, so a long run keeps what it has."""
     report = {"table": "table1", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
-              "models": {"text": text and text.name, "vision": vision and vision.name}, "tasks": {}}
+              "models": {"text": text and text.name, "vision": vision and vision.name}, "control_shuffles": shuffles,
+              "tasks": {}}
     chosen = [resolve(t) for t in task_names]
     splits = {task.name: scored_split(task) for task in chosen}
     examples_of = {task.name: task.examples(splits[task.name], limit) for task in chosen}
@@ -276,7 +289,7 @@ def table1(text: Side | None, vision: Side | None, limit: int = 500, batch_size:
                 continue  # the shipped expert is this ablation's objective: its row is "svf"
             path = owner.experts / f"{label}{suffix}.safetensors"
             found = _svf_rows(owner, task, path, owner.command(task.name, path, *data_flags(task), *flags), examples, base, batch_size,
-                              progress, control=row == "svf")
+                              progress, shuffles=shuffles if row == "svf" else 0)
             rows |= {row + extra: r for extra, r in found.items()}
         report["tasks"][name] = _task_entry(task, splits[name], len(examples)) | {"rows": rows}
         if on_task:
@@ -494,11 +507,11 @@ def _interval(ci: Sequence[float]) -> str:
 
 
 def _result_lines(report: dict, trainable: bool) -> list[str]:
-    head = f"{'task':<16}{'method':<10}{'accuracy':>9}{'95% CI':>15}{'n':>6}{'Δ vs base':>11}{'95% CI':>16}"
+    head = f"{'task':<16}{'method':<14}{'accuracy':>9}{'95% CI':>15}{'n':>6}{'Δ vs base':>11}{'95% CI':>16}"
     lines = [head + (f"{'trainable':>11}" if trainable else "")]
     for name, entry in report["tasks"].items():
         for method, r in entry["rows"].items():
-            label = f"{name:<16}{method:<10}"
+            label = f"{name:<16}{method:<14}"
             if "missing" in r:
                 lines.append(label + r["missing"])
                 continue
@@ -528,6 +541,11 @@ def _footer(report: dict) -> list[str]:
 
 def format_table1(report: dict) -> str:
     lines = [_title(report, "Table 1: base / LoRA / SVF on the training tasks"), *_result_lines(report, True)]
+    for name, entry in report["tasks"].items():
+        control = entry["rows"].get("svf-shuffled", {})
+        if "per_shuffle" in control:
+            lines.append(f"{name} svf-shuffled: each example's outcome averaged over {control['shuffles']} shuffles "
+                         "of z (seeds 0, 1, ...); per shuffle " + ", ".join(f"{a:.1f}%" for a in control["per_shuffle"]))
     return "\n".join(lines + _footer(report))
 
 
@@ -538,7 +556,7 @@ def format_table2(report: dict) -> str:
               "first pass as % of second, and the batched second pass; CEM once per task "
               f"({fs['n']} {fs['split']} examples, population {fs['population']}, {fs['generations']} generations"
               f"{', fitness: log-likelihood' if fs.get('fast') else ''}):",
-              f"  {'task':<16}{'method':<10}{'first':>8}{'second':>8}{'ratio':>8}{'batched':>9}"]
+              f"  {'task':<16}{'method':<14}{'first':>8}{'second':>8}{'ratio':>8}{'batched':>9}"]
     for name, entry in report["tasks"].items():
         for method, r in entry["rows"].items():
             s = r.get("seconds")

@@ -95,7 +95,7 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     before = snapshot(model)
     out = tmp_path / "t1.json"
     result = report.table1(text, vision, limit=3, batch_size=2, progress=False,
-                           on_task=lambda r: write_json_atomic(out, r))
+                           on_task=lambda r: write_json_atomic(out, r), shuffles=2)
 
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))  # the last write has everything
     assert list(result["tasks"]) == list(tasks.TRAINING_TASKS) and result["limit"] == 3
@@ -120,9 +120,16 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     base = evaluate.score_task(text.loaded, tasks.TASKS["math"], examples, progress=False)
     assert rows["svf"]["accuracy"] == evaluate.summarise(adapted)["accuracy"]
     assert rows["svf"]["vs_base"] == report.paired_difference(adapted, base)
-    with svf.adapted(report.shuffled_z(report.load_expert(text.experts / "math.safetensors", svf).z)):
-        control = evaluate.score_task(text.loaded, tasks.TASKS["math"], examples, progress=False)
+    # the control: each example's outcome averaged over the shuffles, each shuffle's accuracy kept
+    draws = []
+    for seed in range(2):
+        with svf.adapted(report.shuffled_z(report.load_expert(text.experts / "math.safetensors", svf).z, seed)):
+            draws.append(evaluate.score_task(text.loaded, tasks.TASKS["math"], examples, progress=False))
+    control = [(a + b) / 2 for a, b in zip(*draws)]
     assert rows["svf-shuffled"]["vs_base"] == report.paired_difference(control, base)
+    assert rows["svf-shuffled"]["shuffles"] == 2 and result["control_shuffles"] == 2
+    assert rows["svf-shuffled"]["per_shuffle"] == [evaluate.summarise(d)["accuracy"] for d in draws]
+    assert rows["svf-shuffled"]["accuracy"] == round(100 * sum(control) / 3, 2)
     # missing files: a note with the exact command that writes them where they are looked up
     ntp = text.experts / "code-ntp.safetensors"
     code = result["tasks"]["code"]["rows"]
@@ -137,6 +144,7 @@ def test_table1_end_to_end(tokenizer, text_dir, tmp_path):
     assert before.keys() == after.keys() and all(torch.equal(before[n], after[n]) for n in before)
     table = report.format_table1(result)
     assert "svf-shuffled" in table and "missing (train with:" in table and "code-ntp" in table
+    assert "math svf-shuffled: each example's outcome averaged over 2 shuffles" in table
 
 
 @dataclass(frozen=True)
@@ -448,3 +456,8 @@ def test_cli_report_on_benchmarks(text_dir, tmp_path, capsys, datasets_cache):
                            "report table2: no validation file under")):
         with pytest.raises(SystemExit, match=message):
             cli.main(argv + ["--model", str(text_dir), "--experts", str(tmp_path / "experts"), "--device", "cpu"])
+
+
+def test_report_refuses_a_negative_number_of_control_shuffles():
+    with pytest.raises(SystemExit, match="^report table1: --control-shuffles must be 0 or more, got -1$"):
+        cli.main(["report", "table1", "--tasks", "math", "--control-shuffles", "-1"])
