@@ -97,6 +97,9 @@ class ExpertConfig:
     decay: float = field(default=2.5, metadata={"help": "after each step, pull the change toward the base model by "
                                                         "lr * decay of it: z -= lr*decay*(z - 1) (svf), LoRA's B "
                                                         "likewise toward 0 (0: off)"})
+    adam_eps: float = field(default=1e-8, metadata={"help": "Adam's epsilon: a value whose gradients stay well below "
+                                                            "it moves less than lr a step, so a larger one leaves the "
+                                                            "values the reward barely touches near their start"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (rl)"})
     eval_every: int = field(default=25, metadata={"help": "steps between validations and checkpoints"})
     val_n: int = field(default=64, metadata={"help": "validation examples"})
@@ -114,6 +117,8 @@ class ExpertConfig:
             raise ValueError(f"rollouts must be at least 1, got {self.rollouts}")
         if self.decay < 0:
             raise ValueError(f"decay must be at least 0, got {self.decay}")
+        if self.adam_eps <= 0:
+            raise ValueError(f"adam_eps must be above 0, got {self.adam_eps}")
 
 
 class TrainingDiverged(RuntimeError):
@@ -577,7 +582,7 @@ def train_expert(lm: LoadedModel, task: tasks.Task, cfg: ExpertConfig, out: str 
     counts = parameter_counts(lm.model, cfg.targets, cfg.lora_rank)
     policy = (SVFPolicy(lm.model, cfg.targets) if cfg.method == "svf"
               else LoRAPolicy(lm.model, cfg.targets, cfg.lora_rank, cfg.lora_alpha))
-    opt = torch.optim.Adam(params := list(policy.params.values()), lr=cfg.lr)
+    opt = torch.optim.Adam(params := list(policy.params.values()), lr=cfg.lr, eps=cfg.adam_eps)
     identity = run_identity(task, cfg, policy.fingerprint)
     if processes.world > 1:  # absent for one process, so its checkpoints are unchanged
         identity["processes"] = processes.world

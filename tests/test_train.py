@@ -120,6 +120,22 @@ def test_decay_keeps_only_the_change_the_reward_keeps_pushing(tokenizer, tmp_pat
     assert sizes[4.0] < 0.8 * sizes[0.0], sizes
 
 
+def test_a_larger_adam_eps_moves_the_values_with_small_gradients_less(tokenizer, tmp_path):
+    """Adam moves every value by about lr a step whatever its gradient's size; with an epsilon far above
+    the gradients the steps shrink with them, so the same run ends with a much smaller change."""
+    lm = LoadedModel.wrap(text_model(tokenizer, init=0.3), tokenizer)
+    sizes = {}
+    for eps in (1e-8, 1e3):
+        out = tmp_path / f"toy-{eps}.safetensors"
+        train.train_expert(lm, ToyTask(), cfg(steps=2, batch_size=8, eval_every=2, train_n=16, adam_eps=eps), out,
+                           progress_bar=False)
+        z, _ = checkpoint_params(out)
+        sizes[eps] = sum((v - 1).norm().item() ** 2 for v in z.values()) ** 0.5
+    assert 0 < sizes[1e3] < 0.01 * sizes[1e-8], sizes
+    with pytest.raises(ValueError, match="adam_eps"):
+        train.ExpertConfig(adam_eps=0.0)
+
+
 def test_decay_pulls_z_toward_the_base_and_lora_b_toward_zero(tokenizer):
     policy = train.SVFPolicy(text_model(tokenizer), "mlp")
     with torch.no_grad():
