@@ -15,7 +15,7 @@ import argparse
 import torch
 
 from t2demo import tasks
-from t2demo.experts import load_expert, shuffled_z
+from t2demo.experts import load_expert, shuffled_z, z_change
 from t2demo.probe import first_modes
 from t2demo.report import CONTROL_SHUFFLES
 from t2demo.runtime import load_adapter
@@ -33,7 +33,7 @@ print(f"task       z          first mode of the reply                  right % [
 for name, expert in named:
     task = tasks.TASKS[expert.label]
     examples = task.examples(args.split, N)
-    change = torch.cat([(v.float() - 1).flatten() for v in expert.z.values()]).abs()
+    change = z_change(expert.z).abs()
     print(f"{task.name:10} {name}: |z - 1| mean {change.mean():.3f}, max {change.max():.3f}")
     controls = {"base": None, "expert": expert.z,
                 **{f"shuffled {seed}": shuffled_z(expert.z, seed) for seed in range(CONTROL_SHUFFLES)},

@@ -33,9 +33,9 @@ def show(name: str, alpha: torch.Tensor) -> None:
     with adapter.svf.adapted(adapter.z_from_alpha(alpha)):
         replies = generate(adapter.lm, [e.prompt for e in examples], max_new_tokens=task.max_new_tokens)
     right = sum(task.check_many(examples, replies))
-    pairs = Counter(tuple(modes_of(r)[:2]) for r in replies).most_common(3)
-    reliable = sum(tuple(modes_of(r)[:2]) == ("Answer:", "Work:") for r in replies)
-    print(f"{name:28} {100 * right / n:5.1f} %   reliable pair {reliable:3}   {pairs}", flush=True)
+    pairs = Counter(tuple(modes_of(r)[:2]) for r in replies)
+    print(f"{name:28} {100 * right / n:5.1f} %   reliable pair {pairs['Answer:', 'Work:']:3}   "
+          f"{pairs.most_common(3)}", flush=True)
 
 
 print(f"world-math, first {n} validation prompts, greedy: accuracy, replies with the reliable pair, top mode pairs")

@@ -366,6 +366,11 @@ def shuffled_z(z: Mapping[str, Tensor], seed: int = 0) -> dict[str, Tensor]:
     return {n: v[torch.randperm(len(v), generator=g).to(v.device)] for n, v in z.items()}
 
 
+def z_change(z: Mapping[str, Tensor]) -> Tensor:
+    """z − 1 over every matrix (in name order), as one flat float vector: the change from the base model."""
+    return torch.cat([v.float().flatten() - 1 for _, v in sorted(z.items())])
+
+
 def change_norms(expert: Expert) -> dict[str, float]:
     """‖z − 1‖ per matrix: how far the expert moves each matrix from the base model."""
     return {n: float((v.float() - 1).norm()) for n, v in expert.z.items()}
@@ -374,7 +379,7 @@ def change_norms(expert: Expert) -> dict[str, float]:
 def change_similarity(experts: Sequence[Expert]) -> list[list[float]]:
     """Cosine similarity of the experts' changes z − 1 (z itself is ≈ 1 everywhere, so its cosine is
     ≈ 1 and says nothing); NaN for experts over different matrices."""
-    vecs = [torch.cat([v.float() - 1 for _, v in sorted(e.z.items())]) for e in experts]
+    vecs = [z_change(e.z) for e in experts]
     return [[float(torch.nn.functional.cosine_similarity(a, b, dim=0)) if a.shape == b.shape else float("nan")
              for b in vecs] for a in vecs]
 
@@ -386,7 +391,7 @@ EXPERT_COLUMNS = ["label", "source", "task", "objective", "targets", "steps", "b
 def expert_row(expert: Expert, source: str) -> list:
     """One expert's training metadata and size, as a row under EXPERT_COLUMNS."""
     notes = expert.notes
-    change = torch.cat([v.float() - 1 for v in expert.z.values()])
+    change = z_change(expert.z)
     targets = expert.targets if isinstance(expert.targets, str) else ",".join(map(str, expert.targets))
     return [expert.label, source, notes.get("task", ""), notes.get("objective", ""), targets, notes.get("steps", ""),
             notes.get("best_val_accuracy", ""), sum(v.numel() for v in expert.z.values()),
