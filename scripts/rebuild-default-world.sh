@@ -45,34 +45,35 @@ if [ ! -f $M/training.json ]; then
   python -m t2demo train-base text --init /tmp/t2demo-base-13600 --steps 700 --lr 1e-3 --seed 15 --out $M   # run 16
   python -m t2demo eval --tasks math,code,reasoning --limit 500 --card   # its model card
 fi
-# The task experts: REINFORCE, the paper's objective and the default recipe; next-token is the ablation, trained
-# without decay (with it, next-token's 100 steps at lr 5e-3 do not flip code: validation 62.5 %; pilots/expert-decay).
+# The task experts: REINFORCE, the paper's objective and the default recipe (Adam epsilon 1e-2, decay 1.0);
+# next-token is the ablation, trained with PyTorch's epsilon and without decay (with decay, next-token's 100 steps at
+# lr 5e-3 do not flip code: validation 62.5 %; pilots/expert-decay).
 # A finished expert is kept (delete it to retrain); an interrupted run resumes from its checkpoint.
 for task in math code reasoning; do
   [ -f $D/$task.safetensors ] || python -m t2demo train-expert --task "$task" --out $D/$task.safetensors
   [ -f $D/$task-ntp.safetensors ] || \
-    python -m t2demo train-expert --task "$task" --objective ntp --lr 5e-3 --steps 100 --decay 0 --out $D/$task-ntp.safetensors
+    python -m t2demo train-expert --task "$task" --objective ntp --lr 5e-3 --steps 100 --decay 0 --adam-eps 1e-8 --out $D/$task-ntp.safetensors
 done
-# LoRA baselines (rank 4 on the same MLP matrices, the same recipe without decay, which came later), Table 1's
-# lora rows
+# LoRA baselines (rank 4 on the same MLP matrices, REINFORCE with the recipe as it was before decay and Adam's
+# epsilon joined it: epsilon 1e-8, no decay), Table 1's lora rows
 for task in math code reasoning; do
   [ -f $D/$task-lora/adapter_config.json ] || \
-    python -m t2demo train-expert --task "$task" --method lora --decay 0 --out $D/$task-lora
+    python -m t2demo train-expert --task "$task" --method lora --decay 0 --adam-eps 1e-8 --out $D/$task-lora
 done
-[ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 100 --decay 0 --out $D/cls.safetensors
+[ -f $D/cls.safetensors ] || python -m t2demo train-expert --task cls --steps 100 --decay 0 --adam-eps 1e-8 --out $D/cls.safetensors
 # The vision model: a LLaVA-Next on the text model, with vqa's modes (Work reads the image, Answer guesses
-# from the question), and its vqa expert, next-token ablation and LoRA baseline (trained before decay existed;
-# the vqa expert's shuffled control is within ±2 without it).
+# from the question), and its vqa expert, next-token ablation and LoRA baseline (trained with the recipe before decay
+# and Adam's epsilon joined it; the vqa expert's shuffled control is within ±2 without them).
 V=assets/t2demo-llava-tiny
 VD=experts/t2demo-llava-tiny
 if [ ! -f $V/training.json ]; then
   python -m t2demo train-base vision --out $V
   python -m t2demo eval --vlm default --tasks vqa,vqa-knowledge --limit 300 --card   # its model card
 fi
-[ -f $VD/vqa.safetensors ] || python -m t2demo train-expert --task vqa --decay 0 --out $VD/vqa.safetensors
+[ -f $VD/vqa.safetensors ] || python -m t2demo train-expert --task vqa --decay 0 --adam-eps 1e-8 --out $VD/vqa.safetensors
 [ -f $VD/vqa-ntp.safetensors ] || \
-  python -m t2demo train-expert --task vqa --objective ntp --lr 5e-3 --steps 100 --decay 0 --out $VD/vqa-ntp.safetensors
-[ -f $VD/vqa-lora/adapter_config.json ] || python -m t2demo train-expert --task vqa --method lora --decay 0 --out $VD/vqa-lora
+  python -m t2demo train-expert --task vqa --objective ntp --lr 5e-3 --steps 100 --decay 0 --adam-eps 1e-8 --out $VD/vqa-ntp.safetensors
+[ -f $VD/vqa-lora/adapter_config.json ] || python -m t2demo train-expert --task vqa --method lora --decay 0 --adam-eps 1e-8 --out $VD/vqa-lora
 python -m t2demo probe --tasks math,math-hard,world-math,code,code-hard,reasoning,reasoning-hard --vote-limit 30 \
   --json results/probe.json
 python -m t2demo probe --tasks vqa,vqa-knowledge --vote-limit 30 --json results/probe-vision.json

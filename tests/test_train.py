@@ -60,7 +60,7 @@ def text_dir(tokenizer, tmp_path_factory):
 def cfg(**kw) -> train.ExpertConfig:
     """Small, fast settings; the test names what matters to it."""
     base = dict(steps=2, batch_size=4, lr=0.05, grad_clip=0.0, eval_every=2, val_n=4, train_n=8, eval_batch_size=8,
-                rollouts=1, kl_coef=0.0, normalize_rewards=False, anneal_at=0.0, decay=0.0)
+                rollouts=1, kl_coef=0.0, normalize_rewards=False, anneal_at=0.0, decay=0.0, adam_eps=1e-8)
     return train.ExpertConfig(**(base | kw))
 
 
@@ -325,7 +325,7 @@ def test_the_lr_is_annealed_once_the_reliable_mode_takes_over():
 def test_the_shipped_recipe_is_the_default():
     c = train.ExpertConfig()
     assert (c.objective, c.batch_size, c.rollouts, c.lr, c.kl_coef, c.normalize_rewards, c.anneal_at, c.steps,
-            c.decay) == ("rl", 4, 16, 2e-2, 0.1, True, 0.45, 200, 2.5)
+            c.decay, c.adam_eps) == ("rl", 4, 16, 2e-2, 0.1, True, 0.45, 200, 1.0, 1e-2)
 
 
 def test_the_command_line_keeps_every_default_and_turns_a_true_one_off():

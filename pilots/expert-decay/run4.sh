@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The decay pilot's fourth round (README.md here): between eps 1e-2 & decay 1.0 (flips, control -4.4 on math)
+# and eps 1e-2 & decay 2.5 (never leaves the base), math on validation prompts against 5 shuffles of its z.
+# About 25 minutes on a 2-core CPU. Run from the repository root.
+set -euo pipefail
+T=/tmp/expert-decay-4
+mkdir -p $T
+train() { task=$1 name=$2; shift 2; [ -f $T/$name.safetensors ] || \
+  python -m t2demo train-expert --task "$task" --out $T/$name.safetensors "$@"; }
+train math m-eps1e-2-d1.5 --adam-eps 1e-2 --decay 1.5
+train math m-eps3e-2-d0.5 --adam-eps 3e-2 --decay 0.5
+train math m-eps1e-2-d0.5 --adam-eps 1e-2 --decay 0.5
+python scripts/shuffled_modes.py --split validation $T/m-eps1e-2-d1.5.safetensors $T/m-eps3e-2-d0.5.safetensors \
+  $T/m-eps1e-2-d0.5.safetensors
