@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 import torch
 
+# PyTorch's Adam epsilon: a random model's gradients are tiny, and the recipe's 1e-2 would barely move z in 2 steps
 NTP = dict(objective="ntp", steps=2, batch_size=4, lr=0.05, grad_clip=0.0, eval_every=2, val_n=4, train_n=8,
-           eval_batch_size=4, rollouts=1, kl_coef=0.0, normalize_rewards=False, anneal_at=0.0)
+           eval_batch_size=4, rollouts=1, kl_coef=0.0, normalize_rewards=False, anneal_at=0.0, adam_eps=1e-8)
 TOY_RL = dict(objective="rl", steps=2, batch_size=4, rollouts=4, lr=0.05, grad_clip=0.0, eval_every=2, val_n=4,
-              train_n=8, eval_batch_size=4, kl_coef=0.1, normalize_rewards=True, anneal_at=0.0)
+              train_n=8, eval_batch_size=4, kl_coef=0.1, normalize_rewards=True, anneal_at=0.0, adam_eps=1e-8)
 RL_FLAGS = ["--steps", "2", "--batch-size", "2", "--rollouts", "2", "--eval-every", "2", "--val-n", "4",
-            "--train-n", "4", "--eval-batch-size", "4", "--lr", "0.05"]
+            "--train-n", "4", "--eval-batch-size", "4", "--lr", "0.05", "--adam-eps", "1e-8"]
 
 
 def tiny_model_dir(path: Path) -> Path:
