@@ -3,8 +3,8 @@ prompts of each text expert's task with the base model, the expert, the expert's
 matrix (experts.shuffled_z, the control; each of the shuffles Table 1 averages over), and z replaced by its
 mean per matrix (the control's size as one gain per matrix, no pattern over the singular values). Prints the
 size of each expert's change (|z − 1| over all its values, and the matrix holding most of ‖z − 1‖²), each
-reply's first mode marker and how many are right. README's Table 1 section quotes what this prints for the shipped experts; pilots/expert-decay/ for
-expert files given on the command line.
+reply's first mode marker and how many are right. README's Table 1 section quotes what this prints for the
+shipped experts; pilots/expert-decay/ for expert files given on the command line.
 
     python scripts/shuffled_modes.py [EXPERT_FILE ...]    # default: the default text model's experts
     python scripts/shuffled_modes.py --split validation ...  # for choosing a recipe without the test split
