@@ -136,6 +136,42 @@ def test_a_larger_adam_eps_moves_the_values_with_small_gradients_less(tokenizer,
         train.ExpertConfig(adam_eps=0.0)
 
 
+def test_shrink_keeps_the_smallest_scale_down_to_the_first_that_loses_accuracy(tokenizer, monkeypatch):
+    """Validation here scores the size of the change: right at 0.5 of it and above, and (a lucky dip) at
+    0.2; shrink walks down from 0.9, stops at 0.4, the first loss, and keeps 0.5 of the change."""
+    policy = train.SVFPolicy(text_model(tokenizer), "mlp")
+    full = {n: 1 + 0.1 * torch.randn(len(p), generator=torch.Generator().manual_seed(0)) for n, p in policy.params.items()}
+    size = z_change(full).norm().item()
+
+    def validate(policy, *args) -> float:
+        share = round(z_change(policy.state()).norm().item() / size, 3)
+        return 100.0 if share >= 0.5 or share == 0.2 else 75.0
+
+    monkeypatch.setattr(train, "validate", validate)
+    shrunk, notes = train.shrink(policy, None, ToyTask(), [], full, 100.0, 8)
+    assert notes["shrunk_to"] == 0.5 and [t["scale"] for t in notes["shrink_tried"]] == [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    assert all(torch.allclose(shrunk[n], 1 + 0.5 * (full[n] - 1)) for n in full)
+    assert all(torch.equal(p, full[n]) for n, p in policy.params.items())  # the policy holds the state it was given
+    _, none_kept = train.shrink(policy, None, ToyTask(), [], full, 101.0, 8)
+    assert none_kept["shrunk_to"] == 1.0 and len(none_kept["shrink_tried"]) == 1
+
+
+def test_a_trained_expert_is_written_shrunk_and_keeps_its_validation_accuracy(tokenizer, tmp_path):
+    lm = LoadedModel.wrap(text_model(tokenizer, init=0.3), tokenizer)
+    out = tmp_path / "toy.safetensors"
+    summary = train.train_expert(lm, ToyTask(), cfg(steps=10, batch_size=32, eval_every=10, train_n=64, val_n=16,
+                                                    normalize_rewards=True, shrink=True), out, progress_bar=False)
+    expert = load_expert(out)
+    tensors, _, _ = train.load_checkpoint(train.checkpoint_path(out))
+    best = {k.removeprefix("best/"): v for k, v in tensors.items() if k.startswith("best/")}
+    scale = summary["shrunk_to"]
+    assert expert.notes["shrunk_to"] == scale and expert.notes["shrink_tried"] == summary["shrink_tried"]
+    assert all(torch.allclose(expert.z[n], 1 + scale * (best[n] - 1), atol=1e-6) for n in best)
+    kept = [t["val_accuracy"] for t in summary["shrink_tried"] if t["scale"] >= scale]
+    assert all(a >= summary["best_val_accuracy"] for a in kept)
+    assert len(kept) == len(summary["shrink_tried"]) or summary["shrink_tried"][-1]["val_accuracy"] < summary["best_val_accuracy"]
+
+
 def test_decay_pulls_z_toward_the_base_and_lora_b_toward_zero(tokenizer):
     policy = train.SVFPolicy(text_model(tokenizer), "mlp")
     with torch.no_grad():
@@ -325,7 +361,7 @@ def test_the_lr_is_annealed_once_the_reliable_mode_takes_over():
 def test_the_shipped_recipe_is_the_default():
     c = train.ExpertConfig()
     assert (c.objective, c.batch_size, c.rollouts, c.lr, c.kl_coef, c.normalize_rewards, c.anneal_at, c.steps,
-            c.decay, c.adam_eps) == ("rl", 4, 16, 2e-2, 0.1, True, 0.45, 200, 1.0, 1e-2)
+            c.decay, c.adam_eps, c.shrink) == ("rl", 4, 16, 2e-2, 0.1, True, 0.45, 200, 1.0, 1e-2, False)
 
 
 def test_the_command_line_keeps_every_default_and_turns_a_true_one_off():
