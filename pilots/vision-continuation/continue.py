@@ -1,0 +1,59 @@
+"""Pilot: does continuing the vision model's joint stage raise its reading (teacher-forced steps)?
+
+Continues the shipped LLaVA-Next (assets/t2demo-llava-tiny) for STEPS steps with a fresh AdamW (peak LR,
+50 warm-up steps, cosine to 10 %) on the same mixture as `train-base vision` (tower frozen, a text batch
+every 4th step) drawn with seed 1, saves it to OUT, and prints, before and after, the reading steps right
+(probe.step_accuracy) and greedy accuracy and first modes on the first 200 validation prompts of vqa and
+vqa-knowledge. A rerun with an existing OUT only measures.
+
+    python pilots/vision-continuation/continue.py STEPS LR OUT
+"""
+import random
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from transformers import LlavaNextForConditionalGeneration, LlavaNextProcessor
+
+from t2demo import pretrain, tasks
+from t2demo.models import load_model
+from t2demo.probe import first_modes, step_accuracy
+
+N, LR = int(sys.argv[1]), float(sys.argv[2])
+out = Path(sys.argv[3])
+src = Path("assets/t2demo-llava-tiny")
+
+
+def measure(lm, tag: str) -> None:
+    """Reading steps right, greedy accuracy and first modes on 200 validation prompts of each vision task."""
+    for name in ("vqa", "vqa-knowledge"):
+        ex = tasks.TASKS[name].examples("validation", 200)
+        hits = step_accuracy(lm, ex)
+        first, row = first_modes(lm, tasks.TASKS[name], ex)
+        print(f"{tag} {name}: steps {100 * sum(hits) / len(hits):.1f}% (n={len(hits)}); "
+              f"greedy {row['accuracy']:.1f}% {dict(first)}", flush=True)
+
+
+if not out.exists():
+    measure(load_model(src, "vision", "cpu"), "before")
+    cfg = replace(pretrain.VISION_TRAIN, steps=N, lr=LR, warmup=50, seed=1)
+    model = LlavaNextForConditionalGeneration.from_pretrained(src, dtype=torch.float32)
+    processor = LlavaNextProcessor.from_pretrained(src)
+    model.model.vision_tower.requires_grad_(False)
+    images = []
+    for name, n in pretrain.VISION_MIXTURE.items():
+        images += tasks.TASKS[name].examples("train", n, cfg.seed)
+    chats = pretrain.step_batches(pretrain.text_corpus(cfg.seed), cfg)
+    rng = random.Random(cfg.seed)
+
+    def next_batch(step: int) -> dict:
+        if step % 4 == 3:
+            return pretrain.encode_text_batch(processor.tokenizer, chats(step), cfg.max_length)
+        return pretrain.encode_vision_batch(processor, rng.sample(images, cfg.batch_size), rng)
+    t = time.time()
+    losses = pretrain.run_training(model, next_batch, cfg, torch.device("cpu"), "continue")
+    print("minutes", (time.time() - t) / 60, "final loss", sum(losses[-50:]) / 50, flush=True)
+    pretrain.save_trained(out, model, processor, cfg, torch.device("cpu"), t, losses)
+measure(load_model(out, "vision", "cpu"), "after")
