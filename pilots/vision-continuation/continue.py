@@ -4,9 +4,10 @@ Continues the shipped LLaVA-Next (assets/t2demo-llava-tiny) for STEPS steps with
 50 warm-up steps, cosine to 10 %) on the same mixture as `train-base vision` (tower frozen, a text batch
 every 4th step) drawn with seed 1, saves it to OUT, and prints, before and after, the reading steps right
 (probe.step_accuracy) and greedy accuracy and first modes on the first 200 validation prompts of vqa and
-vqa-knowledge. A rerun with an existing OUT only measures.
+vqa-knowledge. A rerun with an existing OUT only measures. FROM (default: the shipped model) continues
+another folder instead, such as an earlier OUT.
 
-    python pilots/vision-continuation/continue.py STEPS LR OUT
+    python pilots/vision-continuation/continue.py STEPS LR OUT [FROM]
 """
 import random
 import sys
@@ -23,7 +24,7 @@ from t2demo.probe import first_modes, step_accuracy
 
 N, LR = int(sys.argv[1]), float(sys.argv[2])
 out = Path(sys.argv[3])
-src = Path("assets/t2demo-llava-tiny")
+src = Path(sys.argv[4] if len(sys.argv) > 4 else "assets/t2demo-llava-tiny")
 
 
 def measure(lm, tag: str) -> None:
