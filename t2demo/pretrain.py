@@ -15,6 +15,7 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -472,6 +473,23 @@ def pretrain_vision_tower(model, processor, cfg: TrainConfig, device: torch.devi
     return {"steps": cfg.steps, "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4), "held_out_word_accuracy": round(accuracy, 4)}
 
 
+def joint_batches(processor: LlavaNextProcessor, cfg: TrainConfig) -> Callable[[int], dict]:
+    """The joint stage's batches, in order: image-task batches drawn from VISION_MIXTURE's train
+    examples, and every 4th step a batch of the text mixture, so the language model keeps its text skills."""
+    images = []
+    for name, n in VISION_MIXTURE.items():
+        images += tasks.TASKS[name].examples("train", n, cfg.seed)
+    chats = step_batches(text_corpus(cfg.seed), cfg)
+    rng = random.Random(cfg.seed)
+
+    def next_batch(step: int) -> dict:
+        if step % 4 == 3:
+            return encode_text_batch(processor.tokenizer, chats(step), cfg.max_length)
+        return encode_vision_batch(processor, rng.sample(images, cfg.batch_size), rng)
+
+    return next_batch
+
+
 def train_vision_model(
     out: Path = DEFAULT_VISION_MODEL, text_dir: Path = DEFAULT_TEXT_MODEL,
     cfg: TrainConfig = VISION_TRAIN, device: str | None = None,
@@ -488,17 +506,6 @@ def train_vision_model(
     model.to(dev)
     tower = pretrain_vision_tower(model, processor, TOWER_TRAIN, dev)
     model.model.vision_tower.requires_grad_(False)
-    images = []
-    for name, n in VISION_MIXTURE.items():
-        images += tasks.TASKS[name].examples("train", n, cfg.seed)
-    chats = step_batches(text_corpus(cfg.seed), cfg)
-    rng = random.Random(cfg.seed)
-
-    def next_batch(step: int) -> dict:
-        if step % 4 == 3:
-            return encode_text_batch(processor.tokenizer, chats(step), cfg.max_length)
-        return encode_vision_batch(processor, rng.sample(images, cfg.batch_size), rng)
-
-    losses = run_training(model, next_batch, cfg, dev, "vision model")
+    losses = run_training(model, joint_batches(processor, cfg), cfg, dev, "vision model")
     mixture = VISION_MIXTURE | {"text batches": "every 4th step, the text mixture", "vision tower": "frozen"}
     return save_trained(out, model, processor, cfg, dev, start, losses, mixture=mixture, vision_tower_pretraining=tower)

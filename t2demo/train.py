@@ -445,16 +445,17 @@ def shrink(policy: SVFPolicy, lm: LoadedModel, task: tasks.Task, examples: list[
     shuffled control turns the surplus into damage; but the surplus is also the margin that carries the
     flip to other wordings, mixtures and a low-rank export (pilots/expert-decay, seventh round), so the
     shrink is an option. Leaves the policy holding `state`."""
-    kept, tried = {"state": state, "scale": 1.0}, []
+    kept, kept_scale, tried = state, 1.0, []
     for scale in SHRINK_SCALES:
-        policy.load_state(policy.scaled(state, scale))
+        candidate = policy.scaled(state, scale)
+        policy.load_state(candidate)
         scored = validate(policy, lm, task, examples, batch_size, processes)
         tried.append({"scale": scale, "val_accuracy": scored})
         if scored < accuracy:
             break
-        kept = {"state": policy.state(), "scale": scale}
+        kept, kept_scale = candidate, scale
     policy.load_state(state)
-    return kept["state"], {"shrunk_to": kept["scale"], "shrink_tried": tried}
+    return kept, {"shrunk_to": kept_scale, "shrink_tried": tried}
 
 
 def reward_advantages(rewards: Tensor, rollouts: int = 1, normalize: bool = False) -> Tensor:

@@ -9,7 +9,6 @@ another folder instead, such as an earlier OUT.
 
     python pilots/vision-continuation/continue.py STEPS LR OUT [FROM]
 """
-import random
 import sys
 import time
 from dataclasses import replace
@@ -43,16 +42,7 @@ if not out.exists():
     model = LlavaNextForConditionalGeneration.from_pretrained(src, dtype=torch.float32)
     processor = LlavaNextProcessor.from_pretrained(src)
     model.model.vision_tower.requires_grad_(False)
-    images = []
-    for name, n in pretrain.VISION_MIXTURE.items():
-        images += tasks.TASKS[name].examples("train", n, cfg.seed)
-    chats = pretrain.step_batches(pretrain.text_corpus(cfg.seed), cfg)
-    rng = random.Random(cfg.seed)
-
-    def next_batch(step: int) -> dict:
-        if step % 4 == 3:
-            return pretrain.encode_text_batch(processor.tokenizer, chats(step), cfg.max_length)
-        return pretrain.encode_vision_batch(processor, rng.sample(images, cfg.batch_size), rng)
+    next_batch = pretrain.joint_batches(processor, cfg)
     t = time.time()
     losses = pretrain.run_training(model, next_batch, cfg, torch.device("cpu"), "continue")
     print("minutes", (time.time() - t) / 60, "final loss", sum(losses[-50:]) / 50, flush=True)
