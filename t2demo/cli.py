@@ -73,7 +73,8 @@ def _train_base(args: argparse.Namespace) -> None:
                                          Path(args.init) if args.init else None)
     else:
         card = pretrain.train_vision_model(Path(args.out or pretrain.DEFAULT_VISION_MODEL),
-                                           Path(args.text_model or pretrain.DEFAULT_TEXT_MODEL), cfg, args.device)
+                                           Path(args.text_model or pretrain.DEFAULT_TEXT_MODEL), cfg, args.device,
+                                           Path(args.init) if args.init else None)
     print(json.dumps(card, indent=2))
 
 
@@ -381,8 +382,8 @@ def _add_train_base(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="override the number of training steps")
     p.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
     p.add_argument("--seed", type=int, default=None, help="override the seed (data order, reply draws)")
-    p.add_argument("--init", default=None, help="text only: continue training this model folder (weights and "
-                   "tokenizer) with a fresh optimiser and schedule")
+    p.add_argument("--init", default=None, help="continue training this model folder (weights and tokenizer or "
+                   "processor; for vision, the joint stage) with a fresh optimiser and schedule")
     p.add_argument("--device", default=None)
     p.set_defaults(func=_train_base)
 

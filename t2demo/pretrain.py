@@ -338,6 +338,13 @@ Measured with `{command}`.
     write_text_atomic(folder / "README.md", text)
 
 
+def continued_from(init: Path | None) -> dict:
+    """The training card of the run a continued training started from, as save_trained's fact (none for a
+    run from seeds or a folder t2demo did not train)."""
+    card = Path(init) / "training.json" if init is not None else None
+    return {"continued_from": json.loads(card.read_text())} if card is not None and card.exists() else {}
+
+
 def step_batches(samples: list[Sample], cfg: TrainConfig):
     """next_batch(step) over length-grouped samples that depends on the step only (so a run can resume):
     the chunk stream is replayed up to the step, and each step draws its replies from its own seed."""
@@ -380,9 +387,7 @@ def train_text_model(out: Path = DEFAULT_TEXT_MODEL, cfg: TrainConfig = TEXT_TRA
                           "text model", checkpoint=partial / "checkpoint.pt")
     mixture = TEXT_MIXTURE | {"classification": CLASSIFICATION_EXAMPLES, "fact documents": FACT_DOCUMENTS,
                               "multi-turn share": MULTI_TURN}
-    before = json.loads((Path(init) / "training.json").read_text()) if init is not None else None
-    card = save_trained(out, model, tokenizer, cfg, dev, start, losses, mixture=mixture,
-                        **({"continued_from": before} if before else {}))
+    card = save_trained(out, model, tokenizer, cfg, dev, start, losses, mixture=mixture, **continued_from(init))
     shutil.rmtree(partial)
     return card
 
@@ -474,17 +479,18 @@ def pretrain_vision_tower(model, processor, cfg: TrainConfig, device: torch.devi
 
 
 def joint_batches(processor: LlavaNextProcessor, cfg: TrainConfig) -> Callable[[int], dict]:
-    """The joint stage's batches, in order: image-task batches drawn from VISION_MIXTURE's train
-    examples, and every 4th step a batch of the text mixture, so the language model keeps its text skills."""
+    """The joint stage's batches: image-task batches drawn from VISION_MIXTURE's train examples, and every
+    4th step a batch of the text mixture, so the language model keeps its text skills. Each batch depends on
+    the step only, so a run resumes from its checkpoint with the batches it would have drawn."""
     images = []
     for name, n in VISION_MIXTURE.items():
         images += tasks.TASKS[name].examples("train", n, cfg.seed)
     chats = step_batches(text_corpus(cfg.seed), cfg)
-    rng = random.Random(cfg.seed)
 
     def next_batch(step: int) -> dict:
         if step % 4 == 3:
             return encode_text_batch(processor.tokenizer, chats(step), cfg.max_length)
+        rng = random.Random(f"{cfg.seed}|vision|{step}")
         return encode_vision_batch(processor, rng.sample(images, cfg.batch_size), rng)
 
     return next_batch
@@ -492,20 +498,35 @@ def joint_batches(processor: LlavaNextProcessor, cfg: TrainConfig) -> Callable[[
 
 def train_vision_model(
     out: Path = DEFAULT_VISION_MODEL, text_dir: Path = DEFAULT_TEXT_MODEL,
-    cfg: TrainConfig = VISION_TRAIN, device: str | None = None,
+    cfg: TrainConfig = VISION_TRAIN, device: str | None = None, init: Path | None = None,
 ) -> dict:
     """Pretrain the vision tower to read words, then freeze it (as LLaVA does) and train the
     projector and language model on the image tasks, interleaved with text batches so the
     language model keeps its text skills. With the tower trainable in this stage the language
     model never learned to read (vqa 2-3 % on validation after 1,200 steps); frozen, 14 % after
-    200 vision steps."""
+    200 vision steps. With `init`, continue that LLaVA-Next's joint stage instead (its weights and
+    processor, a fresh optimiser and schedule).
+
+    Resumable: the joint stage checkpoints every CHECKPOINT_EVERY steps in `<out>.partial/`; running the
+    same command again continues from there (a run from seeds first retrains the tower, minutes).
+    """
     start = time.time()
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
-    model, processor = build_vision_model(text_dir)
-    model.to(dev)
-    tower = pretrain_vision_tower(model, processor, TOWER_TRAIN, dev)
+    if init is not None:
+        model = LlavaNextForConditionalGeneration.from_pretrained(init, dtype=torch.float32).to(dev)
+        processor = LlavaNextProcessor.from_pretrained(init)
+        facts = continued_from(init)
+    else:
+        model, processor = build_vision_model(text_dir)
+        model.to(dev)
+        facts = {"vision_tower_pretraining": pretrain_vision_tower(model, processor, TOWER_TRAIN, dev)}
     model.model.vision_tower.requires_grad_(False)
-    losses = run_training(model, joint_batches(processor, cfg), cfg, dev, "vision model")
+    partial = out.with_name(out.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    losses = run_training(model, joint_batches(processor, cfg), cfg, dev, "vision model",
+                          checkpoint=partial / "checkpoint.pt")
     mixture = VISION_MIXTURE | {"text batches": "every 4th step, the text mixture", "vision tower": "frozen"}
-    return save_trained(out, model, processor, cfg, dev, start, losses, mixture=mixture, vision_tower_pretraining=tower)
+    card = save_trained(out, model, processor, cfg, dev, start, losses, mixture=mixture, **facts)
+    shutil.rmtree(partial)
+    return card

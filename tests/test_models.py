@@ -2,6 +2,7 @@
 
 import json
 import random
+import shutil
 
 import pytest
 import torch
@@ -150,6 +151,66 @@ def test_training_steps_lower_the_loss(model_dirs):
     losses = pretrain.run_training(model, lambda step: pretrain.encode_text_batch(tokenizer, pairs, 128),
                                    cfg, torch.device("cpu"), "test")
     assert losses[-1] < losses[0] * 0.8
+
+
+@pytest.fixture
+def small_joint_stage(monkeypatch):
+    """The joint stage's data cut to a few dozen examples, so a continued vision run takes seconds."""
+    small = [(ex.prompt, replies_of(ex), ()) for ex in tasks.TASKS["math"].examples("train", 40)]
+    monkeypatch.setattr(pretrain, "text_corpus", lambda seed: small)
+    monkeypatch.setattr(pretrain, "VISION_MIXTURE", {"vqa": 12, "vqa-knowledge": 12})
+    return pretrain.TrainConfig(steps=4, batch_size=2, lr=1e-3, warmup=1, seed=1, max_length=128)
+
+
+def test_joint_stage_batches_depend_on_the_step_only(model_dirs, small_joint_stage):
+    processor = models.load_model(model_dirs[1], "vision", device="cpu").preprocessor
+    in_order, out_of_order = (pretrain.joint_batches(processor, small_joint_stage) for _ in range(2))
+    first = [in_order(step) for step in range(4)]
+    for step in (2, 0, 3, 1):
+        assert all(torch.equal(first[step][k], v) for k, v in out_of_order(step).items())
+    assert not torch.equal(first[0]["input_ids"], first[1]["input_ids"])
+
+
+def test_a_continued_vision_run_resumes_to_the_same_weights(model_dirs, small_joint_stage, tmp_path, monkeypatch):
+    """train-base vision --init: the tower stays frozen, the language model moves, the card records the
+    start, and a run stopped after a checkpoint ends where an unbroken one does."""
+    monkeypatch.setattr(pretrain, "CHECKPOINT_EVERY", 2)
+    cfg, init = small_joint_stage, tmp_path / "start"
+    shutil.copytree(model_dirs[1], init)
+    first_run = {"train": {"steps": 7}, "vision_tower_pretraining": {"steps": 5}}
+    (init / "training.json").write_text(json.dumps(first_run))
+    whole = pretrain.train_vision_model(tmp_path / "whole", cfg=cfg, device="cpu", init=init)
+    assert whole["continued_from"] == first_run and whole["train"]["steps"] == 4
+    batches, drawn = pretrain.joint_batches, []
+
+    def recorded(processor, cfg):  # stops the first run at step 3, as Ctrl-C would
+        next_batch = batches(processor, cfg)
+
+        def draw(step):
+            if step == 3 and 3 not in drawn:
+                drawn.append(step)
+                raise KeyboardInterrupt
+            drawn.append(step)
+            return next_batch(step)
+        return draw
+
+    monkeypatch.setattr(pretrain, "joint_batches", recorded)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.train_vision_model(tmp_path / "resumed", cfg=cfg, device="cpu", init=init)
+    assert (tmp_path / "resumed.partial" / "checkpoint.pt").exists()
+    pretrain.train_vision_model(tmp_path / "resumed", cfg=cfg, device="cpu", init=init)
+    assert drawn == [0, 1, 2, 3, 2, 3]  # the rerun starts at the checkpoint of step 2
+    assert not (tmp_path / "resumed.partial").exists()
+
+    start, a, b = (models.load_model(d, "vision", device="cpu").model.state_dict()
+                   for d in (model_dirs[1], tmp_path / "whole", tmp_path / "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    start = {k: v.to(torch.bfloat16).to(a[k].dtype) for k, v in start.items()}  # saved in bf16: that precision
+    tower = [k for k in a if ".vision_tower." in k]
+    assert tower and all(torch.equal(a[k], start[k]) for k in tower)
+    assert not torch.equal(a["model.multi_modal_projector.linear_1.weight"],
+                           start["model.multi_modal_projector.linear_1.weight"])
+    assert "vision_tower_pretraining" not in whole  # the tower's record stays with the run that trained it
 
 
 def test_model_card_lists_training_and_accuracy(tmp_path):

@@ -2,7 +2,8 @@
 
 Continues the shipped LLaVA-Next (assets/t2demo-llava-tiny) for STEPS steps with a fresh AdamW (peak LR,
 50 warm-up steps, cosine to 10 %) on the same mixture as `train-base vision` (tower frozen, a text batch
-every 4th step) drawn with seed 1, saves it to OUT, and prints, before and after, the reading steps right
+every 4th step) drawn with seed 1 (`pretrain.train_vision_model` with `init`, as `train-base vision --init`
+does with 100 warm-up steps), saves it to OUT, and prints, before and after, the reading steps right
 (probe.step_accuracy) and greedy accuracy and first modes on the first 200 validation prompts of vqa and
 vqa-knowledge. A rerun with an existing OUT only measures. FROM (default: the shipped model) continues
 another folder instead, such as an earlier OUT.
@@ -10,12 +11,8 @@ another folder instead, such as an earlier OUT.
     python pilots/vision-continuation/continue.py STEPS LR OUT [FROM]
 """
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
-
-import torch
-from transformers import LlavaNextForConditionalGeneration, LlavaNextProcessor
 
 from t2demo import pretrain, tasks
 from t2demo.models import load_model
@@ -38,13 +35,7 @@ def measure(lm, tag: str) -> None:
 
 if not out.exists():
     measure(load_model(src, "vision", "cpu"), "before")
-    cfg = replace(pretrain.VISION_TRAIN, steps=N, lr=LR, warmup=50, seed=1)
-    model = LlavaNextForConditionalGeneration.from_pretrained(src, dtype=torch.float32)
-    processor = LlavaNextProcessor.from_pretrained(src)
-    model.model.vision_tower.requires_grad_(False)
-    next_batch = pretrain.joint_batches(processor, cfg)
-    t = time.time()
-    losses = pretrain.run_training(model, next_batch, cfg, torch.device("cpu"), "continue")
-    print("minutes", (time.time() - t) / 60, "final loss", sum(losses[-50:]) / 50, flush=True)
-    pretrain.save_trained(out, model, processor, cfg, torch.device("cpu"), t, losses)
+    card = pretrain.train_vision_model(out, cfg=replace(pretrain.VISION_TRAIN, steps=N, lr=LR, warmup=50, seed=1),
+                                       device="cpu", init=src)
+    print("minutes", card["wall_seconds"] / 60, "final loss", card["final_loss"], flush=True)
 measure(load_model(out, "vision", "cpu"), "after")
