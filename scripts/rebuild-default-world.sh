@@ -99,5 +99,6 @@ python -m t2demo report app --categories math,code,reasoning --limit 100 --json 
 python -m t2demo report app --categories vqa --limit 100 --json results/app-vqa.json
 python scripts/first_messages.py   # first lines, small sums, free-worded questions, the hand-written sets' 'other' prompts (README's status)
 python scripts/world_math_names.py   # where world-math fails: the creatures named, their weights, the answers (README's Table 2)
-python scripts/world_math_mixtures.py   # no mixture of math and reasoning takes world-math's reliable pair (README's Table 2)
+python scripts/two_skill_mixtures.py   # no mixture of math and reasoning takes world-math's reliable pair (README's Table 2)
+python scripts/two_skill_mixtures.py --task vqa-knowledge   # vqa and reasoning at α = 1 take vqa-knowledge's (README's Table 2)
 python scripts/shuffled_modes.py   # each shuffle of Table 1's control: first modes and accuracy (README's Table 1)

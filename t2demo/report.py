@@ -440,7 +440,7 @@ def _shots(task: tasks.Task, split: str, n: int, seed: int) -> list[tasks.Exampl
 
 def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 32,
            task_names: Sequence[str | tasks.Task] = tasks.UNSEEN_TASKS, cls_limit: int = 500, fewshot_n: int = 10,
-           population: int = 16, generations: int = 10, seed: int = 0, fast: bool = False, progress: bool = True,
+           population: int = 32, generations: int = 50, seed: int = 0, fast: bool = False, progress: bool = True,
            on_task: OnTask | None = None, matrix_limit: int = 0) -> dict:
     """Base, prompt dispatch, cls-expert dispatch and few-shot accuracy per unseen task, with
     timings; the text model's dispatch confusion matrices on the classification test split and on
