@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the shipped default world (text, then vision) from seeds, then measure it: every number in README's status,
 # Tasks, Training experts, Table 1 and Table 2 sections comes from one of these commands (results/ keeps
-# their JSON). About 7 hours on a 2-core CPU; a step that stopped resumes when the script is rerun.
+# their JSON). About 8 hours on a 2-core CPU; a step that stopped resumes when the script is rerun.
 # Tables, turns: 500 test examples per task (the probe's votes and the app check are smaller; see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
