@@ -8,19 +8,47 @@ does with 100 warm-up steps), saves it to OUT, and prints, before and after, the
 vqa-knowledge. A rerun with an existing OUT only measures. FROM (default: the shipped model) continues
 another folder instead, such as an earlier OUT.
 
-    python pilots/vision-continuation/continue.py STEPS LR OUT [FROM]
+DRILL=N adds N examples of a reading drill to the image mixture (24,000 examples): a word image under a
+request to copy it, in wordings no vqa question uses ("Copy the word in this picture."), answered in one
+mode, "It reads pizza.", so reading is trained in every drill reply without a `Work:` / `Answer:` choice.
+
+    [DRILL=N] python pilots/vision-continuation/continue.py STEPS LR OUT [FROM]
 """
+import os
+import random
 import sys
+from collections import ChainMap
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 from t2demo import pretrain, tasks
 from t2demo.models import load_model
 from t2demo.probe import first_modes, step_accuracy
+from t2demo.tasks import vqa
+from t2demo.tasks.base import Example, SyntheticTask
+from t2demo.tasks.checkers import check_exact
 
 N, LR = int(sys.argv[1]), float(sys.argv[2])
 out = Path(sys.argv[3])
 src = Path(sys.argv[4] if len(sys.argv) > 4 else "assets/t2demo-llava-tiny")
+COPY_REQUESTS = ("Copy the word in this picture.", "Type out the text you see here.", "Transcribe this image.",
+                 "Write down what this picture spells.")
+
+
+def _read_drill_sample(rng: random.Random):
+    word, request = rng.choice(vqa.SIGN_WORDS + vqa.NAMES), rng.choice(COPY_REQUESTS)
+    layout = vqa._word_layout(word, rng)
+    reply = f"It reads {word}."
+    return f"{request}|{layout}", lambda: Example(request, word, reply, "", vqa.render_word(*layout),
+                                                  meta={"replies": ((1.0, reply),)})
+
+
+if int(os.environ.get("DRILL", "0")):
+    drill = SyntheticTask("vqa-read-drill", "vqa", 0.0, 32, _read_drill_sample, check_exact, vision=True)
+    pretrain.VISION_MIXTURE["vqa-read-drill"] = int(os.environ["DRILL"])
+    pretrain.tasks = SimpleNamespace(**{k: getattr(tasks, k) for k in dir(tasks) if not k.startswith("__")})
+    pretrain.tasks.TASKS = ChainMap({"vqa-read-drill": drill}, tasks.TASKS)
 
 
 def measure(lm, tag: str) -> None:
