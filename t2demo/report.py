@@ -380,7 +380,19 @@ def _strategy_row(adapter: Adapter, task: tasks.Task, examples: list[tasks.Examp
     outcomes = score_grouped(adapter, task, examples, passes, batch_size, progress)
     extra["seconds"]["second_pass_per_prompt"] = (time.perf_counter() - start) / len(examples)
     extra["seconds"]["second_pass_alone"] = second_pass_alone(adapter, task, examples, [z for _, z in passes])
+    if strategy.fits:  # the two-skill target: does the mixture beat simply choosing the best expert?
+        alone = {e.label: _expert_alone(adapter, e, task, examples, batch_size, progress) for e in adapter.experts}
+        label = max(alone, key=lambda k: sum(alone[k]))
+        extra["vs_best_expert"] = {"expert": label, "accuracy": summarise(alone[label])["accuracy"],
+                                   **paired_difference(outcomes, alone[label])}
     return _row(outcomes, base, **extra)
+
+
+def _expert_alone(adapter: Adapter, expert, task: tasks.Task, examples: list[tasks.Example], batch_size: int,
+                  progress: bool) -> list[bool]:
+    """Per-example outcomes of one expert applied alone (α = 1, hard)."""
+    with adapter.svf.adapted(expert.z):
+        return score_task(adapter.lm, task, examples, batch_size, progress)
 
 
 def dispatch_confusion(adapter: Adapter, examples: Sequence[tasks.Example], strategy: str,
@@ -409,8 +421,7 @@ def expert_matrix(adapter: Adapter, task_names: Sequence[str], limit: int, batch
         base = score_task(adapter.lm, task, examples, batch_size, progress)
         matrix[name] = {"base": summarise(base)}
         for expert in adapter.experts:
-            with adapter.svf.adapted(expert.z):
-                matrix[name][expert.label] = _row(score_task(adapter.lm, task, examples, batch_size, progress), base)
+            matrix[name][expert.label] = _row(_expert_alone(adapter, expert, task, examples, batch_size, progress), base)
     return matrix
 
 
@@ -441,7 +452,7 @@ def _shots(task: tasks.Task, split: str, n: int, seed: int) -> list[tasks.Exampl
 def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 32,
            task_names: Sequence[str | tasks.Task] = tasks.UNSEEN_TASKS, cls_limit: int = 500, fewshot_n: int = 10,
            population: int = 32, generations: int = 50, seed: int = 0, fast: bool = False, progress: bool = True,
-           on_task: OnTask | None = None, matrix_limit: int = 0) -> dict:
+           on_task: OnTask | None = None, matrix_limit: int = 0, vertices: bool = True) -> dict:
     """Base, prompt dispatch, cls-expert dispatch and few-shot accuracy per unseen task, with
     timings; the text model's dispatch confusion matrices on the classification test split and on
     the hand-written prompts; with matrix_limit, the expert × task matrix over the text tasks (when a
@@ -449,7 +460,7 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
     A benchmark (a name, or a task reading a local copy) is scored on its test split (scored_split) and
     fits few-shot α on another split (fewshot_examples); each task's entry names both. Every task's
     examples are read before any model loads."""
-    cem = {"population": population, "generations": generations, "seed": seed, "fast": fast}
+    cem = {"population": population, "generations": generations, "seed": seed, "fast": fast, "vertices": vertices}
     report = {"table": "table2", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
               "models": {"text": text.name, "vision": vision and vision.name},
               "fewshot": {"n": fewshot_n, "split": "validation"} | cem, "tasks": {}, "dispatch": {}}
@@ -551,10 +562,17 @@ def format_table1(report: dict) -> str:
 
 def format_table2(report: dict) -> str:
     lines = [_title(report, "Table 2: base / " + " / ".join(s.title for s in TABLE2_STRATEGIES) + " on the unseen tasks"), *_result_lines(report, False)]
+    best = {name: r["vs_best_expert"] for name, entry in report["tasks"].items() for r in entry["rows"].values()
+            if "vs_best_expert" in r}
+    if best:
+        lines += ["", "Few-shot against the best single expert on the same prompts (each expert alone, α = 1): paired Δ"]
+        lines += [f"  {name:<16}{b['expert']:<10}{b['accuracy']:>8.1f}%{b['difference']:>+11.1f}{_interval(b['ci95']):>16}"
+                  for name, b in best.items()]
     fs = report["fewshot"]
     lines += ["", f"Seconds per prompt, one prompt at a time (second pass: the first {LATENCY_N} test prompts), "
               "first pass as % of second, and the batched second pass; CEM once per task "
               f"({fs['n']} {fs['split']} examples, population {fs['population']}, {fs['generations']} generations"
+              f"{', starting at the box vertices' if fs.get('vertices') else ''}"
               f"{', fitness: log-likelihood' if fs.get('fast') else ''}):",
               f"  {'task':<16}{'method':<14}{'first':>8}{'second':>8}{'ratio':>8}{'batched':>9}"]
     for name, entry in report["tasks"].items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 
@@ -226,6 +227,25 @@ def test_cem_improves_is_deterministic_and_reports_each_generation():
     other = cem.cem(toy_objective(target), (3,), population=16, generations=12, seed=4)
     assert not torch.equal(other.alpha, r.alpha)
     assert all(0 <= v <= 1 for h in r.history for v in h["alpha"])
+
+
+def test_box_vertices_fewest_experts_first_and_constant_over_layers():
+    v = cem.box_vertices((3,), 0.0, 2.0, 5)
+    assert v.tolist() == [[0, 0, 0], [2, 0, 0], [0, 2, 0], [0, 0, 2], [2, 2, 0]]
+    layered = cem.box_vertices((3, 4), 0.0, 1.0, 8)
+    assert layered.shape == (8, 3, 4) and torch.equal(layered[:, :, 0:1].expand(-1, -1, 4), layered)
+    assert {tuple(row) for row in layered[:, :, 0].tolist()} == set(itertools.product((0.0, 1.0), repeat=3))
+
+
+def test_cem_starting_at_the_vertices_finds_a_two_expert_corner():
+    """A peak at (1, 0, 0, 1) on a plateau, as vqa-knowledge's vqa + reasoning mixture (pilots/cem-search/):
+    the Gaussian start around 1/K settles on the plateau; the vertices start scores the corner first."""
+    corner = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    objective = lambda a: 1.0 if float((a - corner).abs().max()) < 0.1 else 0.5 - 0.01 * float((a - 0.25).abs().sum())
+    found = cem.cem(objective, (4,), population=32, generations=10, seed=0)
+    missed = cem.cem(objective, (4,), population=32, generations=10, seed=0, vertices=False)
+    assert torch.equal(found.alpha, corner) and found.fitness == 1.0
+    assert missed.fitness < 1.0
 
 
 def test_cem_can_be_cancelled():

@@ -221,7 +221,7 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
                            fewshot_n=3, population=2, generations=1, fast=True, progress=False)
     json.dumps(result)  # JSON-ready
     assert result["fewshot"] == {"n": 3, "split": "validation", "population": 2, "generations": 1, "seed": 0,
-                                 "fast": True}
+                                 "fast": True, "vertices": True}
     assert all(kw["fast"] is True and kw["population"] == 2 for kw in fits)
     # the experts as the app loads them (experts.load_model_experts: by label, own before transferred)
     assert result["tasks"]["math-hard"]["experts"] == ["code", "math", "reasoning"]
@@ -236,6 +236,9 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
             assert rows[method]["seconds"]["first_pass_per_prompt"] > 0 and sum(rows[method]["chosen"].values()) == 2
         assert rows["fewshot"]["seconds"]["cem"] > 0
         assert torch.tensor(rows["fewshot"]["alpha"]).shape == (len(entry["experts"]),)
+        best = rows["fewshot"]["vs_best_expert"]  # paired, on the same prompts
+        assert best["expert"] in entry["experts"] and best["n"] == 2
+        assert best["difference"] == pytest.approx(rows["fewshot"]["accuracy"] - best["accuracy"])
     # few-shot α is fitted on validation examples, never on the test ones
     assert [len(s) for s in shots] == [3, 3]
     assert all(tasks.split_of(ex.prompt) == "validation" for ex in shots[0])
@@ -252,6 +255,7 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
     assert all(torch.equal(before[n], after[n]) for n in before)
     table = report.format_table2(result)
     assert "CEM" in table and "Dispatch cls" in table and "vqa-knowledge" in table and "fitness: log-likelihood" in table
+    assert "Few-shot against the best single expert" in table and "starting at the box vertices" in table
     ratio = [line for line in table.splitlines() if line.split()[:2] == ["math-hard", "prompt"]][-1].split()[4]
     seconds = result["tasks"]["math-hard"]["rows"]["prompt"]["seconds"]
     assert ratio == f"{100 * seconds['first_pass_per_prompt'] / seconds['second_pass_alone']:.1f}%"
