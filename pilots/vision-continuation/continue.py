@@ -12,7 +12,9 @@ DRILL=N adds N examples of a reading drill to the image mixture (24,000 examples
 request to copy it, in wordings no vqa question uses ("Copy the word in this picture."), answered in one
 mode, "It reads pizza.", so reading is trained in every drill reply without a `Work:` / `Answer:` choice.
 
-    [DRILL=N] python pilots/vision-continuation/continue.py STEPS LR OUT [FROM]
+TOWER=1 trains the vision tower too (at the same learning rate), which the joint stage otherwise keeps frozen.
+
+    [DRILL=N] [TOWER=1] python pilots/vision-continuation/continue.py STEPS LR OUT [FROM]
 """
 import os
 import random
@@ -49,6 +51,16 @@ if int(os.environ.get("DRILL", "0")):
     pretrain.VISION_MIXTURE["vqa-read-drill"] = int(os.environ["DRILL"])
     pretrain.tasks = SimpleNamespace(**{k: getattr(tasks, k) for k in dir(tasks) if not k.startswith("__")})
     pretrain.tasks.TASKS = ChainMap({"vqa-read-drill": drill}, tasks.TASKS)
+
+
+if int(os.environ.get("TOWER", "0")):  # train the tower too: it is frozen (requires_grad_(False)) just before this call
+    _run_training = pretrain.run_training
+
+    def _with_tower(model, *args, **kwargs):
+        model.model.vision_tower.requires_grad_(True)
+        return _run_training(model, *args, **kwargs)
+
+    pretrain.run_training = _with_tower
 
 
 def measure(lm, tag: str) -> None:
