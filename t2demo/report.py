@@ -70,7 +70,7 @@ from t2demo.adapt.dispatch import Dispatch
 from t2demo.adapt.registry import STRATEGIES
 from t2demo.adapt.strategy import Strategy
 from t2demo.evaluate import score_task, summarise
-from t2demo.experts import (EXPERTS_DIR, ExpertError, expert_dir, load_expert, load_model_experts, lora_notes,
+from t2demo.experts import (EXPERTS_DIR, Expert, ExpertError, expert_dir, load_expert, load_model_experts, lora_notes,
                             shuffled_z)
 from t2demo.generation import generate, images_of
 from t2demo.models import LoadedModel
@@ -388,7 +388,7 @@ def _strategy_row(adapter: Adapter, task: tasks.Task, examples: list[tasks.Examp
     return _row(outcomes, base, **extra)
 
 
-def _expert_alone(adapter: Adapter, expert, task: tasks.Task, examples: list[tasks.Example], batch_size: int,
+def _expert_alone(adapter: Adapter, expert: Expert, task: tasks.Task, examples: list[tasks.Example], batch_size: int,
                   progress: bool) -> list[bool]:
     """Per-example outcomes of one expert applied alone (α = 1, hard)."""
     with adapter.svf.adapted(expert.z):
@@ -458,8 +458,9 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
     the hand-written prompts; with matrix_limit, the expert × task matrix over the text tasks (when a
     text task is chosen) and over the vision tasks with the vision model's experts (when a vision one is).
     A benchmark (a name, or a task reading a local copy) is scored on its test split (scored_split) and
-    fits few-shot α on another split (fewshot_examples); each task's entry names both. Every task's
-    examples are read before any model loads."""
+    fits few-shot α on another split (fewshot_examples); each task's entry names both. The few-shot row
+    also holds vs_best_expert: its paired Δ against the best expert alone on the same prompts (the
+    two-skill target). Every task's examples are read before any model loads."""
     cem = {"population": population, "generations": generations, "seed": seed, "fast": fast, "vertices": vertices}
     report = {"table": "table2", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
               "models": {"text": text.name, "vision": vision and vision.name},
