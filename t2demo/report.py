@@ -51,6 +51,7 @@ seconds per prompt are reported beside it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import time
@@ -363,7 +364,7 @@ def build_adapter(target: Side, text: Side) -> tuple[Adapter, list[str], str | N
 
 def _strategy_row(adapter: Adapter, task: tasks.Task, examples: list[tasks.Example], base: list[bool],
                   strategy: Strategy, batch_size: int, progress: bool, shots: list[tasks.Example],
-                  cem_kwargs: dict) -> dict:
+                  cem_kwargs: dict, alone: AloneScores) -> dict:
     extra: dict = {"seconds": {}}
     mixture = None
     if strategy.fits:  # few-shot: α fitted by CEM on `shots`, never on the scored examples
@@ -381,18 +382,31 @@ def _strategy_row(adapter: Adapter, task: tasks.Task, examples: list[tasks.Examp
     extra["seconds"]["second_pass_per_prompt"] = (time.perf_counter() - start) / len(examples)
     extra["seconds"]["second_pass_alone"] = second_pass_alone(adapter, task, examples, [z for _, z in passes])
     if strategy.fits:  # the two-skill target: does the mixture beat simply choosing the best expert?
-        alone = {e.label: _expert_alone(adapter, e, task, examples, batch_size, progress) for e in adapter.experts}
-        label = max(alone, key=lambda k: sum(alone[k]))
-        extra["vs_best_expert"] = {"expert": label, "accuracy": summarise(alone[label])["accuracy"],
-                                   **paired_difference(outcomes, alone[label])}
+        experts = {e.label: alone(adapter, e, task, examples) for e in adapter.experts}
+        label = max(experts, key=lambda k: sum(experts[k]))
+        extra["vs_best_expert"] = {"expert": label, "accuracy": summarise(experts[label])["accuracy"],
+                                   **paired_difference(outcomes, experts[label])}
     return _row(outcomes, base, **extra)
 
 
-def _expert_alone(adapter: Adapter, expert: Expert, task: tasks.Task, examples: list[tasks.Example], batch_size: int,
-                  progress: bool) -> list[bool]:
-    """Per-example outcomes of one expert applied alone (α = 1, hard)."""
-    with adapter.svf.adapted(expert.z):
-        return score_task(adapter.lm, task, examples, batch_size, progress)
+class AloneScores:
+    """Per-example outcomes of the base model (expert None) or of one expert applied alone (α = 1, hard) on
+    a task's examples, each scored once per report: Table 2's base row, its few-shot comparison and its
+    expert × task matrix ask for the same ones when their limits agree."""
+
+    def __init__(self, batch_size: int, progress: bool):
+        self.batch_size, self.progress = batch_size, progress
+        self._scored: dict[tuple[int, str | None, str], tuple[list[tasks.Example], list[bool]]] = {}
+
+    def __call__(self, adapter: Adapter, expert: Expert | None, task: tasks.Task,
+                 examples: list[tasks.Example]) -> list[bool]:
+        key = (id(adapter), None if expert is None else expert.label, task.name)
+        if key in self._scored and self._scored[key][0] == examples:
+            return self._scored[key][1]
+        with adapter.svf.adapted(expert.z) if expert is not None else contextlib.nullcontext():
+            outcomes = score_task(adapter.lm, task, examples, self.batch_size, self.progress)
+        self._scored[key] = (examples, outcomes)
+        return outcomes
 
 
 def dispatch_confusion(adapter: Adapter, examples: Sequence[tasks.Example], strategy: str,
@@ -411,17 +425,19 @@ def dispatch_confusion(adapter: Adapter, examples: Sequence[tasks.Example], stra
 
 
 def expert_matrix(adapter: Adapter, task_names: Sequence[str], limit: int, batch_size: int = 32,
-                  progress: bool = False) -> dict:
+                  progress: bool = False, alone: AloneScores | None = None) -> dict:
     """Each expert applied alone (α = 1, hard) to each task: task -> {"base": row, expert: row with its
-    paired Δ}. A wrong expert losing points is what makes dispatch matter."""
+    paired Δ}. A wrong expert losing points is what makes dispatch matter. `alone`: outcomes already
+    scored (Table 2's), reused where the examples are the same."""
+    alone = alone or AloneScores(batch_size, progress)
     matrix = {}
     for name in task_names:
         task = tasks.TASKS[name]
         examples = task.examples("test", limit)
-        base = score_task(adapter.lm, task, examples, batch_size, progress)
+        base = alone(adapter, None, task, examples)
         matrix[name] = {"base": summarise(base)}
         for expert in adapter.experts:
-            matrix[name][expert.label] = _row(_expert_alone(adapter, expert, task, examples, batch_size, progress), base)
+            matrix[name][expert.label] = _row(alone(adapter, expert, task, examples), base)
     return matrix
 
 
@@ -469,6 +485,7 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
     splits = {task.name: scored_split(task) for task in chosen}
     data = {task.name: fewshot_examples(task, splits[task.name], limit, fewshot_n, seed) for task in chosen}
     adapters: dict[bool, tuple[Adapter, list[str], str | None]] = {}
+    alone = AloneScores(batch_size, progress)
     for task in chosen:
         name = task.name
         target = vision if task.vision else text
@@ -477,7 +494,7 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
         adapter, notes, cls_note = adapters[task.vision]
         examples, shots, shots_from = data[name]
         start = time.perf_counter()
-        base = score_task(adapter.lm, task, examples, batch_size, progress)
+        base = alone(adapter, None, task, examples)
         seconds = {"second_pass_per_prompt": (time.perf_counter() - start) / len(examples),
                    "second_pass_alone": second_pass_alone(adapter, task, examples, [None] * len(examples))}
         rows = {"base": summarise(base) | {"seconds": seconds}}
@@ -488,7 +505,7 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
                 rows[strategy.name] = {"missing": shots}
             else:
                 rows[strategy.name] = _strategy_row(adapter, task, examples, base, strategy, batch_size, progress,
-                                                     shots, cem)
+                                                     shots, cem, alone)
         report["tasks"][name] = _task_entry(task, splits[name], len(examples)) | {
             "fewshot_split": shots_from, "experts": adapter.labels, "rows": rows}
         if on_task:
@@ -506,7 +523,7 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
         if matrix_limit and vision_side in adapters and not adapters[vision_side][1]:
             names = [n for n in tasks.REGISTRY.parse("all") if tasks.TASKS[n].vision == vision_side]
             report[key] = {"n": matrix_limit, "tasks": expert_matrix(adapters[vision_side][0], names, matrix_limit,
-                                                                     batch_size, progress)}
+                                                                     batch_size, progress, alone)}
             if on_task:
                 on_task(report)
     return report

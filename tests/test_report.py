@@ -293,6 +293,27 @@ def test_expert_matrix_scores_each_expert_alone_against_the_base(tokenizer, text
     assert lines[1].startswith("Expert × task on the text model") and lines[-1].split()[0] == "reasoning"
 
 
+def test_alone_scores_scores_each_model_and_examples_once(tokenizer, text_dir, tmp_path, monkeypatch):
+    """Table 2's base row, few-shot comparison and expert × task matrix share one AloneScores: the same
+    (model, expert, task, examples) is scored once, other examples or another expert are scored anew."""
+    text, _ = sides(tokenizer, text_dir, tmp_path)
+    for seed, label in enumerate(("math", "code", "reasoning", "cls")):
+        write_expert(text.loaded.model, text.experts, label, seed=seed)
+    adapter, _, _ = report.build_adapter(text, text)
+    calls = []
+    real = report.score_task
+    monkeypatch.setattr(report, "score_task", lambda lm, task, ex, *a: calls.append(len(ex)) or real(lm, task, ex, *a))
+    alone, task, math = report.AloneScores(2, False), tasks.TASKS["math"], next(e for e in adapter.experts if e.label == "math")
+    two, three = task.examples("test", 2), task.examples("test", 3)
+    base = alone(adapter, None, task, two)
+    assert alone(adapter, None, task, task.examples("test", 2)) == base and calls == [2]
+    assert alone(adapter, None, task, three)[:2] == base and calls == [2, 3]
+    with adapter.svf.adapted(math.z):
+        expected = real(adapter.lm, task, two, 2, False)
+    assert alone(adapter, math, task, two) == expected and alone(adapter, math, task, two) == expected
+    assert calls == [2, 3, 2]
+
+
 def test_table2_missing_experts_give_train_commands(tokenizer, text_dir, tmp_path):
     text, _ = sides(tokenizer, text_dir, tmp_path)
     write_expert(text.loaded.model, text.experts, "math")
