@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import ProcessorMixin
+from torch import Tensor
+from transformers import LogitsProcessor, ProcessorMixin
 
 from t2demo.models import LoadedModel
 
@@ -95,13 +96,40 @@ def end_of_turn_ids(lm: LoadedModel) -> list[int]:
     return ids[:end + 1] if end is not None else [lm.tokenizer.eos_token_id]
 
 
+class GreedyLogp(LogitsProcessor):
+    """Passed to a greedy generate(), records each step's log p of the token it picks (the largest
+    log-softmax): the model's confidence in its own reply, without a second forward pass."""
+
+    def __init__(self) -> None:
+        self.steps: list[Tensor] = []
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        self.steps.append(scores.float().log_softmax(-1).amax(-1).cpu())
+        return scores
+
+    def reply_means(self, new_tokens: Tensor, stop_ids: Sequence[int]) -> Tensor:
+        """Per-row mean log p of the reply's tokens up to its first stop token (included), (B,) float64."""
+        logp = torch.stack(self.steps, 1).double()[:, :new_tokens.shape[1]]
+        stop = torch.isin(new_tokens.cpu(), torch.tensor(list(stop_ids)))
+        reply = (stop.long().cumsum(1) - stop.long()) == 0  # before or at the first stop
+        return (logp * reply).sum(1) / reply.sum(1).clamp_min(1)
+
+
 @torch.inference_mode()
 def generate(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
              max_new_tokens: int = 64, history: Sequence[tuple[str, str]] = ()) -> list[str]:
     """Greedy answers to a batch of prompts with the model's current weights, each after the same
     earlier (user, assistant) turns; decoding is deterministic so results are testable."""
+    return generate_scored(lm, prompts, images, max_new_tokens, history)[0]
+
+
+@torch.inference_mode()
+def generate_scored(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
+                    max_new_tokens: int = 64, history: Sequence[tuple[str, str]] = ()) -> tuple[list[str], Tensor]:
+    """generate()'s answers and each one's mean log p per token (GreedyLogp.reply_means)."""
     batch = {k: v.to(lm.device) for k, v in encode_prompts(lm, prompts, images, history).items()}
-    tokenizer = lm.tokenizer
-    out = lm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                            pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(lm))
-    return tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    tokenizer, record, stops = lm.tokenizer, GreedyLogp(), stop_token_ids(lm)
+    out = lm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, logits_processor=[record],
+                            pad_token_id=tokenizer.pad_token_id, eos_token_id=stops)
+    new = out[:, batch["input_ids"].shape[1]:]
+    return tokenizer.batch_decode(new, skip_special_tokens=True), record.reply_means(new, stops)

@@ -17,6 +17,7 @@ from t2demo.adapt import cem
 from t2demo.adapt.adapter import Adapter
 from t2demo.experts import Expert
 from t2demo.factored import FactoredLinear, factorized
+from t2demo.generation import encode_prompts, generate_scored, stop_token_ids
 from t2demo.models import LoadedModel
 from t2demo.svf import SVF
 
@@ -180,3 +181,35 @@ def test_factorized_holds_the_lock_and_gives_back_the_exact_model(adapter):
     assert entered.is_set()
     assert all(m is modules[n] for n, m in model.named_modules())
     assert all(torch.equal(p, weights[n]) for n, p in model.named_parameters())
+
+
+def test_reply_confidence_is_the_teacher_forced_log_p_of_the_greedy_reply(adapter):
+    """generate_scored's per-reply mean log p (read off the greedy steps) equals a teacher-forced forward
+    over the prompt and the reply up to its first stop token, batched or one prompt at a time."""
+    lm = adapter.lm
+    prompts = [ex.prompt for ex in tasks.TASKS["math"].examples("validation", 3)]
+    answers, means = generate_scored(lm, prompts, None, 8)
+    stops = stop_token_ids(lm)
+    for i, prompt in enumerate(prompts):
+        enc = encode_prompts(lm, [prompt])
+        out = lm.model.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id,
+                                eos_token_id=stops)
+        new = out[0, enc["input_ids"].shape[1]:].tolist()
+        reply = new[:next((k + 1 for k, t in enumerate(new) if t in stops), len(new))]
+        with torch.no_grad():
+            logp = lm.model(torch.tensor([enc["input_ids"][0].tolist() + reply])).logits[0].log_softmax(-1)
+        start = enc["input_ids"].shape[1] - 1
+        expected = sum(logp[start + k, t].item() for k, t in enumerate(reply)) / len(reply)
+        alone_answers, alone = generate_scored(lm, [prompt], None, 8)
+        assert alone_answers == [answers[i]]
+        assert alone.item() == pytest.approx(expected, abs=1e-4)
+        assert means[i].item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_ties_go_to_the_more_confident_correct_replies():
+    right = torch.tensor([True, False, True])
+    sure, unsure = torch.tensor([-0.1, -9.0, -0.3]), torch.tensor([-1.0, -0.01, -1.2])
+    assert cem.reply_fitness(right, sure) > cem.reply_fitness(right, unsure)  # the wrong reply's log p does not count
+    assert math.floor(3 * cem.reply_fitness(right, sure)) == 2  # the tie-break stays below one example
+    assert cem.reply_fitness(torch.ones(3, dtype=torch.bool), unsure) > cem.reply_fitness(right, sure)  # accuracy first
+    assert cem.reply_fitness(torch.zeros(3, dtype=torch.bool), sure) == 0.0

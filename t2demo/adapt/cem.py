@@ -12,16 +12,18 @@ generations, so on vqa-knowledge the search missed the vqa + reasoning mixture t
 (pilots/cem-search/). vertices=False is the paper's start.
 The best member so far joins every generation's population and is re-evaluated (the paper).
 
-Fitness = accuracy on the examples (greedy answers, the task's checker) + 1e-3·sigmoid(mean
-log-likelihood): the second term lies in (0, 5e-4], below one example's worth of accuracy for up to
-2,000 examples, so it only breaks ties, as in the paper. The mean log-likelihood is the per-token
-mean log p of each example's reference response (teacher-forced), averaged over examples. fast=True
-uses that log-likelihood alone: no generation.
+Fitness = accuracy on the examples (greedy answers, the task's checker) + 1e-3·sigmoid(confidence), where
+confidence is the model's mean log p per token of its own correct replies, averaged over them (the
+authors' `use_loglikelihood_for_ties`; read off the greedy steps, no second pass): the second term lies in
+(0, 5e-4], below one example's worth of accuracy for up to 2,000 examples, so it only breaks ties, as in
+the paper. Tie-breaking on the reference responses' log-likelihood instead let the vqa + reasoning corner
+go on vqa-knowledge (a mixture half-way to it ties on the shots and fits the references better; held out
+it scores 10 points less: pilots/cem-search/tiebreak.py). fast=True scores the reference responses'
+mean log-likelihood (teacher-forced) alone: no generation.
 
 Scoring (`fewshot_batch_objective`, what fit_alpha uses): a generation's members × examples are the
 rows of one batch, each row adapted by its member's z' through the factored forward (factored.py),
-so one greedy generate() and one teacher-forced forward score many members at once, under svf's
-lock for each call only. `fewshot_objective` scores one member at a time with z' composed into the
+so one greedy generate() scores many members at once, under svf's lock for each call only. `fewshot_objective` scores one member at a time with z' composed into the
 weights (the reference the batched path is tested against).
 
 `python -m t2demo bench cem` times a fit against the authors' way of scoring (one member, one
@@ -30,7 +32,6 @@ example, one full generation at a time; `naive_objective`).
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import threading
@@ -45,7 +46,7 @@ from torch import Tensor
 from t2demo import tasks
 from t2demo.adapt.dispatch import PipelineError
 from t2demo.factored import FactoredModel, RowZ, factorized, generate_rows
-from t2demo.generation import generate, images_of, stop_token_ids
+from t2demo.generation import GreedyLogp, encode_prompts, generate_scored, images_of, stop_token_ids
 from t2demo.models import LoadedModel
 from t2demo.rollouts import Rollout, answer_token_logp, mean_loglik, reference_rollout
 
@@ -167,32 +168,40 @@ def check_examples(examples: Sequence[tasks.Example]) -> None:
                             "each example needs the correct answer")
 
 
-def fitness(accuracy: float, loglik: float) -> float:
-    """Accuracy first; the log-likelihood term is below one example's worth (see the module doc)."""
-    return accuracy + 1e-3 * 0.5 * (1 + math.tanh(loglik / 2))  # sigmoid, without exp overflow
+def fitness(accuracy: float, confidence: float) -> float:
+    """Accuracy first; the tie-break term is below one example's worth (see the module doc)."""
+    return accuracy + 1e-3 * 0.5 * (1 + math.tanh(confidence / 2))  # sigmoid, without exp overflow
+
+
+def reply_fitness(right: Tensor, reply_logp: Tensor) -> float:
+    """The fitness of greedy replies: their accuracy, ties broken by the model's confidence in its own
+    correct replies (the mean over them of each one's mean log p per token; none correct: no bonus)."""
+    confidence = float(reply_logp[right].mean()) if right.any() else -math.inf
+    return fitness(int(right.sum()) / len(right), confidence)
 
 
 def fewshot_objective(adapter: Adapter, examples: Sequence[tasks.Example], task, *, fast: bool = False,
                       batch_size: int = 16, max_new_tokens: int | None = None) -> Objective:
     """α -> fitness of the model adapted with z' = svf.mix(experts, α), composed into the weights under
-    svf's lock: one greedy generation and one teacher-forced forward, each batched over the examples
-    (one member at a time; `fewshot_batch_objective` batches the members too)."""
+    svf's lock: one greedy generation batched over the examples (fast: one teacher-forced forward of
+    the references instead). One member at a time; `fewshot_batch_objective` batches the members too."""
     svf, lm, zs = adapter.svf, adapter.lm, [e.z for e in adapter.experts]
     chunks = [list(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
-    rollouts = [reference_rollout(lm, chunk) for chunk in chunks]
+    rollouts = [reference_rollout(lm, chunk) for chunk in chunks] if fast else []
     budget = max_new_tokens or task.max_new_tokens
 
     @torch.no_grad()
     def objective(alpha: Tensor) -> float:
-        correct = 0
         with svf.adapted(svf.mix(zs, alpha)) as m:
-            loglik = sum(mean_loglik(m, r) * len(c) for r, c in zip(rollouts, chunks)) / len(examples)
             if fast:
-                return loglik
+                return sum(mean_loglik(m, r) * len(c) for r, c in zip(rollouts, chunks)) / len(examples)
+            correct, reply_logp = [], []
             for chunk in chunks:
-                answers = generate(lm, [ex.prompt for ex in chunk], images_of(chunk), budget)
-                correct += sum(task.check_many(chunk, answers))
-        return fitness(correct / len(examples), loglik)
+                answers, logp = generate_scored(lm, [ex.prompt for ex in chunk], images_of(chunk), budget)
+                correct += task.check_many(chunk, answers)
+                reply_logp.append(logp)
+        right = torch.tensor(correct, dtype=torch.bool)
+        return reply_fitness(right, torch.cat(reply_logp))
 
     return objective
 
@@ -206,64 +215,61 @@ def fewshot_batch_objective(adapter: Adapter, examples: Sequence[tasks.Example],
     path; the model is factorized under svf's lock for each call only."""
     lm, zs = adapter.lm, [e.z for e in adapter.experts]
     chunks = [list(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
-    rollouts = [reference_rollout(lm, chunk) for chunk in chunks]
-    budget = None if fast else max_new_tokens or task.max_new_tokens
+    inputs = [reference_rollout(lm, chunk) if fast else encode_prompts(lm, [ex.prompt for ex in chunk], images_of(chunk))
+              for chunk in chunks]
+    budget = max_new_tokens or task.max_new_tokens
+    tokenizer, stops = lm.tokenizer, stop_token_ids(lm)
 
     @torch.no_grad()
     def score(members: Tensor) -> list[float]:
         n = len(members)
         mixes = [adapter.svf.mix(zs, alpha) for alpha in members]
-        loglik = torch.zeros(n, dtype=torch.float64)
-        correct = torch.zeros(n, dtype=torch.long)
+        loglik, right, reply_logp = torch.zeros(n, dtype=torch.float64), [], []
         with factorized(adapter.svf) as handle:
-            for chunk, rollout in zip(chunks, rollouts):
+            for chunk, batch in zip(chunks, inputs):
                 rows = [z for z in mixes for _ in chunk]  # member-major, one dict object per member
-                row_loglik, answers = _rows_pass(handle, lm, _tile_rollout(rollout, n), rows, budget)
-                loglik += row_loglik.view(n, -1).sum(1)
-                if not fast:
-                    correct += torch.tensor(task.check_many(chunk * n, answers), dtype=torch.long).view(n, -1).sum(1)
-        loglik /= len(examples)
+                if fast:
+                    loglik += _rows_loglik(handle, _tile_rollout(batch, n), rows).view(n, -1).sum(1)
+                    continue
+                record = GreedyLogp()
+                out = generate_rows(handle, {k: _tile(v, n) for k, v in batch.items()}, rows, max_new_tokens=budget,
+                                    do_sample=False, logits_processor=[record],
+                                    pad_token_id=tokenizer.pad_token_id, eos_token_id=stops)
+                new = out[:, batch["input_ids"].shape[1]:]
+                answers = tokenizer.batch_decode(new, skip_special_tokens=True)
+                right.append(torch.tensor(task.check_many(chunk * n, answers), dtype=torch.bool).view(n, -1))
+                reply_logp.append(record.reply_means(new, stops).view(n, -1))
         if fast:
-            return loglik.tolist()
-        return [fitness(c / len(examples), ll) for c, ll in zip(correct.tolist(), loglik.tolist())]
+            return (loglik / len(examples)).tolist()
+        right_all, logp_all = torch.cat(right, 1), torch.cat(reply_logp, 1)
+        return [reply_fitness(r, lp) for r, lp in zip(right_all, logp_all)]
 
     return BatchObjective(score, max(1, max_rows // len(chunks[0])))
 
 
+def _tile(t, n: int):
+    """A batch tensor's rows repeated n times, whole batch after whole batch (member-major rows)."""
+    return t.repeat(n, *(1,) * (t.ndim - 1)) if isinstance(t, Tensor) else t
+
+
 def _tile_rollout(rollout: Rollout, n: int) -> Rollout:
-    """The rollout's rows repeated n times, whole batch after whole batch (member-major rows)."""
-    tile = lambda t: t.repeat(n, *(1,) * (t.ndim - 1)) if isinstance(t, Tensor) else t
-    return Rollout(tile(rollout.input_ids), tile(rollout.attention_mask), tile(rollout.answer_mask),
-                   {k: tile(v) for k, v in rollout.extra.items()}, rollout.texts * n)
+    """The rollout's rows repeated n times, as _tile."""
+    return Rollout(_tile(rollout.input_ids, n), _tile(rollout.attention_mask, n), _tile(rollout.answer_mask, n),
+                   {k: _tile(v, n) for k, v in rollout.extra.items()}, rollout.texts * n)
 
 
-def _rows_pass(handle: FactoredModel, lm: LoadedModel, rollout: Rollout, zs: Sequence[RowZ],
-               budget: int | None) -> tuple[Tensor, list[str]]:
-    """Per-row mean log p of the reference responses (mean_loglik's terms; float64, CPU) and, with a
-    budget, the greedy answers (as generation.generate decodes them), row b adapted by zs[b].
-
-    The prompts are computed once for both: all but their last token go into a KV cache, the
-    references are scored on a copy of it and generation continues from it (HF's prompt reuse),
-    a quarter less work than two passes. Positions count from the first real token, as generate()."""
+def _rows_loglik(handle: FactoredModel, rollout: Rollout, zs: Sequence[RowZ]) -> Tensor:
+    """Per-row mean log p of the reference responses (mean_loglik's terms; float64, CPU), row b adapted
+    by zs[b]. Positions count from the first real token, as generate()."""
     ids, mask = rollout.input_ids, rollout.attention_mask
     width = rollout.answer_mask.shape[1]
-    cut = ids.shape[1] - width - 1  # the prompts without their last token
     positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
     with handle.rows(zs, {"input_ids": ids, **rollout.extra}) as model:
-        cache = model(input_ids=ids[:, :cut], attention_mask=mask[:, :cut], position_ids=positions[:, :cut],
-                      use_cache=True, logits_to_keep=1, **rollout.extra).past_key_values
-        logits = model(input_ids=ids[:, cut:], attention_mask=mask, position_ids=positions[:, cut:],
-                       past_key_values=copy.deepcopy(cache) if budget else cache, logits_to_keep=width + 1).logits
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=width + 1,
+                       **rollout.extra).logits
     answer = rollout.answer_mask.float()
     token = answer_token_logp(logits[:, :-1].float().log_softmax(-1), rollout) * answer
-    loglik = (token.sum(1) / answer.sum(1).clamp_min(1)).double().cpu()
-    if not budget:
-        return loglik, []
-    tokenizer = lm.tokenizer
-    prompts = {"input_ids": ids[:, :cut + 1], "attention_mask": mask[:, :cut + 1]}  # the images are in the cache
-    out = generate_rows(handle, prompts, zs, past_key_values=cache, max_new_tokens=budget, do_sample=False,
-                        pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(lm))
-    return loglik, tokenizer.batch_decode(out[:, cut + 1:], skip_special_tokens=True)
+    return (token.sum(1) / answer.sum(1).clamp_min(1)).double().cpu()
 
 
 def naive_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
@@ -274,12 +280,14 @@ def naive_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
 
     @torch.no_grad()
     def objective(alpha: Tensor) -> float:
-        correct, loglik = 0, 0.0
-        with svf.adapted(svf.mix(zs, alpha)) as m:
+        correct, reply_logp = [], []
+        with svf.adapted(svf.mix(zs, alpha)):
             for ex in examples:
-                correct += task.check(ex, generate(lm, [ex.prompt], images_of([ex]), budget)[0])
-                loglik += mean_loglik(m, reference_rollout(lm, [ex]))
-        return fitness(correct / len(examples), loglik / len(examples))
+                answers, logp = generate_scored(lm, [ex.prompt], images_of([ex]), budget)
+                correct += task.check_many([ex], answers)
+                reply_logp.append(logp)
+        right = torch.tensor(correct, dtype=torch.bool)
+        return reply_fitness(right, torch.cat(reply_logp))
 
     return objective
 

@@ -16,8 +16,8 @@ damped). Pick a matrix below it to see z' along the singular-value index and the
 after."""
 EXPLAIN_CEM = """**Few-shot CEM.** Given a handful of solved examples, the Cross-Entropy Method searches α: each
 generation samples a population of α (the first also tries each set of experts at full weight), scores
-each (accuracy on the examples, ties broken by the log-likelihood of the right answers), and refits its
-sampling distribution to the best fifth. The result is a mixture you can save and then pick as the
+each (accuracy on the examples, ties broken by the model's confidence in its own right answers), and
+refits its sampling distribution to the best fifth. The result is a mixture you can save and then pick as the
 few-shot strategy for later messages."""
 
 
