@@ -485,7 +485,7 @@ def _add_report(sub) -> None:
     p.add_argument("--gaussian-start", action="store_true", help="table2: CEM's first generation all sampled "
                    "around 1/K (the paper's start) instead of starting with the box's vertices")
     p.add_argument("--fast", action="store_true", help="table2: CEM fitness = log-likelihood of the references "
-                   "(no generation) instead of accuracy with log-likelihood ties (the paper's)")
+                   "(no generation) instead of accuracy, ties broken by confidence in the correct replies (the paper's)")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None, choices=DTYPES)
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file (rewritten after each task)")

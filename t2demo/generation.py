@@ -8,7 +8,7 @@ starts with one BOS, and generation stops where the checkpoint's generation_conf
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -128,8 +128,15 @@ def generate_scored(lm: LoadedModel, prompts: Sequence[str], images: Sequence | 
                     max_new_tokens: int = 64, history: Sequence[tuple[str, str]] = ()) -> tuple[list[str], Tensor]:
     """generate()'s answers and each one's mean log p per token (GreedyLogp.reply_means)."""
     batch = {k: v.to(lm.device) for k, v in encode_prompts(lm, prompts, images, history).items()}
+    return greedy_scored(lm, lambda enc, **kw: lm.model.generate(**enc, **kw), batch, max_new_tokens)
+
+
+def greedy_scored(lm: LoadedModel, generate_fn: Callable[..., Tensor], batch: dict,
+                  max_new_tokens: int) -> tuple[list[str], Tensor]:
+    """Greedy answers from generate_fn(batch, **generate kwargs) (a model's generate, or one with a z
+    per row), decoded, and each one's mean log p per token."""
     tokenizer, record, stops = lm.tokenizer, GreedyLogp(), stop_token_ids(lm)
-    out = lm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, logits_processor=[record],
-                            pad_token_id=tokenizer.pad_token_id, eos_token_id=stops)
+    out = generate_fn(batch, max_new_tokens=max_new_tokens, do_sample=False, logits_processor=[record],
+                      pad_token_id=tokenizer.pad_token_id, eos_token_id=stops)
     new = out[:, batch["input_ids"].shape[1]:]
     return tokenizer.batch_decode(new, skip_special_tokens=True), record.reply_means(new, stops)

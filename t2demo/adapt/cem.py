@@ -12,19 +12,20 @@ generations, so on vqa-knowledge the search missed the vqa + reasoning mixture t
 (pilots/cem-search/). vertices=False is the paper's start.
 The best member so far joins every generation's population and is re-evaluated (the paper).
 
-Fitness = accuracy on the examples (greedy answers, the task's checker) + 1e-3·sigmoid(confidence), where
-confidence is the model's mean log p per token of its own correct replies, averaged over them (the
-authors' `use_loglikelihood_for_ties`; read off the greedy steps, no second pass): the second term lies in
-(0, 5e-4], below one example's worth of accuracy for up to 2,000 examples, so it only breaks ties, as in
-the paper. Tie-breaking on the reference responses' log-likelihood instead let the vqa + reasoning corner
-go on vqa-knowledge (a mixture half-way to it ties on the shots and fits the references better; held out
-it scores 10 points less: pilots/cem-search/tiebreak.py). fast=True scores the reference responses'
-mean log-likelihood (teacher-forced) alone: no generation.
+Fitness = accuracy on the examples (greedy answers, the task's checker) + 1e-3·sigmoid(confidence),
+where confidence is the model's mean log p per token of its own correct replies, averaged over them
+(the authors' `use_loglikelihood_for_ties`; read off the greedy steps, no second pass). The second
+term lies in (0, 5e-4], below one example's worth of accuracy for up to 2,000 examples, so it only
+breaks ties, as in the paper. Breaking ties by the reference responses' log-likelihood instead let
+the vqa + reasoning corner go on vqa-knowledge: a mixture half-way to it ties on the shots and fits
+the references' wording better, and scores 10 points less held out (pilots/cem-search/tiebreak.py).
+fast=True scores the reference responses' mean log-likelihood (teacher-forced) alone: no generation.
 
 Scoring (`fewshot_batch_objective`, what fit_alpha uses): a generation's members × examples are the
 rows of one batch, each row adapted by its member's z' through the factored forward (factored.py),
-so one greedy generate() scores many members at once, under svf's lock for each call only. `fewshot_objective` scores one member at a time with z' composed into the
-weights (the reference the batched path is tested against).
+so one greedy generate() scores many members at once, under svf's lock for each call only.
+`fewshot_objective` scores one member at a time with z' composed into the weights (the reference the
+batched path is tested against).
 
 `python -m t2demo bench cem` times a fit against the authors' way of scoring (one member, one
 example, one full generation at a time; `naive_objective`).
@@ -46,7 +47,7 @@ from torch import Tensor
 from t2demo import tasks
 from t2demo.adapt.dispatch import PipelineError
 from t2demo.factored import FactoredModel, RowZ, factorized, generate_rows
-from t2demo.generation import GreedyLogp, encode_prompts, generate_scored, images_of, stop_token_ids
+from t2demo.generation import encode_prompts, generate_scored, greedy_scored, images_of
 from t2demo.models import LoadedModel
 from t2demo.rollouts import Rollout, answer_token_logp, mean_loglik, reference_rollout
 
@@ -215,10 +216,9 @@ def fewshot_batch_objective(adapter: Adapter, examples: Sequence[tasks.Example],
     path; the model is factorized under svf's lock for each call only."""
     lm, zs = adapter.lm, [e.z for e in adapter.experts]
     chunks = [list(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
-    inputs = [reference_rollout(lm, chunk) if fast else encode_prompts(lm, [ex.prompt for ex in chunk], images_of(chunk))
-              for chunk in chunks]
+    inputs = [reference_rollout(lm, c) if fast else encode_prompts(lm, [ex.prompt for ex in c], images_of(c))
+              for c in chunks]  # fast: the references, scored; else the prompts, answered
     budget = max_new_tokens or task.max_new_tokens
-    tokenizer, stops = lm.tokenizer, stop_token_ids(lm)
 
     @torch.no_grad()
     def score(members: Tensor) -> list[float]:
@@ -231,14 +231,10 @@ def fewshot_batch_objective(adapter: Adapter, examples: Sequence[tasks.Example],
                 if fast:
                     loglik += _rows_loglik(handle, _tile_rollout(batch, n), rows).view(n, -1).sum(1)
                     continue
-                record = GreedyLogp()
-                out = generate_rows(handle, {k: _tile(v, n) for k, v in batch.items()}, rows, max_new_tokens=budget,
-                                    do_sample=False, logits_processor=[record],
-                                    pad_token_id=tokenizer.pad_token_id, eos_token_id=stops)
-                new = out[:, batch["input_ids"].shape[1]:]
-                answers = tokenizer.batch_decode(new, skip_special_tokens=True)
+                answers, logp = greedy_scored(lm, lambda enc, **kw: generate_rows(handle, enc, rows, **kw),
+                                              {k: _tile(v, n) for k, v in batch.items()}, budget)
                 right.append(torch.tensor(task.check_many(chunk * n, answers), dtype=torch.bool).view(n, -1))
-                reply_logp.append(record.reply_means(new, stops).view(n, -1))
+                reply_logp.append(logp.view(n, -1))
         if fast:
             return (loglik / len(examples)).tolist()
         right_all, logp_all = torch.cat(right, 1), torch.cat(reply_logp, 1)
