@@ -65,10 +65,11 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 
 
 def detail_figure(svf: SVF, z: dict | None, name: str | None) -> go.Figure:
-    """One matrix: z' along the singular-value index (with the z' = 1 line of the base model), and the
-    spectrum before (wide grey) and after (thin, dashed, on top) so both stay visible."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("z' per singular value", "σ before / after"),
-                        horizontal_spacing=0.16)
+    """One matrix: z' along the singular-value index (with the z' = 1 line of the base model), and below
+    it the spectrum before (wide grey) and after (thin, dashed, on top) so both stay visible. Stacked,
+    not side by side: the plot sits in a narrow column, and at phone width side-by-side panels overlap."""
+    fig = make_subplots(rows=2, cols=1, subplot_titles=("z' per singular value", "σ before / after"),
+                        vertical_spacing=0.2)
     if name in svf.ranks:
         sigma = svf.spectrum(name)
         zv = z[name].float() if z is not None and name in z else torch.ones_like(sigma)
@@ -77,17 +78,17 @@ def detail_figure(svf: SVF, z: dict | None, name: str | None) -> go.Figure:
         fig.add_hline(y=1, line=dict(dash="dot", color="grey"), annotation_text="z' = 1 (base)",
                       annotation_font_size=10, row=1, col=1)
         fig.add_scatter(x=index, y=sigma.tolist(), name="σ before (base)", line=dict(color="#bbbbbb", width=6),
-                        row=1, col=2)
+                        row=2, col=1)
         fig.add_scatter(x=index, y=after.tolist(), name="σ·z' after (adapted)",
-                        line=dict(color="#1f77b4", width=2, dash="dash"), row=1, col=2)
+                        line=dict(color="#1f77b4", width=2, dash="dash"), row=2, col=1)
         both = torch.cat([sigma, after]).clamp_min(1e-8)
         ticks, labels = log_ticks(float(both.min()), float(both.max()))
-        fig.update_yaxes(type="log", tickvals=ticks, ticktext=labels, title_text="σ (log scale)", row=1, col=2)
+        fig.update_yaxes(type="log", tickvals=ticks, ticktext=labels, title_text="σ (log scale)", row=2, col=1)
         fig.update_yaxes(title_text="z'", row=1, col=1)
-    fig.update_annotations(font_size=12)  # the subplot titles: the default size overlaps in a narrow column
-    fig.update_xaxes(title=dict(text="singular-value index", font_size=11))
-    fig.update_layout(title=dict(text=name or "pick a layer and a matrix", font_size=13), height=320,
-                      legend=dict(orientation="h", x=0, y=-0.3), margin=dict(l=55, r=10, t=60, b=70))
+    fig.update_annotations(font_size=12)  # the subplot titles
+    fig.update_xaxes(title=dict(text="singular-value index", font_size=11), row=2, col=1)
+    fig.update_layout(title=dict(text=name or "pick a layer and a matrix", font_size=13), height=480,
+                      legend=dict(orientation="h", x=0, y=-0.18), margin=dict(l=55, r=10, t=60, b=60))
     return fig
 
 
