@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import gradio as gr
 
 from t2demo import session as sessions
+from t2demo import tasks
 from t2demo.adapt.adapter import Adapter
 from t2demo.adapt.dispatch import PipelineError
 from t2demo.adapt.registry import STRATEGIES
@@ -161,7 +162,8 @@ def build(page: Page, panel: Panel) -> None:
         gr.Markdown(texts.EXPLAIN_CEM)
         with gr.Row():
             with gr.Column():
-                task = gr.Dropdown(choices, value="math-hard" if "math-hard" in choices else choices[0],
+                unseen = [name for name in choices if name in tasks.UNSEEN_TASKS]  # where mixing experts is the point
+                task = gr.Dropdown(choices, value=(unseen or choices)[0],
                                    label=("Examples (image and question) from a vision task's validation split"
                                           if adapter.vision else
                                           "Examples from a built-in task (validation split) or custom"))

@@ -114,9 +114,10 @@ def cem_figure(history: list[dict]) -> go.Figure:
     if history and "base" in history[-1]:  # the bar a mixture has to beat
         fig.add_scatter(x=gens, y=[h["base"] for h in history], name="base model (α = 0)", mode="lines",
                         line=dict(dash="dash", color="grey"))
-    fig.update_layout(title="CEM fitness per generation", yaxis_title="fitness", height=280,
+    fig.update_layout(title="CEM fitness per generation", yaxis_title="fitness", height=320,
                       xaxis=dict(title="generation", dtick=max(1, -(-len(gens) // 10))),  # whole generations
-                      margin=dict(l=50, r=10, t=40, b=40))
+                      legend=dict(orientation="h", x=0, y=-0.35),  # below: at phone width a side legend takes the plot's width
+                      margin=dict(l=50, r=10, t=40, b=80))
     return fig
 
 
