@@ -104,12 +104,12 @@ class GreedyLogp(LogitsProcessor):
         self.steps: list[Tensor] = []
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
-        self.steps.append(scores.float().log_softmax(-1).amax(-1).cpu())
+        self.steps.append(scores.float().log_softmax(-1).amax(-1))  # kept on the device: no sync per step
         return scores
 
     def reply_means(self, new_tokens: Tensor, stop_ids: Sequence[int]) -> Tensor:
         """Per-row mean log p of the reply's tokens up to its first stop token (included), (B,) float64."""
-        logp = torch.stack(self.steps, 1).double()[:, :new_tokens.shape[1]]
+        logp = torch.stack(self.steps, 1).double().cpu()[:, :new_tokens.shape[1]]
         stop = torch.isin(new_tokens.cpu(), torch.tensor(list(stop_ids)))
         reply = (stop.long().cumsum(1) - stop.long()) == 0  # before or at the first stop
         return (logp * reply).sum(1) / reply.sum(1).clamp_min(1)
