@@ -132,15 +132,20 @@ def fit_stream(adapter: Adapter, examples: list[tasks.Example], task, cancel: th
         yield history, None
 
 
-def cem_status(history: list[dict], generations: int, result: cem.CEMResult | None, n_examples: int) -> str:
-    """One line on a CEM run: the last generation, or the outcome."""
+def cem_status(history: list[dict], generations: int, result: cem.CEMResult | None, n_examples: int,
+               fast: bool = False) -> str:
+    """One line on a CEM run: the last generation, or the outcome; in accuracy mode with how many
+    examples the best α and the base model get right, which the fitness only encodes."""
+    def right(value: float) -> str:
+        return "" if fast else f", {cem.examples_right(value, n_examples)} of {n_examples} right"
+
     if result is None:
         entry = history[-1]
-        return (f"generation {entry['generation']}/{generations}: best {entry['best']:.4f}, mean {entry['mean']:.4f} "
-                f"(base model {entry['base']:.4f})")
-    return (f"{'cancelled' if result.cancelled else 'done'}: best fitness {result.fitness:.4f} (base model "
-            f"{result.base_fitness:.4f}) after {result.evaluations} evaluations in {result.seconds:.1f} s on "
-            f"{n_examples} examples")
+        return (f"generation {entry['generation']}/{generations}: best {entry['best']:.4f}{right(entry['best'])}, "
+                f"mean {entry['mean']:.4f} (base model {entry['base']:.4f}{right(entry['base'])})")
+    return (f"{'cancelled' if result.cancelled else 'done'}: best fitness {result.fitness:.4f}{right(result.fitness)} "
+            f"(base model {result.base_fitness:.4f}{right(result.base_fitness)}) after {result.evaluations} "
+            f"evaluations in {result.seconds:.1f} s on {n_examples} examples")
 
 
 def mixture_file(adapter: Adapter, alpha) -> str:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import save_model_dir, tiny_chat_model
 
-from t2demo import pretrain, tasks
+from t2demo import pretrain, session, tasks
 from t2demo.adapt import cem
 from t2demo.adapt.adapter import Adapter
 from t2demo.experts import Expert
@@ -213,3 +213,16 @@ def test_ties_go_to_the_more_confident_correct_replies():
     assert math.floor(3 * cem.reply_fitness(right, sure)) == 2  # the tie-break stays below one example
     assert cem.reply_fitness(torch.ones(3, dtype=torch.bool), unsure) > cem.reply_fitness(right, sure)  # accuracy first
     assert cem.reply_fitness(torch.zeros(3, dtype=torch.bool), sure) == 0.0
+
+
+def test_cem_status_says_how_many_examples_the_fit_and_the_base_get_right():
+    assert 0.57 * 100 < 57 and cem.examples_right(0.57, 100) == 57  # float error does not lose one
+    assert cem.examples_right(5 / 8 + 5e-4, 8) == 5 and cem.examples_right(0.0, 8) == 0
+    done = cem.CEMResult(torch.zeros(3), 5 / 8 + 4e-4, [], 128, 37.0, False, 1 / 8 + 3e-4)
+    assert session.cem_status([], 8, done, 8) == ("done: best fitness 0.6254, 5 of 8 right (base model 0.1253, "
+                                                  "1 of 8 right) after 128 evaluations in 37.0 s on 8 examples")
+    entry = {"generation": 3, "best": 0.5004, "mean": 0.3, "base": 0.0}
+    assert session.cem_status([entry], 8, None, 2) == ("generation 3/8: best 0.5004, 1 of 2 right, mean 0.3000 "
+                                                       "(base model 0.0000, 0 of 2 right)")
+    fast = cem.CEMResult(torch.zeros(3), -1.2, [], 8, 1.0, False, -1.5)  # a mean log-likelihood: no count
+    assert "right" not in session.cem_status([], 8, fast, 2, fast=True)

@@ -174,6 +174,11 @@ def fitness(accuracy: float, confidence: float) -> float:
     return accuracy + 1e-3 * 0.5 * (1 + math.tanh(confidence / 2))  # sigmoid, without exp overflow
 
 
+def examples_right(fitness_value: float, n: int) -> int:
+    """How many of n examples an accuracy-mode fitness got right (its tie-break adds under one)."""
+    return math.floor(fitness_value * n + 1e-6)
+
+
 def reply_fitness(right: Tensor, reply_logp: Tensor) -> float:
     """The fitness of greedy replies: their accuracy, ties broken by the model's confidence in its own
     correct replies (the mean over them of each one's mean log p per token; none correct: no bonus)."""

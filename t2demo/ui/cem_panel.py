@@ -136,7 +136,7 @@ def run_cem(adapter: Adapter, task_name, table, n, population, generations, per_
             for history, result in sessions.fit_stream(adapter, examples, task, stop, per_layer=s.per_layer,
                                                        population=s.population, generations=s.generations,
                                                        fast=s.fast, max_rows=limits.rows_per_call):
-                status = sessions.cem_status(history, s.generations, result, len(examples))
+                status = sessions.cem_status(history, s.generations, result, len(examples), s.fast)
                 if result is not None and expired.is_set():
                     status += f" (stopped at the {limits.seconds:.0f} s limit)"
                 yield history, None if result is None else result.alpha, status
