@@ -9,6 +9,7 @@ Input that cannot be served is refused here with a PipelineError that says why.
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -136,8 +137,8 @@ def cem_status(history: list[dict], generations: int, result: cem.CEMResult | No
                fast: bool = False) -> str:
     """One line on a CEM run: the last generation, or the outcome; in accuracy mode with how many
     examples the best α and the base model get right, which the fitness only encodes."""
-    def right(value: float) -> str:
-        return "" if fast else f", {cem.examples_right(value, n_examples)} of {n_examples} right"
+    def right(value: float) -> str:  # -inf: stopped before a generation was scored
+        return "" if fast or not math.isfinite(value) else f", {cem.examples_right(value, n_examples)} of {n_examples} right"
 
     if result is None:
         entry = history[-1]

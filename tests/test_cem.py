@@ -226,3 +226,5 @@ def test_cem_status_says_how_many_examples_the_fit_and_the_base_get_right():
                                                        "(base model 0.0000, 0 of 2 right)")
     fast = cem.CEMResult(torch.zeros(3), -1.2, [], 8, 1.0, False, -1.5)  # a mean log-likelihood: no count
     assert "right" not in session.cem_status([], 8, fast, 2, fast=True)
+    stopped = cem.CEMResult(torch.zeros(3), -math.inf, [], 0, 1.0, True, 0.0)  # before a generation was scored
+    assert session.cem_status([], 8, stopped, 2).startswith("cancelled: best fitness -inf (base model 0.0000, 0 of 2")
