@@ -120,23 +120,26 @@ def generate(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = 
              max_new_tokens: int = 64, history: Sequence[tuple[str, str]] = ()) -> list[str]:
     """Greedy answers to a batch of prompts with the model's current weights, each after the same
     earlier (user, assistant) turns; decoding is deterministic so results are testable."""
-    return generate_scored(lm, prompts, images, max_new_tokens, history)[0]
+    return generate_replies(lm, prompts, images, max_new_tokens, history)[0]
 
 
 @torch.inference_mode()
-def generate_scored(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
-                    max_new_tokens: int = 64, history: Sequence[tuple[str, str]] = ()) -> tuple[list[str], Tensor]:
-    """generate()'s answers and each one's mean log p per token (GreedyLogp.reply_means)."""
+def generate_replies(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
+                     max_new_tokens: int = 64, history: Sequence[tuple[str, str]] = (),
+                     scored: bool = False) -> tuple[list[str], Tensor | None]:
+    """generate()'s answers and, if `scored`, each one's mean log p per token (greedy)."""
     batch = {k: v.to(lm.device) for k, v in encode_prompts(lm, prompts, images, history).items()}
-    return greedy_scored(lm, lambda enc, **kw: lm.model.generate(**enc, **kw), batch, max_new_tokens)
+    return greedy(lm, lambda enc, **kw: lm.model.generate(**enc, **kw), batch, max_new_tokens, scored)
 
 
-def greedy_scored(lm: LoadedModel, generate_fn: Callable[..., Tensor], batch: dict,
-                  max_new_tokens: int) -> tuple[list[str], Tensor]:
+def greedy(lm: LoadedModel, generate_fn: Callable[..., Tensor], batch: dict, max_new_tokens: int,
+           scored: bool = False) -> tuple[list[str], Tensor | None]:
     """Greedy answers from generate_fn(batch, **generate kwargs) (a model's generate, or one with a z
-    per row), decoded, and each one's mean log p per token."""
-    tokenizer, record, stops = lm.tokenizer, GreedyLogp(), stop_token_ids(lm)
-    out = generate_fn(batch, max_new_tokens=max_new_tokens, do_sample=False, logits_processor=[record],
+    per row), decoded, and if `scored` each one's mean log p per token (GreedyLogp.reply_means; else
+    None, and decoding records nothing)."""
+    tokenizer, stops = lm.tokenizer, stop_token_ids(lm)
+    record = GreedyLogp() if scored else None
+    out = generate_fn(batch, max_new_tokens=max_new_tokens, do_sample=False, logits_processor=[record] if record else [],
                       pad_token_id=tokenizer.pad_token_id, eos_token_id=stops)
     new = out[:, batch["input_ids"].shape[1]:]
-    return tokenizer.batch_decode(new, skip_special_tokens=True), record.reply_means(new, stops)
+    return tokenizer.batch_decode(new, skip_special_tokens=True), record.reply_means(new, stops) if record else None

@@ -47,7 +47,7 @@ from torch import Tensor
 from t2demo import tasks
 from t2demo.adapt.dispatch import PipelineError
 from t2demo.factored import FactoredModel, RowZ, factorized, generate_rows
-from t2demo.generation import encode_prompts, generate_scored, greedy_scored, images_of
+from t2demo.generation import encode_prompts, generate_replies, greedy, images_of
 from t2demo.models import LoadedModel
 from t2demo.rollouts import Rollout, answer_token_logp, mean_loglik, reference_rollout
 
@@ -203,7 +203,7 @@ def fewshot_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
                 return sum(mean_loglik(m, r) * len(c) for r, c in zip(rollouts, chunks)) / len(examples)
             correct, reply_logp = [], []
             for chunk in chunks:
-                answers, logp = generate_scored(lm, [ex.prompt for ex in chunk], images_of(chunk), budget)
+                answers, logp = generate_replies(lm, [ex.prompt for ex in chunk], images_of(chunk), budget, scored=True)
                 correct += task.check_many(chunk, answers)
                 reply_logp.append(logp)
         right = torch.tensor(correct, dtype=torch.bool)
@@ -236,8 +236,8 @@ def fewshot_batch_objective(adapter: Adapter, examples: Sequence[tasks.Example],
                 if fast:
                     loglik += _rows_loglik(handle, _tile_rollout(batch, n), rows).view(n, -1).sum(1)
                     continue
-                answers, logp = greedy_scored(lm, lambda enc, **kw: generate_rows(handle, enc, rows, **kw),
-                                              {k: _tile(v, n) for k, v in batch.items()}, budget)
+                answers, logp = greedy(lm, lambda enc, **kw: generate_rows(handle, enc, rows, **kw),
+                                       {k: _tile(v, n) for k, v in batch.items()}, budget, scored=True)
                 right.append(torch.tensor(task.check_many(chunk * n, answers), dtype=torch.bool).view(n, -1))
                 reply_logp.append(logp.view(n, -1))
         if fast:
@@ -284,7 +284,7 @@ def naive_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
         correct, reply_logp = [], []
         with svf.adapted(svf.mix(zs, alpha)):
             for ex in examples:
-                answers, logp = generate_scored(lm, [ex.prompt], images_of([ex]), budget)
+                answers, logp = generate_replies(lm, [ex.prompt], images_of([ex]), budget, scored=True)
                 correct += task.check_many([ex], answers)
                 reply_logp.append(logp)
         right = torch.tensor(correct, dtype=torch.bool)
