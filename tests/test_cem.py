@@ -17,7 +17,7 @@ from t2demo.adapt import cem
 from t2demo.adapt.adapter import Adapter
 from t2demo.experts import Expert
 from t2demo.factored import FactoredLinear, factorized
-from t2demo.generation import encode_prompts, generate_scored, stop_token_ids
+from t2demo.generation import encode_prompts, generate_replies, stop_token_ids
 from t2demo.models import LoadedModel
 from t2demo.svf import SVF
 
@@ -65,8 +65,8 @@ def members(shape: tuple[int, ...], n: int = 6) -> torch.Tensor:
 
 
 def accuracy(f: float, n: int) -> float:
-    """The accuracy part of a fitness on n examples (the log-likelihood term is below 1/n)."""
-    return math.floor(f * n) / n
+    """The accuracy part of a fitness on n examples (the tie-break term is below 1/n)."""
+    return cem.examples_right(f, n) / n
 
 
 def assert_batched_equals_alone(adapter, examples, alphas, batch_size: int, max_rows: int) -> None:
@@ -184,11 +184,12 @@ def test_factorized_holds_the_lock_and_gives_back_the_exact_model(adapter):
 
 
 def test_reply_confidence_is_the_teacher_forced_log_p_of_the_greedy_reply(adapter):
-    """generate_scored's per-reply mean log p (read off the greedy steps) equals a teacher-forced forward
+    """generate_replies' per-reply mean log p (read off the greedy steps) equals a teacher-forced forward
     over the prompt and the reply up to its first stop token, batched or one prompt at a time."""
     lm = adapter.lm
     prompts = [ex.prompt for ex in tasks.TASKS["math"].examples("validation", 3)]
-    answers, means = generate_scored(lm, prompts, None, 8)
+    answers, means = generate_replies(lm, prompts, None, 8, scored=True)
+    assert generate_replies(lm, prompts, None, 8) == (answers, None)  # unscored: the same answers, nothing recorded
     stops = stop_token_ids(lm)
     for i, prompt in enumerate(prompts):
         enc = encode_prompts(lm, [prompt])
@@ -200,7 +201,7 @@ def test_reply_confidence_is_the_teacher_forced_log_p_of_the_greedy_reply(adapte
             logp = lm.model(torch.tensor([enc["input_ids"][0].tolist() + reply])).logits[0].log_softmax(-1)
         start = enc["input_ids"].shape[1] - 1
         expected = sum(logp[start + k, t].item() for k, t in enumerate(reply)) / len(reply)
-        alone_answers, alone = generate_scored(lm, [prompt], None, 8)
+        alone_answers, alone = generate_replies(lm, [prompt], None, 8, scored=True)
         assert alone_answers == [answers[i]]
         assert alone.item() == pytest.approx(expected, abs=1e-4)
         assert means[i].item() == pytest.approx(expected, abs=1e-4)

@@ -26,6 +26,15 @@ def held_out(shot_sets: Iterable[list[tasks.Example]]) -> list[tasks.Example]:
     return [e for e in task.examples("validation", 400)[100:] if e.prompt not in shot_prompts]
 
 
+DRAWS = [(10, 0), (20, 0), (10, 1), (10, 2), (20, 1)]  # (shots, seed): landscape, start and tiebreak's; (10, 0) is Table 2's
+
+
+def shared_draws() -> tuple[dict[tuple[int, int], list[tasks.Example]], list[tasks.Example]]:
+    """The shots of DRAWS and the validation prompts 100-399 that are none of them (154)."""
+    shots = shots_of(DRAWS)
+    return shots, held_out(shots.values())
+
+
 def alpha_of(**weights: float) -> torch.Tensor:
     """α over the adapter's experts, 0 for each expert not named."""
     return torch.tensor([weights.get(label, 0.0) for label in adapter.labels])

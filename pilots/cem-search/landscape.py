@@ -7,13 +7,11 @@ prompts? Validation only: nothing here reads the test split.
     python pilots/cem-search/landscape.py
 """
 import torch
-from heldout import accuracy, adapter, alpha_of, held_out, shots_of, task
+from heldout import DRAWS, accuracy, adapter, alpha_of, shared_draws, task
 
-from t2demo.adapt.cem import fewshot_batch_objective
+from t2demo.adapt.cem import examples_right, fewshot_batch_objective
 
-draws = [(10, 0), (20, 0), (10, 1), (10, 2), (20, 1)]  # (shots, seed); (10, 0) is Table 2's
-shots = shots_of(draws)
-examples = held_out(shots.values())
+shots, examples = shared_draws()
 
 print(f"vqa-knowledge, {len(examples)} held-out validation prompts, greedy accuracy % at α = (vqa 1, reasoning r):")
 for r in (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2):
@@ -25,9 +23,9 @@ corner = {name: alpha_of(vqa=1.0, reasoning=r) for name, r in (("vqa alone", 0.0
                                                                 ("vqa 1 + reasoning 1", 1.0))}
 print("accuracy on the shots (fitness without its tie-break) over a grid of 60 α, vqa (0.5, 0.75, 1) × code, math"
       " (0, 0.25) × reasoning (0, 0.25, 0.5, 0.75, 1):")
-for n, seed in draws:
+for n, seed in DRAWS:
     objective = fewshot_batch_objective(adapter, shots[n, seed], task, batch_size=32)
-    scores = [int(f * n) for part in torch.stack(grid).split(8) for f in objective.score(part)]
+    scores = [examples_right(f, n) for part in torch.stack(grid).split(8) for f in objective.score(part)]
     at = {tuple(a.tolist()): s for a, s in zip(grid, scores)}
     top = max(scores)
     best = [tuple(round(x, 2) for x in a.tolist()) for a, s in zip(grid, scores) if s == top]

@@ -8,11 +8,11 @@ draw's shots (heldout.py). Validation only: nothing here reads the test split.
 """
 import time
 
-from heldout import accuracy, adapter, alpha_of, held_out, shots_of, task
+from t2demo.adapt.cem import examples_right
+from heldout import accuracy, adapter, alpha_of, shared_draws, task
 
 draws = [(10, 0), (10, 1), (10, 2)]
-shots = shots_of(draws + [(20, 0), (20, 1)])  # landscape.py's draws too, so the held-out prompts are its 154
-examples = held_out(shots.values())
+shots, examples = shared_draws()  # the same 154 held-out prompts as landscape.py
 
 print(f"vqa-knowledge, {len(examples)} held-out validation prompts, greedy accuracy %; experts {adapter.labels}")
 print(f"  vqa alone {accuracy(alpha_of(vqa=1.0), examples):.1f}, "
@@ -22,5 +22,5 @@ for draw in draws:
         start = time.time()
         fit = adapter.fit(shots[draw], task, batch_size=32, seed=0, vertices=vertices)
         print(f"  shots seed {draw[1]}, {'vertices' if vertices else 'Gaussian'} start: α "
-              f"{[round(a, 2) for a in fit.alpha.tolist()]}, {round(fit.fitness * draw[0])} of {draw[0]} shots "
+              f"{[round(a, 2) for a in fit.alpha.tolist()]}, {examples_right(fit.fitness, draw[0])} of {draw[0]} shots "
               f"({time.time() - start:.0f} s): {accuracy(fit.alpha, examples):.1f}", flush=True)
