@@ -226,6 +226,8 @@ def _report(args: argparse.Namespace) -> None:
     if wrong:
         raise SystemExit(f"report {args.which}: tasks must be among {list(allowed)} or the benchmarks "
                          f"{list(BENCHMARKS)}, got {wrong}")
+    if args.fewshot_draws < 1:
+        raise SystemExit(f"report {args.which}: --fewshot-draws must be 1 or more, got {args.fewshot_draws}")
     if (args.control_shuffles or 0) < 0:
         raise SystemExit(f"report {args.which}: --control-shuffles must be 0 or more, got {args.control_shuffles}")
     vision_tasks = [t for t in chosen if t.vision]
@@ -241,7 +243,8 @@ def _report(args: argparse.Namespace) -> None:
         else:
             result = report.table2(text, vision, args.limit, args.batch_size, chosen, args.cls_limit, args.fewshot_n,
                                    args.population, args.generations, args.seed, args.fast, on_task=save,
-                                   matrix_limit=args.matrix_limit, vertices=not args.gaussian_start)
+                                   matrix_limit=args.matrix_limit, vertices=not args.gaussian_start,
+                                   draws=args.fewshot_draws)
     except BenchmarkDataError as e:
         raise SystemExit(f"report {args.which}: {e}") from e
     print(report.format_table1(result) if table1 else report.format_table2(result))
@@ -482,6 +485,9 @@ def _add_report(sub) -> None:
     p.add_argument("--population", type=int, default=32, help="table2: CEM population (the paper's released setting)")
     p.add_argument("--generations", type=int, default=50, help="table2: CEM generations (the paper's released setting)")
     p.add_argument("--seed", type=int, default=0, help="table2: seed of the few-shot examples and of CEM")
+    p.add_argument("--fewshot-draws", type=int, default=1, help="table2: draws of the few-shot examples; the "
+                   "few-shot row is the first (seed --seed, the paper fits once), and each further draw (seed + 1, "
+                   "…) fits and scores again, so the report gives every draw and their mean with a t interval")
     p.add_argument("--gaussian-start", action="store_true", help="table2: CEM's first generation all sampled "
                    "around 1/K (the paper's start) instead of starting with the box's vertices")
     p.add_argument("--fast", action="store_true", help="table2: CEM fitness = log-likelihood of the references "

@@ -26,6 +26,34 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     return (round(100 * max(0.0, centre - half), 2), round(100 * min(1.0, centre + half), 2))
 
 
+def t_quantile(p: float, df: int) -> float:
+    """Student's t quantile (p > 0.5), by bisection on its CDF integrated with Simpson's rule: the
+    interval of a mean over a few runs (few-shot draws) needs t, not the normal's 1.96."""
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def cdf(x: float, steps: int = 1000) -> float:
+        h = x / steps
+        f = [c * (1 + (i * h) ** 2 / df) ** (-(df + 1) / 2) for i in range(steps + 1)]
+        return 0.5 + h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
+
+    lo, hi = 0.0, 1000.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def mean_interval(values: Sequence[float]) -> dict:
+    """Mean of a few values (e.g. one accuracy per few-shot draw) with its 95 % t interval: the runs
+    are the sample, so the interval says how much another set of runs could move the mean."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return {"mean": round(mean, 2), "ci95": None, "n": n}
+    half = t_quantile(0.975, n - 1) * math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+    return {"mean": round(mean, 2), "ci95": [round(mean - half, 2), round(mean + half, 2)], "n": n}
+
+
 def score_task(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Example],
                batch_size: int = 32, progress: bool = True, turn: int = 1) -> list[bool]:
     """Whether the model's greedy answer (current weights) to each example passes the task's checker;

@@ -70,7 +70,7 @@ from t2demo.adapt.adapter import Adapter
 from t2demo.adapt.dispatch import Dispatch
 from t2demo.adapt.registry import STRATEGIES
 from t2demo.adapt.strategy import Strategy
-from t2demo.evaluate import score_task, summarise
+from t2demo.evaluate import mean_interval, score_task, summarise
 from t2demo.experts import (EXPERTS_DIR, Expert, ExpertError, expert_dir, load_expert, load_model_experts, lora_notes,
                             shuffled_z)
 from t2demo.generation import generate, images_of
@@ -362,6 +362,26 @@ def build_adapter(target: Side, text: Side) -> tuple[Adapter, list[str], str | N
     return Adapter(target.loaded, [] if notes else experts, cls, svf), notes, cls_note
 
 
+def fewshot_draws(adapter: Adapter, task: tasks.Task, examples: list[tasks.Example], base: list[bool],
+                  strategy: Strategy, first: dict, shots_split: str, fewshot_n: int, draws: int, batch_size: int,
+                  progress: bool, cem_kwargs: dict, alone: AloneScores) -> dict:
+    """The few-shot row over `draws` draws of its shots: the row itself is draw 0 (`first`, seed s), and
+    draw i fits again on the shots of seed s + i with CEM seeded s + i and scores the same examples. The
+    paper fits once; this says how much one fit owes to which examples were drawn, with the mean over
+    draws and its t interval (the draws are the sample)."""
+    per_draw = [first]
+    for i in range(1, draws):
+        seed = cem_kwargs["seed"] + i
+        shots = _shots(task, shots_split, fewshot_n, seed)
+        per_draw.append(_strategy_row(adapter, task, examples, base, strategy, batch_size, progress, shots,
+                                      cem_kwargs | {"seed": seed}, alone))
+    keep = ("accuracy", "ci95", "alpha", "fitness", "vs_best_expert")
+    return {"per_draw": [{"seed": cem_kwargs["seed"] + i} | {k: row[k] for k in keep}
+                         for i, row in enumerate(per_draw)],
+            "accuracy": mean_interval([row["accuracy"] for row in per_draw]),
+            "vs_best_expert": mean_interval([row["vs_best_expert"]["difference"] for row in per_draw])}
+
+
 def _strategy_row(adapter: Adapter, task: tasks.Task, examples: list[tasks.Example], base: list[bool],
                   strategy: Strategy, batch_size: int, progress: bool, shots: list[tasks.Example],
                   cem_kwargs: dict, alone: AloneScores) -> dict:
@@ -468,7 +488,7 @@ def _shots(task: tasks.Task, split: str, n: int, seed: int) -> list[tasks.Exampl
 def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 32,
            task_names: Sequence[str | tasks.Task] = tasks.UNSEEN_TASKS, cls_limit: int = 500, fewshot_n: int = 10,
            population: int = 32, generations: int = 50, seed: int = 0, fast: bool = False, progress: bool = True,
-           on_task: OnTask | None = None, matrix_limit: int = 0, vertices: bool = True) -> dict:
+           on_task: OnTask | None = None, matrix_limit: int = 0, vertices: bool = True, draws: int = 1) -> dict:
     """Base, prompt dispatch, cls-expert dispatch and few-shot accuracy per unseen task, with
     timings; the text model's dispatch confusion matrices on the classification test split and on
     the hand-written prompts; with matrix_limit, the expert × task matrix over the text tasks (when a
@@ -476,11 +496,12 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
     A benchmark (a name, or a task reading a local copy) is scored on its test split (scored_split) and
     fits few-shot α on another split (fewshot_examples); each task's entry names both. The few-shot row
     also holds vs_best_expert: its paired Δ against the best expert alone on the same prompts (the
-    two-skill target). Every task's examples are read before any model loads."""
+    two-skill target), and with draws > 1 the same over that many draws of its shots (fewshot_draws).
+    Every task's examples are read before any model loads."""
     cem = {"population": population, "generations": generations, "seed": seed, "fast": fast, "vertices": vertices}
     report = {"table": "table2", "split": "test", "limit": limit, "paired": PAIRED, "naming": NAMING,
               "models": {"text": text.name, "vision": vision and vision.name},
-              "fewshot": {"n": fewshot_n, "split": "validation"} | cem, "tasks": {}, "dispatch": {}}
+              "fewshot": {"n": fewshot_n, "split": "validation", "draws": draws} | cem, "tasks": {}, "dispatch": {}}
     chosen = [resolve(t) for t in task_names]
     splits = {task.name: scored_split(task) for task in chosen}
     data = {task.name: fewshot_examples(task, splits[task.name], limit, fewshot_n, seed) for task in chosen}
@@ -506,6 +527,11 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
             else:
                 rows[strategy.name] = _strategy_row(adapter, task, examples, base, strategy, batch_size, progress,
                                                      shots, cem, alone)
+                other = fewshot_split(task, splits[name])
+                if strategy.fits and draws > 1 and other is not None:  # a one-split data set: shots are held out
+                    rows[strategy.name]["draws"] = fewshot_draws(  # of the scored examples, so one draw only
+                        adapter, task, examples, base, strategy, rows[strategy.name], other, fewshot_n, draws,
+                        batch_size, progress, cem, alone)
         report["tasks"][name] = _task_entry(task, splits[name], len(examples)) | {
             "fewshot_split": shots_from, "experts": adapter.labels, "rows": rows}
         if on_task:
@@ -584,8 +610,10 @@ def format_table2(report: dict) -> str:
             if "vs_best_expert" in r}
     if best:
         lines += ["", "Few-shot against the best single expert on the same prompts (each expert alone, α = 1): paired Δ"]
-        lines += [f"  {name:<16}{b['expert']:<10}{b['accuracy']:>8.1f}%{b['difference']:>+11.1f}{_interval(b['ci95']):>16}"
-                  for name, b in best.items()]
+        for name, b in best.items():
+            lines.append(f"  {name:<16}{b['expert']:<10}{b['accuracy']:>8.1f}%{b['difference']:>+11.1f}"
+                         f"{_interval(b['ci95']):>16}")
+            lines += _draw_lines(report["tasks"][name])
     fs = report["fewshot"]
     lines += ["", f"Seconds per prompt, one prompt at a time (second pass: the first {LATENCY_N} test prompts), "
               "first pass as % of second, and the batched second pass; CEM once per task "
@@ -610,6 +638,21 @@ def format_table2(report: dict) -> str:
     lines += _matrix_lines(report.get("matrix"), "text")
     lines += _matrix_lines(report.get("matrix_vision"), "vision")
     return "\n".join(lines + [""] + _footer(report))
+
+
+def _draw_lines(entry: dict) -> list[str]:
+    """The few-shot row's draws (fewshot_draws), one line each, and their mean with its t interval."""
+    draws = next((r["draws"] for r in entry["rows"].values() if "draws" in r), None)
+    if not draws:
+        return []
+    lines = [f"    draw seed {d['seed']:<3}{d['accuracy']:>8.1f}%{_interval(d['ci95']):>15}"
+             f"{d['vs_best_expert']['difference']:>+9.1f}{_interval(d['vs_best_expert']['ci95']):>16}   α "
+             + " ".join(f"{label} {a:.2f}" for label, a in zip(entry["experts"], d["alpha"]))
+             for d in draws["per_draw"]]
+    acc, best = draws["accuracy"], draws["vs_best_expert"]
+    lines.append(f"    mean over {acc['n']} draws: {acc['mean']:.1f}% {_interval(acc['ci95'])}, against the best "
+                 f"single expert {best['mean']:+.1f} {_interval(best['ci95'])} (t intervals over the draws)")
+    return lines
 
 
 def _dispatch_lines(dispatch: dict, where: str) -> list[str]:

@@ -120,6 +120,13 @@ def test_wilson_interval():
     assert evaluate.wilson_interval(500, 500)[1] == 100.0
 
 
+def test_t_quantile_matches_the_table_and_mean_interval_uses_it():
+    assert [round(evaluate.t_quantile(0.975, df), 3) for df in (1, 4, 9, 30)] == [12.706, 2.776, 2.262, 2.042]
+    # [1, 2, 3]: mean 2, standard error 1/√3, t(0.975, 2) = 4.303 -> half width 2.484
+    assert evaluate.mean_interval([1.0, 2.0, 3.0]) == {"mean": 2.0, "ci95": [-0.48, 4.48], "n": 3}
+    assert evaluate.mean_interval([5.0]) == {"mean": 5.0, "ci95": None, "n": 1}  # one run: no spread to measure
+
+
 def test_eval_command_writes_json_and_cards(model_dirs, tmp_path, capsys):
     out = tmp_path / "results.json"
     facts = {"parameters": 1, "device": "cpu", "wall_seconds": 6.0, "final_loss": 1.0, "mixture": {},

@@ -221,7 +221,7 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
                            fewshot_n=3, population=2, generations=1, fast=True, progress=False)
     json.dumps(result)  # JSON-ready
     assert result["fewshot"] == {"n": 3, "split": "validation", "population": 2, "generations": 1, "seed": 0,
-                                 "fast": True, "vertices": True}
+                                 "fast": True, "vertices": True, "draws": 1}
     assert all(kw["fast"] is True and kw["population"] == 2 for kw in fits)
     # the experts as the app loads them (experts.load_model_experts: by label, own before transferred)
     assert result["tasks"]["math-hard"]["experts"] == ["code", "math", "reasoning"]
@@ -259,6 +259,40 @@ def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):
     ratio = [line for line in table.splitlines() if line.split()[:2] == ["math-hard", "prompt"]][-1].split()[4]
     seconds = result["tasks"]["math-hard"]["rows"]["prompt"]["seconds"]
     assert ratio == f"{100 * seconds['first_pass_per_prompt'] / seconds['second_pass_alone']:.1f}%"
+
+
+def test_table2_fewshot_draws_refit_on_other_shots_and_report_their_mean(tokenizer, text_dir, tmp_path, monkeypatch):
+    """With draws = 3 the few-shot row is draw 0, and draws 1 and 2 fit on other validation shots (seeds 1, 2, CEM
+    seeded the same) and score the same test prompts; the mean over the draws comes with its t interval."""
+    text, _ = sides(tokenizer, text_dir, tmp_path)
+    for seed, label in enumerate(("math", "code", "reasoning", "cls")):
+        write_expert(text.loaded.model, text.experts, label, seed=seed)
+    fits, scored = [], []
+    real_fit, real_score = Adapter.fit, report.score_grouped
+    monkeypatch.setattr(Adapter, "fit", lambda self, examples, task, **kw: fits.append((examples, kw["seed"])) or
+                        real_fit(self, examples, task, **kw))
+    monkeypatch.setattr(report, "score_grouped", lambda adapter, task, examples, passes, *a, **kw: scored.append(
+        (examples, passes[0][0].strategy)) or real_score(adapter, task, examples, passes, *a, **kw))
+    result = report.table2(text, None, limit=2, batch_size=2, task_names=("world-math",), cls_limit=2, fewshot_n=3,
+                           population=2, generations=1, fast=True, progress=False, draws=3)
+    json.dumps(result)
+    assert result["fewshot"]["draws"] == 3
+    row = result["tasks"]["world-math"]["rows"]["fewshot"]
+    draws = row["draws"]
+    assert [seed for _, seed in fits] == [0, 1, 2] and [d["seed"] for d in draws["per_draw"]] == [0, 1, 2]
+    assert fits[1][0] != fits[0][0] and fits[2][0] != fits[0][0]  # other shots
+    assert all(tasks.split_of(ex.prompt) == "validation" for shots, _ in fits for ex in shots)
+    few = [examples for examples, strategy in scored if strategy == "fewshot"]
+    assert len(few) == 3 and few[1] == few[0] == few[2]  # every draw scores the same test prompts
+    first = draws["per_draw"][0]
+    assert (first["accuracy"], first["alpha"], first["vs_best_expert"]) == (row["accuracy"], row["alpha"],
+                                                                            row["vs_best_expert"])
+    accuracies = [d["accuracy"] for d in draws["per_draw"]]
+    assert draws["accuracy"] == evaluate.mean_interval(accuracies) and draws["accuracy"]["n"] == 3
+    assert draws["vs_best_expert"] == evaluate.mean_interval([d["vs_best_expert"]["difference"]
+                                                              for d in draws["per_draw"]])
+    table = report.format_table2(result)
+    assert "mean over 3 draws" in table and table.count("draw seed") == 3
 
 
 def test_table2_builds_the_expert_matrix_on_the_chosen_tasks_model(tokenizer, text_dir, tmp_path):
@@ -428,12 +462,14 @@ def test_table2_on_benchmarks_fits_few_shot_off_the_scored_examples(tokenizer, t
         task.name, list(examples)) and real_score(adapter, task, examples, *a, **kw))
     gsm8k, humaneval = bench("gsm8k", "gsm8k"), bench("humaneval", "humaneval")
     result = report.table2(text, None, limit=2, batch_size=2, task_names=[gsm8k, humaneval], cls_limit=2,
-                           fewshot_n=2, population=2, generations=1, fast=True, progress=False)
+                           fewshot_n=2, population=2, generations=1, fast=True, progress=False, draws=2)
     json.dumps(result)
     gsm, he = result["tasks"]["gsm8k"], result["tasks"]["humaneval"]
     assert (gsm["split"], gsm["fewshot_split"], gsm["n"]) == ("test", "train", 2)
     assert (he["split"], he["metric"], he["n"]) == ("test", "pass@1", 1)  # 3 in the fixture: 2 shots, 1 scored
     assert he["fewshot_split"] == "test (held out of the scored examples)"
+    # another draw of shots would score other examples where the shots come from the scored split: one draw
+    assert len(gsm["rows"]["fewshot"]["draws"]["per_draw"]) == 2 and "draws" not in he["rows"]["fewshot"]
     assert [e.prompt for e in shots["gsm8k"]] == [e.prompt for e in gsm8k.examples("train", 2)]
     assert not {e.prompt for e in shots["humaneval"]} & {e.prompt for e in scored["humaneval"]}  # never scored
     assert len(shots["humaneval"]) == 2 and len(scored["humaneval"]) == 1
