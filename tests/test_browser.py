@@ -270,6 +270,8 @@ def test_chat_slider_cem_and_vqa_in_a_real_browser(page, shots, tmp_path):
     assert list(fitness["data"][0]["x"]) == [1, 2] and fitness["data"][2]["name"] == "base model (α = 0)"
     fitted = [float(number_input(page, label).input_value()) for label in LABELS]
     assert fitted != [0.37 if code != 0.37 else 0.73, 0, 0] and all(0 <= a <= 1 for a in fitted)  # the fitted α
+    shown = wait_for_figure(page, "fitted α", "f.title === 'α per expert and layer'")  # "best α so far" until the end
+    assert [round(a, 2) for a in shown["data"][0]["z"][0]] == [round(a, 2) for a in fitted]
     wait_for_figure(page, "z' heatmap", "JSON.stringify(f.data[0].z) !== JSON.stringify(prev)",
                     moved["data"][0]["z"])  # and the heatmap is redrawn for it
     wait_until_idle(page)

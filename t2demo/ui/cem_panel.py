@@ -201,8 +201,10 @@ def build(page: Page, panel: Panel) -> None:
                 continue
             history, alpha, line = step
             progress(len(history) / max(int(gens), 1), desc="CEM")
-            if alpha is None:
-                yield cem_figure(history), line, *([gr.update()] * (len(outputs) - 2))
+            if alpha is None:  # the best α so far fills the α plot as the search goes; the sliders wait for the end
+                best = layer_alpha_figure(history[-1]["alpha"], adapter.labels,
+                                          f"best α so far (generation {history[-1]['generation']})")
+                yield cem_figure(history), line, *([gr.update()] * len(panel.sliders)), best, *([gr.update()] * 3)
             else:
                 flat = (alpha.mean(1) if alpha.ndim == 2 else alpha).tolist()
                 # the sliders now hold the fitted α: redraw the heatmap for it, as moving a slider does

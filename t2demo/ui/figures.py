@@ -92,7 +92,7 @@ def detail_figure(svf: SVF, z: dict | None, name: str | None) -> go.Figure:
     return fig
 
 
-def layer_alpha_figure(alpha, labels: list[str]) -> go.Figure:
+def layer_alpha_figure(alpha, labels: list[str], title: str = "α per expert and layer") -> go.Figure:
     """α per expert and layer, for mixtures fitted per layer (a flat α shows as equal columns)."""
     a = torch.as_tensor(alpha, dtype=torch.float32)
     a = a[:, None] if a.ndim == 1 else a
@@ -102,7 +102,7 @@ def layer_alpha_figure(alpha, labels: list[str]) -> go.Figure:
                                hovertemplate="layer %{y}<br>%{x}: α = %{z:.3f}<extra></extra>"))
     yaxis = (dict(title="layer", dtick=max(1, -(-a.shape[1] // 12))) if a.shape[1] > 1
              else dict(tickvals=[0], ticktext=["all layers"]))  # a flat α: one row, not "layer -0.5 … 0.5"
-    fig.update_layout(title="α per expert and layer", yaxis=yaxis, height=260, margin=dict(l=70, r=10, t=40, b=40))
+    fig.update_layout(title=title, yaxis=yaxis, height=260, margin=dict(l=70, r=10, t=40, b=40))
     return fig
 
 
