@@ -416,11 +416,12 @@ class AloneScores:
 
     def __init__(self, batch_size: int, progress: bool):
         self.batch_size, self.progress = batch_size, progress
-        self._scored: dict[tuple[int, str | None, str], tuple[list[tasks.Example], list[bool]]] = {}
+        # keyed by the adapter itself, not id(adapter): an id can be reused once its object is gone
+        self._scored: dict[tuple[Adapter, str | None, str], tuple[list[tasks.Example], list[bool]]] = {}
 
     def __call__(self, adapter: Adapter, expert: Expert | None, task: tasks.Task,
                  examples: list[tasks.Example]) -> list[bool]:
-        key = (id(adapter), None if expert is None else expert.label, task.name)
+        key = (adapter, None if expert is None else expert.label, task.name)
         if key in self._scored and self._scored[key][0] == examples:
             return self._scored[key][1]
         with adapter.svf.adapted(expert.z) if expert is not None else contextlib.nullcontext():
@@ -616,7 +617,8 @@ def format_table2(report: dict) -> str:
             lines += _draw_lines(report["tasks"][name])
     fs = report["fewshot"]
     lines += ["", f"Seconds per prompt, one prompt at a time (second pass: the first {LATENCY_N} test prompts), "
-              "first pass as % of second, and the batched second pass; CEM once per task "
+              "first pass as % of second, and the batched second pass; CEM "
+              f"{'once' if fs.get('draws', 1) == 1 else 'on each draw'} per task "
               f"({fs['n']} {fs['split']} examples, population {fs['population']}, {fs['generations']} generations"
               f"{', starting at the box vertices' if fs.get('vertices') else ''}"
               f"{', fitness: log-likelihood' if fs.get('fast') else ''}):",
