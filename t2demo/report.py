@@ -528,9 +528,9 @@ def table2(text: Side, vision: Side | None, limit: int = 500, batch_size: int = 
             else:
                 rows[strategy.name] = _strategy_row(adapter, task, examples, base, strategy, batch_size, progress,
                                                      shots, cem, alone)
-                other = fewshot_split(task, splits[name])
-                if strategy.fits and draws > 1 and other is not None:  # a one-split data set: shots are held out
-                    rows[strategy.name]["draws"] = fewshot_draws(  # of the scored examples, so one draw only
+                # a one-split data set holds its shots out of the scored examples, so it has one draw only
+                if strategy.fits and draws > 1 and (other := fewshot_split(task, splits[name])) is not None:
+                    rows[strategy.name]["draws"] = fewshot_draws(
                         adapter, task, examples, base, strategy, rows[strategy.name], other, fewshot_n, draws,
                         batch_size, progress, cem, alone)
         report["tasks"][name] = _task_entry(task, splits[name], len(examples)) | {
