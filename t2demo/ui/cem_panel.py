@@ -204,7 +204,8 @@ def build(page: Page, panel: Panel) -> None:
             if alpha is None:  # the best α so far fills the α plot as the search goes; the sliders wait for the end
                 best = layer_alpha_figure(history[-1]["alpha"], adapter.labels,
                                           f"best α so far (generation {history[-1]['generation']})")
-                yield cem_figure(history), line, *([gr.update()] * len(panel.sliders)), best, *([gr.update()] * 3)
+                shown = {plot: cem_figure(history), status: line, alpha_plot: best}
+                yield tuple(shown.get(component, gr.update()) for component in outputs)
             else:
                 flat = (alpha.mean(1) if alpha.ndim == 2 else alpha).tolist()
                 # the sliders now hold the fitted α: redraw the heatmap for it, as moving a slider does
