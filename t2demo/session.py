@@ -144,9 +144,12 @@ def cem_status(history: list[dict], generations: int, result: cem.CEMResult | No
         entry = history[-1]
         return (f"generation {entry['generation']}/{generations}: best {entry['best']:.4f}{right(entry['best'])}, "
                 f"mean {entry['mean']:.4f} (base model {entry['base']:.4f}{right(entry['base'])})")
+    none_right = not fast and math.isfinite(result.fitness) and cem.examples_right(result.fitness, n_examples) == 0
     return (f"{'cancelled' if result.cancelled else 'done'}: best fitness {result.fitness:.4f}{right(result.fitness)} "
             f"(base model {result.base_fitness:.4f}{right(result.base_fitness)}) after {result.evaluations} "
-            f"evaluations in {result.seconds:.1f} s on {n_examples} examples")
+            f"evaluations in {result.seconds:.1f} s on {n_examples} examples"
+            + ("; no α got an example right, so this is the α under which the right answers are likeliest"
+               if none_right else ""))
 
 
 def mixture_file(adapter: Adapter, alpha) -> str:

@@ -99,6 +99,30 @@ def test_batched_fitness_equals_one_member_at_a_time(adapter, shape, batch_size,
     assert_batched_equals_alone(adapter, examples, members(shape), batch_size, max_rows)
 
 
+class Unanswerable(Recording):
+    """A task no answer passes: every member is ranked by the references' log-likelihood alone."""
+
+    def check_many(self, examples, responses) -> list[bool]:
+        super().check_many(examples, responses)
+        return [False] * len(responses)
+
+
+def test_members_that_get_no_example_right_are_ranked_by_the_references(adapter):
+    """Before, each scored exactly 0 and the first of them came first; now the one under which the right
+    answers are likelier ranks higher, the same in the batched, per-member and naive objectives."""
+    examples, alphas = tasks.TASKS["math"].examples("validation", 5), members((3,))
+    kw = dict(batch_size=3, max_new_tokens=6)
+    references = cem.fewshot_objective(adapter, examples, Unanswerable(), fast=True, **kw)
+    expected = [cem.fitness(0.0, references(a)) for a in alphas]
+    assert len({round(f, 12) for f in expected}) == len(alphas) and all(0 < f < 5e-4 for f in expected)
+    batch = cem.fewshot_batch_objective(adapter, examples, Unanswerable(), max_rows=7, **kw)
+    assert cem._score(batch, alphas, None)[0] == pytest.approx(expected, abs=1e-8)
+    alone = cem.fewshot_objective(adapter, examples, Unanswerable(), **kw)
+    assert [alone(a) for a in alphas] == pytest.approx(expected, abs=1e-8)
+    naive = cem.naive_objective(adapter, examples, Unanswerable(), max_new_tokens=6)
+    assert [naive(a) for a in alphas] == pytest.approx(expected, abs=1e-8)
+
+
 @pytest.mark.parametrize("include_vision", [False, True])
 def test_batched_fitness_on_a_vision_model(tokenizer, tmp_path, include_vision):
     """LLaVA-Next: the images are in the prompt cache only; with vision targets each image's patches
@@ -208,12 +232,18 @@ def test_reply_confidence_is_the_teacher_forced_log_p_of_the_greedy_reply(adapte
 
 
 def test_ties_go_to_the_more_confident_correct_replies():
-    right = torch.tensor([True, False, True])
+    right, none = torch.tensor([True, False, True]), torch.zeros(3, dtype=torch.bool)
     sure, unsure = torch.tensor([-0.1, -9.0, -0.3]), torch.tensor([-1.0, -0.01, -1.2])
-    assert cem.reply_fitness(right, sure) > cem.reply_fitness(right, unsure)  # the wrong reply's log p does not count
-    assert math.floor(3 * cem.reply_fitness(right, sure)) == 2  # the tie-break stays below one example
-    assert cem.reply_fitness(torch.ones(3, dtype=torch.bool), unsure) > cem.reply_fitness(right, sure)  # accuracy first
-    assert cem.reply_fitness(torch.zeros(3, dtype=torch.bool), sure) == 0.0
+
+    def unasked() -> float:
+        raise AssertionError("the references are scored only when no reply is right")
+
+    assert cem.reply_fitness(right, sure, unasked) > cem.reply_fitness(right, unsure, unasked)  # the wrong reply's log p does not count
+    assert math.floor(3 * cem.reply_fitness(right, sure, unasked)) == 2  # the tie-break stays below one example
+    assert cem.reply_fitness(torch.ones(3, dtype=torch.bool), unsure, unasked) > cem.reply_fitness(right, sure, unasked)  # accuracy first
+    # none right: the references' log-likelihood ranks the members, below any member with one right
+    likely, unlikely = cem.reply_fitness(none, sure, lambda: -0.5), cem.reply_fitness(none, sure, lambda: -4.0)
+    assert 0 < unlikely < likely < 5e-4 < cem.reply_fitness(torch.tensor([False, False, True]), unsure, unasked)
 
 
 def test_cem_status_says_how_many_examples_the_fit_and_the_base_get_right():
@@ -227,5 +257,10 @@ def test_cem_status_says_how_many_examples_the_fit_and_the_base_get_right():
                                                        "(base model 0.0000, 0 of 2 right)")
     fast = cem.CEMResult(torch.zeros(3), -1.2, [], 8, 1.0, False, -1.5)  # a mean log-likelihood: no count
     assert "right" not in session.cem_status([], 8, fast, 2, fast=True)
+    nothing = cem.CEMResult(torch.zeros(3), 3e-4, [], 8, 1.0, False, 2e-4)  # no member got an example right
+    assert session.cem_status([], 8, nothing, 2).endswith(
+        "0 of 2 right) after 8 evaluations in 1.0 s on 2 examples; no α got an example right, so this is the α "
+        "under which the right answers are likeliest")
+    assert "likeliest" not in session.cem_status([], 8, done, 8)
     stopped = cem.CEMResult(torch.zeros(3), -math.inf, [], 0, 1.0, True, 0.0)  # before a generation was scored
     assert session.cem_status([], 8, stopped, 2).startswith("cancelled: best fitness -inf (base model 0.0000, 0 of 2")

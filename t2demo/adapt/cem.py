@@ -16,7 +16,10 @@ Fitness = accuracy on the examples (greedy answers, the task's checker) + 1e-3·
 where confidence is the model's mean log p per token of its own correct replies, averaged over them
 (the authors' `use_loglikelihood_for_ties`; read off the greedy steps, no second pass). The second
 term lies in (0, 5e-4], below one example's worth of accuracy for up to 2,000 examples, so it only
-breaks ties, as in the paper. Breaking ties by the reference responses' log-likelihood instead let
+breaks ties, as in the paper. A member that gets no example right has no correct reply to weigh: its
+confidence is the mean log p of the reference responses instead (one teacher-forced pass, for those
+members only), so a search where few or no members get anything right still ranks them, toward α
+that make the right answers likely, rather than keeping whichever came first (pilots/cem-search/zero_right.py). Breaking ties by the reference responses' log-likelihood instead let
 the vqa + reasoning corner go on vqa-knowledge: a mixture half-way to it ties on the shots and fits
 the references' wording better, and scores 10 points less held out (pilots/cem-search/tiebreak.py).
 fast=True scores the reference responses' mean log-likelihood (teacher-forced) alone: no generation.
@@ -179,10 +182,11 @@ def examples_right(fitness_value: float, n: int) -> int:
     return math.floor(fitness_value * n + 1e-6)
 
 
-def reply_fitness(right: Tensor, reply_logp: Tensor) -> float:
+def reply_fitness(right: Tensor, reply_logp: Tensor, reference_loglik: Callable[[], float]) -> float:
     """The fitness of greedy replies: their accuracy, ties broken by the model's confidence in its own
-    correct replies (the mean over them of each one's mean log p per token; none correct: no bonus)."""
-    confidence = float(reply_logp[right].mean()) if right.any() else -math.inf
+    correct replies (the mean over them of each one's mean log p per token); with none correct, by
+    reference_loglik() (the references' mean log p per token, asked for only then)."""
+    confidence = float(reply_logp[right].mean()) if right.any() else reference_loglik()
     return fitness(int(right.sum()) / len(right), confidence)
 
 
@@ -193,21 +197,22 @@ def fewshot_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
     the references instead). One member at a time; `fewshot_batch_objective` batches the members too."""
     svf, lm, zs = adapter.svf, adapter.lm, [e.z for e in adapter.experts]
     chunks = [list(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
-    rollouts = [reference_rollout(lm, chunk) for chunk in chunks] if fast else []
+    rollouts = [reference_rollout(lm, chunk) for chunk in chunks]
     budget = max_new_tokens or task.max_new_tokens
 
     @torch.no_grad()
     def objective(alpha: Tensor) -> float:
         with svf.adapted(svf.mix(zs, alpha)) as m:
-            if fast:
+            def references() -> float:
                 return sum(mean_loglik(m, r) * len(c) for r, c in zip(rollouts, chunks)) / len(examples)
+            if fast:
+                return references()
             correct, reply_logp = [], []
             for chunk in chunks:
                 answers, logp = generate_replies(lm, [ex.prompt for ex in chunk], images_of(chunk), budget, scored=True)
                 correct += task.check_many(chunk, answers)
                 reply_logp.append(logp)
-        right = torch.tensor(correct, dtype=torch.bool)
-        return reply_fitness(right, torch.cat(reply_logp))
+            return reply_fitness(torch.tensor(correct, dtype=torch.bool), torch.cat(reply_logp), references)
 
     return objective
 
@@ -221,29 +226,37 @@ def fewshot_batch_objective(adapter: Adapter, examples: Sequence[tasks.Example],
     path; the model is factorized under svf's lock for each call only."""
     lm, zs = adapter.lm, [e.z for e in adapter.experts]
     chunks = [list(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
-    inputs = [reference_rollout(lm, c) if fast else encode_prompts(lm, [ex.prompt for ex in c], images_of(c))
-              for c in chunks]  # fast: the references, scored; else the prompts, answered
+    references = [reference_rollout(lm, c) for c in chunks]
+    prompts = [] if fast else [encode_prompts(lm, [ex.prompt for ex in c], images_of(c)) for c in chunks]
     budget = max_new_tokens or task.max_new_tokens
+
+    def references_loglik(handle: FactoredModel, mixes: list[RowZ]) -> Tensor:
+        """Each member's mean log p of the reference responses (fewshot_objective's fast fitness)."""
+        n, total = len(mixes), torch.zeros(len(mixes), dtype=torch.float64)
+        for chunk, rollout in zip(chunks, references):
+            rows = [z for z in mixes for _ in chunk]  # member-major, one dict object per member
+            total += _rows_loglik(handle, _tile_rollout(rollout, n), rows).view(n, -1).sum(1)
+        return total / len(examples)
 
     @torch.no_grad()
     def score(members: Tensor) -> list[float]:
         n = len(members)
         mixes = [adapter.svf.mix(zs, alpha) for alpha in members]
-        loglik, right, reply_logp = torch.zeros(n, dtype=torch.float64), [], []
+        right, reply_logp = [], []
         with factorized(adapter.svf) as handle:
-            for chunk, batch in zip(chunks, inputs):
-                rows = [z for z in mixes for _ in chunk]  # member-major, one dict object per member
-                if fast:
-                    loglik += _rows_loglik(handle, _tile_rollout(batch, n), rows).view(n, -1).sum(1)
-                    continue
+            if fast:
+                return references_loglik(handle, mixes).tolist()
+            for chunk, batch in zip(chunks, prompts):
+                rows = [z for z in mixes for _ in chunk]
                 answers, logp = greedy(lm, lambda enc, **kw: generate_rows(handle, enc, rows, **kw),
                                        {k: _tile(v, n) for k, v in batch.items()}, budget, scored=True)
                 right.append(torch.tensor(task.check_many(chunk * n, answers), dtype=torch.bool).view(n, -1))
                 reply_logp.append(logp.view(n, -1))
-        if fast:
-            return (loglik / len(examples)).tolist()
-        right_all, logp_all = torch.cat(right, 1), torch.cat(reply_logp, 1)
-        return [reply_fitness(r, lp) for r, lp in zip(right_all, logp_all)]
+            right_all, logp_all = torch.cat(right, 1), torch.cat(reply_logp, 1)
+            none_right = [i for i in range(n) if not right_all[i].any()]
+            fallback = (dict(zip(none_right, references_loglik(handle, [mixes[i] for i in none_right]).tolist()))
+                        if none_right else {})
+        return [reply_fitness(r, lp, lambda i=i: fallback[i]) for i, (r, lp) in enumerate(zip(right_all, logp_all))]
 
     return BatchObjective(score, max(1, max_rows // len(chunks[0])))
 
@@ -282,13 +295,13 @@ def naive_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
     @torch.no_grad()
     def objective(alpha: Tensor) -> float:
         correct, reply_logp = [], []
-        with svf.adapted(svf.mix(zs, alpha)):
+        with svf.adapted(svf.mix(zs, alpha)) as m:
             for ex in examples:
                 answers, logp = generate_replies(lm, [ex.prompt], images_of([ex]), budget, scored=True)
                 correct += task.check_many([ex], answers)
                 reply_logp.append(logp)
-        right = torch.tensor(correct, dtype=torch.bool)
-        return reply_fitness(right, torch.cat(reply_logp))
+            return reply_fitness(torch.tensor(correct, dtype=torch.bool), torch.cat(reply_logp),
+                                 lambda: sum(mean_loglik(m, reference_rollout(lm, [ex])) for ex in examples) / len(examples))
 
     return objective
 
