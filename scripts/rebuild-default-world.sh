@@ -88,7 +88,7 @@ python -m t2demo probe --mix reasoning=1 --tasks reasoning,reasoning-hard,math -
   --json results/probe-reasoning-expert.json
 python -m t2demo report table1 --tasks math,code,reasoning --limit 500 --json results/table1.json
 python -m t2demo report table1 --tasks vqa --limit 500 --json results/table1-vision.json
-python -m t2demo report table2 --tasks math-hard,world-math,code-hard,reasoning-hard --limit 500 --cls-limit 500 --fewshot-draws 5 \
+python -m t2demo report table2 --tasks math-hard,world-math,code-hard,reasoning-hard --limit 500 --cls-limit 500 --fewshot-draws 3 \
   --matrix-limit 500 --json results/table2.json
 python -m t2demo report table2 --tasks vqa-knowledge --limit 500 --cls-limit 500 --matrix-limit 500 --fewshot-draws 5 \
   --json results/table2-vision.json

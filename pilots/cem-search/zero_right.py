@@ -5,15 +5,16 @@ member got anything right kept α = 0, the base (Table 2, math-hard, draw 2).
 
 Refits Table 2's five few-shot draws (10 validation shots, seeds 0-4, CEM 32 × 50 seeded as the draw,
 vertex start) of each task named with the current code, and scores each new fit and each draw's old α
-(results/table2.json, fitted before the fallback on the same shots) on the first 300 validation prompts
-that are none of the five draws' shots. Validation only: nothing here reads the test split.
+(results/table2.json of commit c942772, fitted before the fallback on the same shots; read with git) on
+the first 300 validation prompts that are none of the five draws' shots. Validation only: nothing here
+reads the test split.
 
     python pilots/cem-search/zero_right.py [math-hard world-math reasoning-hard]
 """
 import json
+import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -24,7 +25,9 @@ from t2demo.report import fewshot_examples
 from t2demo.runtime import load_adapter
 
 SEEDS, SHOTS, HELD_OUT = range(5), 10, 300
-old = json.loads((Path(__file__).parents[2] / "results" / "table2.json").read_text())["tasks"]
+BEFORE = "c942772"  # the last commit whose Table 2 was fitted without the fallback
+old = json.loads(subprocess.run(["git", "show", f"{BEFORE}:results/table2.json"], capture_output=True, text=True,
+                                check=True).stdout)["tasks"]
 adapter = load_adapter("default", "text")
 
 
