@@ -16,12 +16,14 @@ Fitness = accuracy on the examples (greedy answers, the task's checker) + 1e-3·
 where confidence is the model's mean log p per token of its own correct replies, averaged over them
 (the authors' `use_loglikelihood_for_ties`; read off the greedy steps, no second pass). The second
 term lies in (0, 5e-4], below one example's worth of accuracy for up to 2,000 examples, so it only
-breaks ties, as in the paper. A member that gets no example right has no correct reply to weigh: its
-confidence is the mean log p of the reference responses instead (one teacher-forced pass, for those
-members only), so a search where few or no members get anything right still ranks them, toward α
-that make the right answers likely, rather than keeping whichever came first (pilots/cem-search/zero_right.py). Breaking ties by the reference responses' log-likelihood instead let
+breaks ties, as in the paper. Breaking ties by the reference responses' log-likelihood instead let
 the vqa + reasoning corner go on vqa-knowledge: a mixture half-way to it ties on the shots and fits
 the references' wording better, and scores 10 points less held out (pilots/cem-search/tiebreak.py).
+A member that gets no example right has no correct reply to weigh: its confidence is the references'
+mean log p instead (one teacher-forced pass, for those members only), so where few or no members get
+anything right the search still ranks them, toward α that make the right answers likely, instead of
+keeping whichever came first (on math-hard, a draw of shots that no α gets right kept the base:
+pilots/cem-search/zero_right.py).
 fast=True scores the reference responses' mean log-likelihood (teacher-forced) alone: no generation.
 
 Scoring (`fewshot_batch_objective`, what fit_alpha uses): a generation's members × examples are the
