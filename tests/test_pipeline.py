@@ -268,8 +268,8 @@ def test_fit_alpha_on_a_model_and_reuse_as_mixture(adapter, tmp_path):
     again = cem.fit_alpha(adapter, examples, tasks.TASKS["math"], **kw)
     assert full.history == [h | {"seconds": g["seconds"]} for h, g in zip(again.history, full.history)]
     assert 0 <= full.fitness < 1 + 1e-3 and full.alpha.shape == (3,)
-    right = cem.examples_right(full.fitness, len(examples))  # accuracy, plus a tie-break only when a reply is right
-    assert (full.fitness > right / len(examples)) == (right > 0) and full.fitness - right / len(examples) <= 5e-4
+    right = cem.examples_right(full.fitness, len(examples))  # accuracy, plus a tie-break (none right: the references')
+    assert 0 < full.fitness - right / len(examples) <= 5e-4
     # the base model (α = 0) is scored first: the bar shown beside every generation
     objective = cem.fewshot_batch_objective(adapter, examples, tasks.TASKS["math"], max_new_tokens=4)
     assert full.base_fitness == objective.score(torch.zeros(1, 3))[0]
