@@ -292,6 +292,7 @@ def naive_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
                     max_new_tokens: int | None = None) -> Objective:
     """The same fitness scored the authors' way: one example, one generation at a time (bench only)."""
     svf, lm, zs = adapter.svf, adapter.lm, [e.z for e in adapter.experts]
+    rollouts = [reference_rollout(lm, [ex]) for ex in examples]  # one per example, built once
     budget = max_new_tokens or task.max_new_tokens
 
     @torch.no_grad()
@@ -303,7 +304,7 @@ def naive_objective(adapter: Adapter, examples: Sequence[tasks.Example], task,
                 correct += task.check_many([ex], answers)
                 reply_logp.append(logp)
             return reply_fitness(torch.tensor(correct, dtype=torch.bool), torch.cat(reply_logp),
-                                 lambda: sum(mean_loglik(m, reference_rollout(lm, [ex])) for ex in examples) / len(examples))
+                                 lambda: sum(mean_loglik(m, r) for r in rollouts) / len(rollouts))
 
     return objective
 
