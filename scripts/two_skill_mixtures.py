@@ -4,7 +4,9 @@ expert a, second b) on a grid over CEM's bounds [0, 1], and under per-layer α t
 to one expert and the rest to the other (the paper's released CEM fits α per expert per layer). Prints each
 mixture's accuracy, how many replies take the task's reliable modes (those of its reference reply:
 world-math recalls with `Answer:` and sums with `Work:`; vqa-knowledge reads with `Work:` and recalls with
-`Answer:`) and the most common pairs of mode markers. README's Table 2 section quotes what this prints.
+`Answer:`) and the most common pairs of mode markers, and at each of the reliable reply's two decisions the
+mean probability the mixture gives its marker, the reply teacher-forced up to there (`probe.decision_shares`:
+which decision a mixture moves). README's Table 2 section quotes what this prints.
 
     python scripts/two_skill_mixtures.py [--task world-math|vqa-knowledge] [-n N]   # N = 100 by default
 """
@@ -17,7 +19,7 @@ import torch
 
 from t2demo import tasks
 from t2demo.generation import generate, images_of
-from t2demo.probe import modes_of
+from t2demo.probe import decision_shares, modes_of
 from t2demo.runtime import load_adapter
 from t2demo.tasks.modes import in_reliable_mode
 
@@ -39,13 +41,17 @@ one, two = (adapter.labels.index(label) for label in SKILLS[args.task])
 def show(name: str, alpha: torch.Tensor) -> None:
     with adapter.svf.adapted(adapter.z_from_alpha(alpha)):
         replies = generate(adapter.lm, [e.prompt for e in examples], images_of(examples), task.max_new_tokens)
+        shares = decision_shares(adapter.lm, examples)
     right = sum(task.check_many(examples, replies))
     reliable = sum(bool(in_reliable_mode(r, e)) for r, e in zip(replies, examples))
+    first, second = (sum(s[i] for s in shares) / len(shares) for i in (0, 1))
     pairs = Counter(tuple(modes_of(r)[:2]) for r in replies)
-    print(f"{name:28} {100 * right / args.n:5.1f} %   reliable modes {reliable:3}   {pairs.most_common(3)}", flush=True)
+    print(f"{name:28} {100 * right / args.n:5.1f} %   reliable modes {reliable:3}   p(reliable marker) "
+          f"{first:.2f} {second:.2f}   {pairs.most_common(3)}", flush=True)
 
 
-print(f"{args.task}, first {args.n} validation prompts, greedy: accuracy, replies in the reliable modes, top mode pairs")
+print(f"{args.task}, first {args.n} validation prompts, greedy: accuracy, replies in the reliable modes, the mean "
+      "p(reliable marker) at the first and second decision (teacher-forced), top mode pairs")
 for a, b in product(GRID, GRID):
     alpha = torch.zeros(len(adapter.labels))
     alpha[one], alpha[two] = a, b

@@ -22,9 +22,9 @@ from t2demo import tasks
 from t2demo.evaluate import summarise
 from t2demo.generation import format_chat, generate, images_of, tokenize_chat
 from t2demo.models import LoadedModel
-from t2demo.rollouts import sample_rollout
+from t2demo.rollouts import answer_logprobs, reference_rollout, sample_rollout
 from t2demo.tasks.checkers import chosen_letter, final_answer, last_number, normalize, options_of
-from t2demo.tasks.modes import in_reliable_mode, modes_of
+from t2demo.tasks.modes import ANSWER, WORK, in_reliable_mode, modes_of
 from t2demo.tasks.programs import last_list
 
 # What a reply answers, for the majority vote (the checkers' own parsers).
@@ -70,6 +70,28 @@ def first_modes(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Exam
     replies = generate(lm, [ex.prompt for ex in examples], images_of(examples), task.max_new_tokens)
     first = Counter((modes_of(r) or ["none"])[0] for r in replies)
     return first, summarise(task.check_many(examples, replies))
+
+
+@torch.inference_mode()
+def decision_shares(lm: LoadedModel, examples: Sequence[tasks.Example], batch_size: int = 32) -> list[list[float]]:
+    """Per example, at each mode decision of its reliable reply (each `Work:` / `Answer:` marker, in
+    order), the probability the model gives the reliable marker against the other one, the reply
+    teacher-forced up to there. Greedy takes the reliable mode at a decision when its share is above
+    0.5, so this shows which decision a set of weights moves, and by how much (a two-skill reply makes
+    two). Markers are read by their first token, with or without a leading space."""
+    tokenizer = lm.tokenizer
+    other = {}
+    for space in ("", " "):
+        work, answer = (tokenizer(space + m.rstrip(":"), add_special_tokens=False)["input_ids"][0] for m in (WORK, ANSWER))
+        other |= {work: answer, answer: work}
+    shares = []
+    for start in range(0, len(examples), batch_size):
+        rollout = reference_rollout(lm, examples[start:start + batch_size])
+        logp = answer_logprobs(lm.model, rollout).cpu()
+        for row, ids in enumerate(rollout.answer_ids.cpu().tolist()):
+            at = [i for i, t in enumerate(ids) if t in other and rollout.answer_mask[row, i]]
+            shares.append([torch.softmax(logp[row, i, [ids[i], other[ids[i]]]], 0)[0].item() for i in at])
+    return shares
 
 
 def mode_stats(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Example], samples: int = 16,

@@ -9,6 +9,7 @@ import torch
 from conftest import tiny_chat_model
 
 from t2demo import pretrain, probe, tasks
+from t2demo.generation import format_chat
 from t2demo.models import LoadedModel
 from t2demo.tasks.modes import ANSWER, WORK, in_reliable_mode, modes_of
 
@@ -80,3 +81,25 @@ def test_the_reliable_mode_is_read_from_the_example():
     assert in_reliable_mode("Answer: 3.", math) is False and in_reliable_mode("Answer: lake.", reasoning) is True
     assert in_reliable_mode("Work: the a weighs 1 kilos. Work: ...", world) is False
     assert in_reliable_mode("hello", tasks.TASKS["smalltalk"].examples("test", 1)[0]) is None  # no modes there
+
+
+def test_decision_shares_read_each_marker_of_the_reliable_reply(tokenizer):
+    """One share per mode decision (world-math makes two), each the model's own p(reliable marker) against
+    the other marker at that point of the teacher-forced reply, the same in a padded batch as alone."""
+    lm = LoadedModel.wrap(tiny_chat_model(tokenizer, init=0.3), tokenizer)
+    examples = tasks.TASKS["world-math"].examples("test", 3) + tasks.TASKS["math"].examples("test", 2)
+    shares = probe.decision_shares(lm, examples, batch_size=4)
+    assert [len(s) for s in shares] == [len(modes_of(ex.response)) for ex in examples] == [2, 2, 2, 1, 1]
+    ex = examples[0]  # alone, unpadded: the decisions' positions found from the reply's own text
+    head = tokenizer(format_chat(lm.preprocessor, ex.prompt), add_special_tokens=False)["input_ids"]
+    expected = []
+    for marker in ("Answer", " Work"):
+        cut = ex.response.index(marker.strip()) if marker == "Answer" else ex.response.index(marker)
+        ids = head + tokenizer(ex.response[:cut], add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = lm.model(input_ids=torch.tensor([ids])).logits[0, -1]
+        mine, rival = (tokenizer(m, add_special_tokens=False)["input_ids"][0]
+                       for m in (marker, " Answer" if marker == " Work" else "Work"))
+        expected.append(torch.softmax(logits[[mine, rival]].float(), 0)[0].item())
+    assert shares[0] == pytest.approx(expected, abs=1e-4)
+    assert all(0 < p < 1 for s in shares for p in s)
