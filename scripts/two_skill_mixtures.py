@@ -8,7 +8,8 @@ world-math recalls with `Answer:` and sums with `Work:`; vqa-knowledge reads wit
 mean probability the mixture gives its marker, the reply teacher-forced up to there (`probe.decision_shares`:
 which decision a mixture moves). README's Table 2 section quotes what this prints.
 
-    python scripts/two_skill_mixtures.py [--task world-math|vqa-knowledge] [-n N]   # N = 100 by default
+    python scripts/two_skill_mixtures.py [--task world-math|vqa-knowledge] [-n N] [--model M --experts ROOT]
+    # N = 100 by default; M a text model folder (default: the shipped one), ROOT its experts' root folder
 """
 
 import argparse
@@ -29,10 +30,13 @@ SKILLS = {"world-math": ("math", "reasoning"), "vqa-knowledge": ("vqa", "reasoni
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--task", choices=sorted(SKILLS), default="world-math")
 parser.add_argument("-n", type=int, default=100, help="validation prompts (the first n)")
+parser.add_argument("--model", default="default", help="the text model (the vision model's experts come from it)")
+parser.add_argument("--experts", default=None, help="root of the expert folders (default: the repository's experts/)")
 args = parser.parse_args()
 
 task = tasks.TASKS[args.task]
-adapter = (load_adapter("default", "vision", transfer_from="default") if task.vision else load_adapter("default"))
+adapter = (load_adapter("default", "vision", args.experts, transfer_from=args.model) if task.vision
+           else load_adapter(args.model, experts_root=args.experts))
 examples = task.examples("validation", args.n)
 layers = adapter.svf.num_layers
 one, two = (adapter.labels.index(label) for label in SKILLS[args.task])
