@@ -76,13 +76,15 @@ def first_modes(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Exam
 def decision_shares(lm: LoadedModel, examples: Sequence[tasks.Example], batch_size: int = 32) -> list[list[float]]:
     """Per example, at each mode decision of its reliable reply (each `Work:` / `Answer:` marker, in
     order), the probability the model gives the reliable marker against the other one, the reply
-    teacher-forced up to there. Greedy takes the reliable mode at a decision when its share is above
-    0.5, so this shows which decision a set of weights moves, and by how much (a two-skill reply makes
-    two). Markers are read by their first token, with or without a leading space."""
+    teacher-forced up to there. Where the two markers are the likeliest tokens, greedy takes the reliable
+    mode when its share is above 0.5, so this shows which decision a set of weights moves, and by how
+    much (a two-skill reply makes two). Markers are read by their first token, with or without a
+    leading space."""
     tokenizer = lm.tokenizer
     other = {}
     for space in ("", " "):
-        work, answer = (tokenizer(space + m.rstrip(":"), add_special_tokens=False)["input_ids"][0] for m in (WORK, ANSWER))
+        work, answer = (tokenizer(space + marker.rstrip(":"), add_special_tokens=False)["input_ids"][0]
+                        for marker in (WORK, ANSWER))
         other |= {work: answer, answer: work}
     shares = []
     for start in range(0, len(examples), batch_size):
