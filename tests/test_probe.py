@@ -93,13 +93,11 @@ def test_decision_shares_read_each_marker_of_the_reliable_reply(tokenizer):
     ex = examples[0]  # alone, unpadded: the decisions' positions found from the reply's own text
     head = tokenizer(format_chat(lm.preprocessor, ex.prompt), add_special_tokens=False)["input_ids"]
     expected = []
-    for marker in ("Answer", " Work"):
-        cut = ex.response.index(marker.strip()) if marker == "Answer" else ex.response.index(marker)
-        ids = head + tokenizer(ex.response[:cut], add_special_tokens=False)["input_ids"]
+    for marker, rival in (("Answer", "Work"), (" Work", " Answer")):  # the recall opens the reply, the sum follows
+        ids = head + tokenizer(ex.response[:ex.response.index(marker)], add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             logits = lm.model(input_ids=torch.tensor([ids])).logits[0, -1]
-        mine, rival = (tokenizer(m, add_special_tokens=False)["input_ids"][0]
-                       for m in (marker, " Answer" if marker == " Work" else "Work"))
-        expected.append(torch.softmax(logits[[mine, rival]].float(), 0)[0].item())
+        pair = [tokenizer(m, add_special_tokens=False)["input_ids"][0] for m in (marker, rival)]
+        expected.append(torch.softmax(logits[pair].float(), 0)[0].item())
     assert shares[0] == pytest.approx(expected, abs=1e-4)
     assert all(0 < p < 1 for s in shares for p in s)
