@@ -66,10 +66,10 @@ def tokenize_chat(lm: LoadedModel, texts: Sequence[str], images: Sequence | None
 
 
 def encode_prompts(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
-                   history: Sequence[tuple[str, str]] = ()) -> dict:
+                   history: Sequence[tuple[str, str]] = (), opening: str = "") -> dict:
     """Left-padded model inputs for a batch of user prompts (and images for a vision model), each
-    continuing the same conversation `history`."""
-    texts = [format_chat(lm.preprocessor, p, image=images is not None, history=history) for p in prompts]
+    continuing the same conversation `history`, the assistant's reply begun with `opening`."""
+    texts = [format_chat(lm.preprocessor, p, image=images is not None, history=history) + opening for p in prompts]
     return tokenize_chat(lm, texts, images, padding=True, padding_side="left")
 
 
@@ -117,19 +117,21 @@ class GreedyLogp(LogitsProcessor):
 
 @torch.inference_mode()
 def generate(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
-             max_new_tokens: int = 64, history: Sequence[tuple[str, str]] = ()) -> list[str]:
+             max_new_tokens: int = 64, history: Sequence[tuple[str, str]] = (), opening: str = "") -> list[str]:
     """Greedy answers to a batch of prompts with the model's current weights, each after the same
-    earlier (user, assistant) turns; decoding is deterministic so results are testable."""
-    return generate_replies(lm, prompts, images, max_new_tokens, history)[0]
+    earlier (user, assistant) turns; decoding is deterministic so results are testable. With an
+    `opening`, every reply is made to start with it (the reply returned includes it)."""
+    return generate_replies(lm, prompts, images, max_new_tokens, history, opening=opening)[0]
 
 
 @torch.inference_mode()
 def generate_replies(lm: LoadedModel, prompts: Sequence[str], images: Sequence | None = None,
                      max_new_tokens: int = 64, history: Sequence[tuple[str, str]] = (),
-                     scored: bool = False) -> tuple[list[str], Tensor | None]:
+                     scored: bool = False, opening: str = "") -> tuple[list[str], Tensor | None]:
     """generate()'s answers and, if `scored`, each one's mean log p per token (greedy)."""
-    batch = {k: v.to(lm.device) for k, v in encode_prompts(lm, prompts, images, history).items()}
-    return greedy(lm, lambda enc, **kw: lm.model.generate(**enc, **kw), batch, max_new_tokens, scored)
+    batch = {k: v.to(lm.device) for k, v in encode_prompts(lm, prompts, images, history, opening).items()}
+    texts, scores = greedy(lm, lambda enc, **kw: lm.model.generate(**enc, **kw), batch, max_new_tokens, scored)
+    return [opening + t for t in texts], scores
 
 
 def greedy(lm: LoadedModel, generate_fn: Callable[..., Tensor], batch: dict, max_new_tokens: int,

@@ -2,12 +2,13 @@
 
 `python -m t2demo probe` prints, per task (the vqa tasks on the vision model):
   - per-step accuracy in the reliable mode: the reliable reply teacher-forced, and each step (a column's
-    carry and digit, a list after one line of code, a recalled fact, a word read from the image) counted right when every one of its
-    tokens is the model's greedy choice (target: ≥ 95 %);
-  - the answer modes: greedy accuracy and how often greedy starts in the reliable mode; over k samples
-    at temperature 1, the reliable-mode share, the majority vote's accuracy (maj@k) and pass@k. Latent
-    skill, not luck, shows as maj@k clearly above greedy.
-With --expert LABEL the same is measured with that expert applied (the mode it flips).
+    carry and digit, a line of code read and the list after it, a recalled fact, a word read from the
+    image) counted right when every one of its tokens is the model's greedy choice (target: ≥ 95 %);
+  - the answer modes: greedy accuracy and how often greedy starts in the reliable mode; greedy with the
+    reply opened by the reliable marker (what an expert that flips the first decision can reach); over k
+    samples at temperature 1, the reliable-mode share, the majority vote's accuracy (maj@k) and pass@k.
+    Latent skill, not luck, shows as maj@k clearly above greedy.
+With --mix (e.g. math=1) the same is measured with experts applied (the mode they flip).
 """
 
 from __future__ import annotations
@@ -96,15 +97,35 @@ def decision_shares(lm: LoadedModel, examples: Sequence[tasks.Example], batch_si
     return shares
 
 
+def forced_reliable(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Example],
+                    batch_size: int = 32) -> list[bool]:
+    """Greedy replies opened with the reliable reply's first mode marker, right or not: what weights that
+    flip the first decision and change nothing else would score (the ceiling of an expert's flip; a
+    two-skill reply still makes its second decision itself), in the examples' order; those without modes
+    (small talk) are left out."""
+    first = {i: modes_of(ex.response)[0] for i, ex in enumerate(examples) if modes_of(ex.response)}
+    right = {}
+    for marker in set(first.values()):  # one opening per batch
+        rows = [i for i, m in first.items() if m == marker]
+        for start in range(0, len(rows), batch_size):
+            chunk = [examples[i] for i in rows[start:start + batch_size]]
+            replies = generate(lm, [ex.prompt for ex in chunk], images_of(chunk), task.max_new_tokens, opening=marker)
+            right |= dict(zip(rows[start:start + batch_size], task.check_many(chunk, replies)))
+    return [right[i] for i in sorted(right)]
+
+
 def mode_stats(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Example], samples: int = 16,
-               batch_size: int = 32, progress: bool = True) -> dict:
-    """Greedy accuracy and reliable-mode share; over `samples` answers at T = 1: reliable share, mean
-    accuracy, majority-vote accuracy and pass@k."""
+               batch_size: int = 32, progress: bool = True, seed: int = 0) -> dict:
+    """Greedy accuracy and reliable-mode share; over `samples` answers at T = 1 (torch seeded with `seed`
+    first, so a rerun draws the same samples whatever ran before): reliable share, mean accuracy,
+    majority-vote accuracy and pass@k."""
     answer_of = ANSWER_OF[task.category]
     greedy = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
         greedy += generate(lm, [ex.prompt for ex in chunk], images_of(chunk), task.max_new_tokens)
+    forced = forced_reliable(lm, task, examples, batch_size)
+    torch.manual_seed(seed)
     votes, any_right, sampled_right, sampled_reliable = [], [], [], []
     per_batch = max(1, batch_size * 2 // samples)
     for start in tqdm(range(0, len(examples), per_batch), desc=f"{task.name} samples", disable=not progress):
@@ -122,6 +143,7 @@ def mode_stats(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Examp
     return {"greedy": summarise(task.check_many(list(examples), greedy)),
             "greedy_reliable_share": round(100 * sum(in_reliable_mode(r, ex) for r, ex in zip(greedy, examples))
                                            / len(greedy), 1),
+            "forced": summarise(forced) if forced else None,
             "samples": samples,
             "sampled_reliable_share": round(100 * sum(sampled_reliable) / len(sampled_reliable), 1),
             "sampled": summarise(sampled_right), "majority": summarise(votes), "pass_at_k": summarise(any_right)}
@@ -143,12 +165,14 @@ def format_probe(result: dict, title: str) -> str:
     """One line per task: step accuracy, then greedy against the sampled modes."""
     def pct(r: dict) -> str:
         return f"{r['accuracy']:5.1f} [{r['ci95'][0]:.0f}, {r['ci95'][1]:.0f}]"
-    lines = [title, f"{'task':<16}{'steps right (n)':>24}{'greedy':>17}{'greedy rel.':>12}{'sampled rel.':>13}"
-             f"{'maj@k':>17}{'pass@k':>17}{'n':>5}"]
+    lines = [title, f"{'task':<16}{'steps right (n)':>24}{'greedy':>17}{'greedy rel.':>12}{'forced rel.':>17}"
+             f"{'sampled rel.':>13}{'maj@k':>17}{'pass@k':>17}{'n':>5}"]
     for name, r in result.items():
+        forced = pct(r["forced"]) if r.get("forced") else "-"
         lines.append(f"{name:<16}{pct(r['steps']):>17} ({r['steps']['n']}){pct(r['greedy']):>17}"
-                     f"{r['greedy_reliable_share']:>11.1f}%{r['sampled_reliable_share']:>12.1f}%"
+                     f"{r['greedy_reliable_share']:>11.1f}%{forced:>17}{r['sampled_reliable_share']:>12.1f}%"
                      f"{pct(r['majority']):>17}{pct(r['pass_at_k']):>17}{r['greedy']['n']:>5}")
     lines.append(f"k = {next(iter(result.values()))['samples']} samples at temperature 1; 'rel.' = replies taking the reliable mode(s) "
-                 "of the task (tasks/modes.py); accuracies in % with 95 % Wilson intervals.")
+                 "of the task (tasks/modes.py); 'forced rel.' = greedy with the reply opened by the reliable mode's first marker "
+                 "(what a perfect flip of the first decision scores); accuracies in % with 95 % Wilson intervals.")
     return "\n".join(lines)

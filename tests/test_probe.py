@@ -9,7 +9,7 @@ import torch
 from conftest import tiny_chat_model
 
 from t2demo import pretrain, probe, tasks
-from t2demo.generation import format_chat
+from t2demo.generation import format_chat, generate
 from t2demo.models import LoadedModel
 from t2demo.tasks.modes import ANSWER, WORK, in_reliable_mode, modes_of
 
@@ -101,3 +101,53 @@ def test_decision_shares_read_each_marker_of_the_reliable_reply(tokenizer):
         expected.append(torch.softmax(logits[pair].float(), 0)[0].item())
     assert shares[0] == pytest.approx(expected, abs=1e-4)
     assert all(0 < p < 1 for s in shares for p in s)
+
+
+def test_an_opening_continues_the_reply_the_model_would_give(tokenizer):
+    """generate(opening=...) makes the reply start with it; opened with what the model says anyway, the reply is
+    the one it gives unopened."""
+    lm = LoadedModel.wrap(tiny_chat_model(tokenizer, init=0.3), tokenizer)
+    prompt = tasks.TASKS["math"].examples("test", 1)[0].prompt
+    head = tokenizer(format_chat(lm.preprocessor, prompt), add_special_tokens=False, return_tensors="pt")["input_ids"]
+    ids = lm.model.generate(head, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)[0, head.shape[1]:]
+    opening = tokenizer.decode(ids[:2])
+    reopened = tokenizer(format_chat(lm.preprocessor, prompt) + opening, add_special_tokens=False)["input_ids"]
+    assert reopened == head[0].tolist() + ids[:2].tolist()  # the opening is read as the model's own two tokens
+    assert generate(lm, [prompt], max_new_tokens=10, opening=opening) == [tokenizer.decode(ids, skip_special_tokens=True)]
+    assert generate(lm, [prompt], max_new_tokens=3, opening="Answer:")[0].startswith("Answer:")
+
+
+def test_forced_replies_open_with_each_examples_reliable_marker(tokenizer):
+    """Math opens with Work:, reasoning with Answer: (batched per marker, outcomes in the examples' order);
+    small talk has no modes and is left out."""
+    lm = LoadedModel.wrap(tiny_chat_model(tokenizer, init=0.3), tokenizer)
+    examples = (tasks.TASKS["math"].examples("test", 2) + tasks.TASKS["reasoning"].examples("test", 2)
+                + tasks.TASKS["smalltalk"].examples("test", 1) + tasks.TASKS["math"].examples("test", 3)[2:])
+    seen = {}
+
+    def check_many(chunk, replies):
+        seen.update({ex.prompt: reply for ex, reply in zip(chunk, replies)})
+        return [modes_of(ex.response)[0] == WORK for ex in chunk]  # marks which were math
+
+    task = SimpleNamespace(max_new_tokens=4, check_many=check_many)
+    assert probe.forced_reliable(lm, task, examples, batch_size=2) == [True, True, False, False, True]
+    assert [seen[ex.prompt][:len(m)] for ex in examples for m in modes_of(ex.response)[:1]] == \
+        [WORK, WORK, ANSWER, ANSWER, WORK]
+
+
+def test_mode_statistics_draw_the_same_samples_whatever_ran_before(tokenizer, monkeypatch):
+    lm = LoadedModel.wrap(tiny_chat_model(tokenizer, init=0.3), tokenizer)
+    task = tasks.TASKS["math"]
+    examples = task.examples("test", 2)
+    drawn, sample = [], probe.sample_rollout
+    monkeypatch.setattr(probe, "sample_rollout", lambda *a, **k: (r := sample(*a, **k), drawn.append(r.texts))[0])
+
+    def samples(**kw) -> list[str]:
+        drawn.clear()
+        probe.mode_stats(lm, task, examples, samples=4, batch_size=8, progress=False, **kw)
+        return [t for batch in drawn for t in batch]
+
+    first = samples()
+    torch.rand(7)  # anything else that draws from torch's generator in between
+    assert samples() == first and len(first) == 8
+    assert samples(seed=1) != first

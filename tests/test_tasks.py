@@ -474,8 +474,8 @@ def test_perturb_digit_changes_exactly_one_digit_and_never_adds_a_leading_zero()
 
 @pytest.mark.parametrize("name", CODE)
 def test_code_reference_and_steps_are_what_python_computes(name):
-    """Run the prompt's program: each worked step is the list after that line, the reference is what it
-    prints (or f returns); the wrong shortcut is the answer with exactly one item changed."""
+    """Run the prompt's program: the worked steps are each line's label and the list after it, the reference
+    is what it prints (or f returns); the wrong shortcut is the answer with exactly one item changed."""
     for e in _examples(name, 100):
         source = re.search(r"```python\n(.*)\n```", e.prompt, flags=re.DOTALL).group(1)
         lines = source.split("\n")
@@ -497,9 +497,10 @@ def test_code_reference_and_steps_are_what_python_computes(name):
                 exec(source, {})  # our own generated list operations
             assert out.getvalue().strip() == e.reference
         scope, expected = {"x": start}, []
-        for line in body:
+        for line in body:  # each line's label in the worked answer, then the list after it
             exec(line, scope)
-            expected.append(programs.show(scope["x"]))
+            expected += [next(op.label for kind in programs.OP_KINDS for op in kind if op.python == line),
+                         programs.show(scope["x"])]
         assert programs.show(scope["x"]) == e.reference
         step_texts = [text for _, text in e.meta["steps"]]
         assert step_texts == [programs.show(start)] + expected + [e.reference], e.prompt  # the input copied first

@@ -62,11 +62,14 @@ def _chain(rng: random.Random, length: int, items: int) -> tuple[list[int], list
 
 
 def worked(start: list[int], chain: list[ListOp]) -> tuple[str, list[int], list[tuple[int, str]]]:
-    """The reliable reply, the final list, and the probe's steps (offset in the reply, expected list)."""
-    text, steps, xs = f"{WORK} x = ", [(len(WORK) + 5, show(start))], start  # the input copied from the prompt
+    """The reliable reply, the final list, and the probe's steps (offset in the reply, expected text): the
+    input copied from the prompt, then per line of the program its label (reading which line comes next)
+    and the list after it, then the output."""
+    text, steps, xs = f"{WORK} x = ", [(len(WORK) + 5, show(start))], start
     text += f"{show(start)};"
     for i, op in enumerate(chain):
         xs = op.fn(xs)
+        steps.append((len(text) + 1, op.label))
         text += f" {op.label} -> "
         steps.append((len(text), show(xs)))
         text += show(xs) + ("." if i == len(chain) - 1 else ";")
