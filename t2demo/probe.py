@@ -105,7 +105,7 @@ def forced_reliable(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.
     (small talk) are left out."""
     first = {i: modes_of(ex.response)[0] for i, ex in enumerate(examples) if modes_of(ex.response)}
     right = {}
-    for marker in set(first.values()):  # one opening per batch
+    for marker in dict.fromkeys(first.values()):  # one opening per batch
         rows = [i for i, m in first.items() if m == marker]
         for start in range(0, len(rows), batch_size):
             chunk = [examples[i] for i in rows[start:start + batch_size]]
