@@ -1,0 +1,48 @@
+"""Continue the shipped text base with a drill that reads a program's lines in order.
+
+    python pilots/code-lines/continue.py N STEPS LR OUT
+
+The run is pilots/two-skill-sum/continue.py's (`train-base text --init assets/t2demo-llama-tiny --steps STEPS
+--lr LR --seed 16` with world-math's sums worked in 45 % of its drill's replies), so that run's model is the
+control, plus N examples of a line-reading drill in the text mixture: a program in the code drill's forms (a
+script, or a function `g` that a script calls; 2 to 6 lines over 3 to 6 digits) under a request to name its
+lines in order, in wordings no code task uses, answered in one style, "The lines: sorted; add 2; reverse.",
+so every reply trains the ordinal lookup of "which line comes next" that a worked trace needs (as the
+number-copy drill trains the lookup of the operands), and none makes a `Work:` / `Answer:` choice.
+Resumable as train-base is. See README.md here for what it is for and what it found.
+"""
+
+import dataclasses
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+from t2demo import pretrain
+from t2demo.tasks import programs, world_math
+from t2demo.tasks.base import Example, SyntheticTask
+from t2demo.tasks.checkers import check_exact
+from t2demo.tasks.modes import RELIABLE_SHARE
+
+LINE_REQUESTS = ("List the steps of this program in order.", "Which operations does this code do, in order?",
+                 "Name what each line does, first to last.", "Read me the lines of this code in order.")
+
+
+def _lines_sample(rng: random.Random):
+    start, chain = programs._chain(rng, rng.randint(2, 6), rng.randint(3, 6))
+    script = programs._function_script(start, chain) if rng.random() < 0.5 else programs._script(start, chain)
+    block, request = f"```python\n{script}\n```", rng.choice(LINE_REQUESTS)
+    prompt = f"{block}\n{request}" if rng.random() < 0.5 else f"{request}\n{block}"
+    reply = "The lines: " + "; ".join(op.label for op in chain) + "."
+    return prompt, lambda: Example(prompt, reply, reply, "", meta={"replies": ((1.0, reply),)})
+
+
+n, steps, lr, out = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])
+torch.set_num_threads(2)
+world_math.RELIABLE_SHARE = RELIABLE_SHARE | {"math": 0.45}  # as pilots/two-skill-sum (the control run)
+drill = SyntheticTask("code-lines-drill", "code", 0.0, 160, _lines_sample, check_exact)
+pretrain.DRILLS[drill.name] = drill
+pretrain.TEXT_MIXTURE[drill.name] = n
+cfg = dataclasses.replace(pretrain.TEXT_TRAIN, steps=steps, lr=lr, seed=16)
+print(pretrain.train_text_model(out, cfg, "cpu", pretrain.DEFAULT_TEXT_MODEL))
