@@ -10,9 +10,15 @@ lines in order, in wordings no code task uses, answered in one style, "The lines
 so every reply trains the ordinal lookup of "which line comes next" that a worked trace needs (as the
 number-copy drill trains the lookup of the operands), and none makes a `Work:` / `Answer:` choice.
 Resumable as train-base is. See README.md here for what it is for and what it found.
+
+VERBATIM=1 (with N = 0: no drill) instead writes every worked code trace with each line copied as written,
+`Work: x = [3, 1, 4]; x = sorted(x) -> [1, 3, 4]; x = x[::-1] -> [4, 3, 1]. The output is [4, 3, 1].`, so the
+next line is found by matching the one just copied (an induction-style lookup) rather than by translating it
+to a label; the code task, its drill and code-hard all answer that way in this run (verbatim_trace.py; measure.py applies it too when VERBATIM=1).
 """
 
 import dataclasses
+import os
 import random
 import sys
 from pathlib import Path
@@ -24,6 +30,9 @@ from t2demo.tasks import programs, world_math
 from t2demo.tasks.base import Example, SyntheticTask
 from t2demo.tasks.checkers import check_exact
 from t2demo.tasks.modes import RELIABLE_SHARE
+
+sys.path.insert(0, str(Path(__file__).parent))
+from verbatim_trace import verbatim  # noqa: E402
 
 LINE_REQUESTS = ("List the steps of this program in order.", "Which operations does this code do, in order?",
                  "Name what each line does, first to last.", "Read me the lines of this code in order.")
@@ -41,8 +50,11 @@ def _lines_sample(rng: random.Random):
 n, steps, lr, out = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])
 torch.set_num_threads(2)
 world_math.RELIABLE_SHARE = RELIABLE_SHARE | {"math": 0.45}  # as pilots/two-skill-sum (the control run)
-drill = SyntheticTask("code-lines-drill", "code", 0.0, 160, _lines_sample, check_exact)
-pretrain.DRILLS[drill.name] = drill
-pretrain.TEXT_MIXTURE[drill.name] = n
+if n:
+    drill = SyntheticTask("code-lines-drill", "code", 0.0, 160, _lines_sample, check_exact)
+    pretrain.DRILLS[drill.name] = drill
+    pretrain.TEXT_MIXTURE[drill.name] = n
+if int(os.environ.get("VERBATIM", "0")):
+    programs.worked = verbatim
 cfg = dataclasses.replace(pretrain.TEXT_TRAIN, steps=steps, lr=lr, seed=16)
 print(pretrain.train_text_model(out, cfg, "cpu", pretrain.DEFAULT_TEXT_MODEL))

@@ -4,13 +4,15 @@ lists, greedy accuracy and first modes, and greedy with the reply opened by `Wor
 its accuracy, and whether its lines' labels are the program's in order, the program's in another order, or
 other lines. Validation only.
 
-    python pilots/code-lines/measure.py [MODEL [CODE_EXPERT]]     (default: the shipped base and its expert;
-                                                                  CODE_EXPERT "none": the base alone)
+    [VERBATIM=1] python pilots/code-lines/measure.py [MODEL [CODE_EXPERT]]
+    (default: the shipped base and its expert; CODE_EXPERT "none": the base alone)
 """
 import dataclasses
+import os
 import re
 import sys
 from collections import Counter
+from pathlib import Path
 
 import torch
 
@@ -21,11 +23,16 @@ from t2demo.probe import first_modes, forced_reliable, step_accuracy
 from t2demo.svf import SVF
 
 torch.set_num_threads(2)
+if int(os.environ.get("VERBATIM", "0")):  # traces that copy each line as written (continue.py)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from verbatim_trace import verbatim
+    from t2demo.tasks import programs
+    programs.worked = verbatim
 model = sys.argv[1] if len(sys.argv) > 1 else "default"
 expert = sys.argv[2] if len(sys.argv) > 2 else "experts/t2demo-llama-tiny/code.safetensors"
 lm = models.load_model(model, "text", "cpu")
 svf = SVF(lm.model)
-LABEL = re.compile(r"; ([a-z]+(?: [a-z0-9]+)?) -> ")
+LABEL = re.compile(r"; ([^;>]+?) -> ")  # a line's label, or the line itself in a verbatim trace
 
 
 def only(example, labels: bool):
