@@ -9,6 +9,7 @@ script, or a function `g` that a script calls; 2 to 6 lines over 3 to 6 digits) 
 lines in order, in wordings no code task uses, answered in one style, "The lines: sorted; add 2; reverse.",
 so every reply trains the ordinal lookup of "which line comes next" that a worked trace needs (as the
 number-copy drill trains the lookup of the operands), and none makes a `Work:` / `Answer:` choice.
+TRACE=1 makes the drill a tracing one instead (see `_lines_sample`).
 Resumable as train-base is. See README.md here for what it is for and what it found.
 
 VERBATIM=1 (with N = 0: no drill) instead writes every worked code trace with each line copied as written,
@@ -29,7 +30,7 @@ from t2demo import pretrain
 from t2demo.tasks import programs, world_math
 from t2demo.tasks.base import Example, SyntheticTask
 from t2demo.tasks.checkers import check_exact
-from t2demo.tasks.modes import RELIABLE_SHARE
+from t2demo.tasks.modes import RELIABLE_SHARE, WORK
 
 sys.path.insert(0, str(Path(__file__).parent))
 from verbatim_trace import verbatim  # noqa: E402
@@ -38,12 +39,23 @@ LINE_REQUESTS = ("List the steps of this program in order.", "Which operations d
                  "Name what each line does, first to last.", "Read me the lines of this code in order.")
 
 
+TRACE_REQUESTS = ("Trace this program line by line.", "Show x after every line of this code.",
+                  "Step through this code and show the list after each line.", "Walk me through this code, line by line.")
+TRACE = bool(int(os.environ.get("TRACE", "0")))
+
+
 def _lines_sample(rng: random.Random):
-    start, chain = programs._chain(rng, rng.randint(2, 6), rng.randint(3, 6))
+    """A line-naming drill example, or with TRACE=1 a tracing one: 4 to 6 lines, asked to be traced, answered
+    with the worked trace's body (`x = [...]; sorted -> [...]; ... The output is [...].`) without a mode marker,
+    so it trains keeping one's place in a long program in the code task's own style and makes no mode choice."""
+    start, chain = programs._chain(rng, rng.randint(4, 6) if TRACE else rng.randint(2, 6), rng.randint(3, 6))
     script = programs._function_script(start, chain) if rng.random() < 0.5 else programs._script(start, chain)
-    block, request = f"```python\n{script}\n```", rng.choice(LINE_REQUESTS)
+    block, request = f"```python\n{script}\n```", rng.choice(TRACE_REQUESTS if TRACE else LINE_REQUESTS)
     prompt = f"{block}\n{request}" if rng.random() < 0.5 else f"{request}\n{block}"
-    reply = "The lines: " + "; ".join(op.label for op in chain) + "."
+    if TRACE:
+        reply = programs.worked(start, chain)[0].removeprefix(WORK).lstrip()
+    else:
+        reply = "The lines: " + "; ".join(op.label for op in chain) + "."
     return prompt, lambda: Example(prompt, reply, reply, "", meta={"replies": ((1.0, reply),)})
 
 
