@@ -107,11 +107,19 @@ def forced_reliable(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.
     right = {}
     for marker in dict.fromkeys(first.values()):  # one opening per batch
         rows = [i for i, m in first.items() if m == marker]
-        for start in range(0, len(rows), batch_size):
-            chunk = [examples[i] for i in rows[start:start + batch_size]]
-            replies = generate(lm, [ex.prompt for ex in chunk], images_of(chunk), task.max_new_tokens, opening=marker)
-            right |= dict(zip(rows[start:start + batch_size], task.check_many(chunk, replies)))
+        chosen = [examples[i] for i in rows]
+        right |= dict(zip(rows, task.check_many(chosen, greedy_replies(lm, task, chosen, batch_size, marker))))
     return [right[i] for i in sorted(right)]
+
+
+def greedy_replies(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Example], batch_size: int = 32,
+                   opening: str = "") -> list[str]:
+    """Greedy replies to the examples' prompts, `batch_size` at a time, each begun with `opening`."""
+    replies = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start:start + batch_size]
+        replies += generate(lm, [ex.prompt for ex in chunk], images_of(chunk), task.max_new_tokens, opening=opening)
+    return replies
 
 
 def mode_stats(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Example], samples: int = 16,
@@ -120,10 +128,7 @@ def mode_stats(lm: LoadedModel, task: tasks.Task, examples: Sequence[tasks.Examp
     first, so a rerun draws the same samples whatever ran before): reliable share, mean accuracy,
     majority-vote accuracy and pass@k."""
     answer_of = ANSWER_OF[task.category]
-    greedy = []
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        greedy += generate(lm, [ex.prompt for ex in chunk], images_of(chunk), task.max_new_tokens)
+    greedy = greedy_replies(lm, task, examples, batch_size)
     forced = forced_reliable(lm, task, examples, batch_size)
     torch.manual_seed(seed)
     votes, any_right, sampled_right, sampled_reliable = [], [], [], []
