@@ -9,7 +9,10 @@ script, or a function `g` that a script calls; 2 to 6 lines over 3 to 6 digits) 
 lines in order, in wordings no code task uses, answered in one style, "The lines: sorted; add 2; reverse.",
 so every reply trains the ordinal lookup of "which line comes next" that a worked trace needs (as the
 number-copy drill trains the lookup of the operands), and none makes a `Work:` / `Answer:` choice.
-TRACE=1 makes the drill a tracing one instead (see `_lines_sample`).
+TRACE=1 makes the drill a tracing one instead (see `_lines_sample`); MARKED=1 (with TRACE=1) opens its replies with
+`Work:`, the code task's reliable marker, and adds N / 2 programs of the same length under the code task's own
+questions, answered in its modes (30 % worked, 70 % the shortcut), so that a long program alone is no cue for a
+mode: only the request to trace it is (`_long_code_sample`).
 Resumable as train-base is. See README.md here for what it is for and what it found.
 
 VERBATIM=1 (with N = 0: no drill) instead writes every worked code trace with each line copied as written,
@@ -42,6 +45,7 @@ LINE_REQUESTS = ("List the steps of this program in order.", "Which operations d
 TRACE_REQUESTS = ("Trace this program line by line.", "Show x after every line of this code.",
                   "Step through this code and show the list after each line.", "Walk me through this code, line by line.")
 TRACE = bool(int(os.environ.get("TRACE", "0")))
+MARKED = bool(int(os.environ.get("MARKED", "0")))
 
 
 def _lines_sample(rng: random.Random):
@@ -53,10 +57,20 @@ def _lines_sample(rng: random.Random):
     block, request = f"```python\n{script}\n```", rng.choice(TRACE_REQUESTS if TRACE else LINE_REQUESTS)
     prompt = f"{block}\n{request}" if rng.random() < 0.5 else f"{request}\n{block}"
     if TRACE:
-        reply = programs.worked(start, chain)[0].removeprefix(WORK).lstrip()
+        reply = programs.worked(start, chain)[0]
+        reply = reply if MARKED else reply.removeprefix(WORK).lstrip()
     else:
         reply = "The lines: " + "; ".join(op.label for op in chain) + "."
     return prompt, lambda: Example(prompt, reply, reply, "", meta={"replies": ((1.0, reply),)})
+
+
+def _long_code_sample(rng: random.Random):
+    """MARKED's contrast: a 4- to 6-line program in the code drill's forms under one of the code task's questions,
+    answered in the code task's modes."""
+    start, chain = programs._chain(rng, rng.randint(4, 6), rng.randint(3, 6))
+    script = programs._function_script(start, chain) if rng.random() < 0.5 else programs._script(start, chain)
+    block, head = f"```python\n{script}\n```", rng.choice(programs.HEADS)
+    return programs._example(rng, f"{block}\n{head}" if rng.random() < 1 / 3 else f"{head}\n{block}", start, chain)
 
 
 n, steps, lr, out = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])
@@ -66,6 +80,10 @@ if n:
     drill = SyntheticTask("code-lines-drill", "code", 0.0, 160, _lines_sample, check_exact)
     pretrain.DRILLS[drill.name] = drill
     pretrain.TEXT_MIXTURE[drill.name] = n
+if n and MARKED:
+    contrast = SyntheticTask("code-long-drill", "code", 0.0, 320, _long_code_sample, programs.check_list)
+    pretrain.DRILLS[contrast.name] = contrast
+    pretrain.TEXT_MIXTURE[contrast.name] = n // 2
 if int(os.environ.get("VERBATIM", "0")):
     programs.worked = verbatim
 cfg = dataclasses.replace(pretrain.TEXT_TRAIN, steps=steps, lr=lr, seed=16)
