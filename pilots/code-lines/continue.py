@@ -12,7 +12,8 @@ number-copy drill trains the lookup of the operands), and none makes a `Work:` /
 TRACE=1 makes the drill a tracing one instead (see `_lines_sample`); MARKED=1 (with TRACE=1) opens its replies with
 `Work:`, the code task's reliable marker, and adds N / 2 programs of the same length under the code task's own
 questions, answered in its modes (30 % worked, 70 % the shortcut), so that a long program alone is no cue for a
-mode: only the request to trace it is (`_long_code_sample`).
+mode: only the request to trace it is (`_long_code_sample`). LONG=1 (no TRACE) makes the drill N such programs under
+the code task's questions alone, in its modes: more worked traces of long programs with the modes' shares kept.
 Resumable as train-base is. See README.md here for what it is for and what it found.
 
 VERBATIM=1 (with N = 0: no drill) instead writes every worked code trace with each line copied as written,
@@ -46,6 +47,7 @@ TRACE_REQUESTS = ("Trace this program line by line.", "Show x after every line o
                   "Step through this code and show the list after each line.", "Walk me through this code, line by line.")
 TRACE = bool(int(os.environ.get("TRACE", "0")))
 MARKED = bool(int(os.environ.get("MARKED", "0")))
+LONG = bool(int(os.environ.get("LONG", "0")))
 
 
 def _lines_sample(rng: random.Random):
@@ -76,14 +78,14 @@ def _long_code_sample(rng: random.Random):
 n, steps, lr, out = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])
 torch.set_num_threads(2)
 world_math.RELIABLE_SHARE = RELIABLE_SHARE | {"math": 0.45}  # as pilots/two-skill-sum (the control run)
-if n:
+if n and not LONG:
     drill = SyntheticTask("code-lines-drill", "code", 0.0, 160, _lines_sample, check_exact)
     pretrain.DRILLS[drill.name] = drill
     pretrain.TEXT_MIXTURE[drill.name] = n
-if n and MARKED:
+if n and (MARKED or LONG):
     contrast = SyntheticTask("code-long-drill", "code", 0.0, 320, _long_code_sample, programs.check_list)
     pretrain.DRILLS[contrast.name] = contrast
-    pretrain.TEXT_MIXTURE[contrast.name] = n // 2
+    pretrain.TEXT_MIXTURE[contrast.name] = n if LONG else n // 2
 if int(os.environ.get("VERBATIM", "0")):
     programs.worked = verbatim
 cfg = dataclasses.replace(pretrain.TEXT_TRAIN, steps=steps, lr=lr, seed=16)
