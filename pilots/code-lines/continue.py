@@ -67,8 +67,8 @@ def _lines_sample(rng: random.Random):
 
 
 def _long_code_sample(rng: random.Random):
-    """MARKED's contrast: a 4- to 6-line program in the code drill's forms under one of the code task's questions,
-    answered in the code task's modes."""
+    """MARKED's contrast and LONG's drill: a 4- to 6-line program in the code drill's forms under one of the
+    code task's questions, answered in the code task's modes."""
     start, chain = programs._chain(rng, rng.randint(4, 6), rng.randint(3, 6))
     script = programs._function_script(start, chain) if rng.random() < 0.5 else programs._script(start, chain)
     block, head = f"```python\n{script}\n```", rng.choice(programs.HEADS)
