@@ -50,12 +50,17 @@ MARKED = bool(int(os.environ.get("MARKED", "0")))
 LONG = bool(int(os.environ.get("LONG", "0")))
 
 
+def _program(rng: random.Random, lines: int) -> tuple[list[int], list[programs.ListOp], str]:
+    """A program of `lines` lines over 3 to 6 digits in the code drill's forms, half the time a function `g`."""
+    start, chain = programs._chain(rng, lines, rng.randint(3, 6))
+    return start, chain, programs._function_script(start, chain) if rng.random() < 0.5 else programs._script(start, chain)
+
+
 def _lines_sample(rng: random.Random):
     """A line-naming drill example, or with TRACE=1 a tracing one: 4 to 6 lines, asked to be traced, answered
     with the worked trace's body (`x = [...]; sorted -> [...]; ... The output is [...].`) without a mode marker,
     so it trains keeping one's place in a long program in the code task's own style and makes no mode choice."""
-    start, chain = programs._chain(rng, rng.randint(4, 6) if TRACE else rng.randint(2, 6), rng.randint(3, 6))
-    script = programs._function_script(start, chain) if rng.random() < 0.5 else programs._script(start, chain)
+    start, chain, script = _program(rng, rng.randint(4, 6) if TRACE else rng.randint(2, 6))
     block, request = f"```python\n{script}\n```", rng.choice(TRACE_REQUESTS if TRACE else LINE_REQUESTS)
     prompt = f"{block}\n{request}" if rng.random() < 0.5 else f"{request}\n{block}"
     if TRACE:
@@ -69,8 +74,7 @@ def _lines_sample(rng: random.Random):
 def _long_code_sample(rng: random.Random):
     """MARKED's contrast and LONG's drill: a 4- to 6-line program in the code drill's forms under one of the
     code task's questions, answered in the code task's modes."""
-    start, chain = programs._chain(rng, rng.randint(4, 6), rng.randint(3, 6))
-    script = programs._function_script(start, chain) if rng.random() < 0.5 else programs._script(start, chain)
+    start, chain, script = _program(rng, rng.randint(4, 6))
     block, head = f"```python\n{script}\n```", rng.choice(programs.HEADS)
     return programs._example(rng, f"{block}\n{head}" if rng.random() < 1 / 3 else f"{head}\n{block}", start, chain)
 
