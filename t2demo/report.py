@@ -434,12 +434,13 @@ def dispatch_confusion(adapter: Adapter, examples: Sequence[tasks.Example], stra
                        progress: bool = False) -> dict:
     """Dispatch accuracy (with its interval) and confusion[true][predicted] counts on
     tasks.classification_examples, whose prompts are unwrapped from the classification
-    instruction first (the first pass wraps them itself)."""
+    instruction first (the first pass wraps them itself). Scored on the first pass's reading over every
+    category: the sets' vqa prompts are questions about an image, given without one."""
     head, tail = tasks.CLASSIFICATION_INSTRUCTION.split("{prompt}")
     confusion = {c: dict.fromkeys(tasks.CATEGORIES, 0) for c in tasks.CATEGORIES}
     hits = []
     for ex in tqdm(examples, desc=f"dispatch {strategy}", disable=not progress):
-        predicted = adapter.first_pass(ex.prompt.removeprefix(head).removesuffix(tail), strategy=strategy)[0].category
+        predicted = adapter.first_pass(ex.prompt.removeprefix(head).removesuffix(tail), strategy=strategy)[0].reading
         confusion[ex.reference][predicted] += 1
         hits.append(predicted == ex.reference)
     return summarise(hits) | {"confusion": confusion}
@@ -668,7 +669,7 @@ def _dispatch_lines(dispatch: dict, where: str) -> list[str]:
             lines.append(f"Dispatch {strategy}: {r['missing']}")
             continue
         lines.append(f"Dispatch {strategy} on {where}: {r['accuracy']:.1f}% "
-                     f"{_interval(r['ci95'])}, n={r['n']} (rows: true category, columns: chosen)")
+                     f"{_interval(r['ci95'])}, n={r['n']} (rows: true category, columns: read)")
         lines.append(f"  {'':<10}" + "".join(f"{c:>10}" for c in tasks.CATEGORIES))
         lines += [f"  {true:<10}" + "".join(f"{row[c]:>10}" for c in tasks.CATEGORIES) for true, row in r["confusion"].items()]
     return lines

@@ -57,7 +57,8 @@ def first_pass_record(d: Dispatch) -> str:
     """The first pass of one turn, in one paragraph: strategy, reading, experts, α and time."""
     if d.probabilities:
         top = sorted(d.probabilities.items(), key=lambda kv: -kv[1])[:3]
-        read = "read as " + ", ".join(f"{c} {p:.2f}" for c, p in top) + " → "
+        read = "read as " + ", ".join(f"{c} {p:.2f}" for c, p in top)
+        read += f" ({d.reading} needs an image: served as {d.category}) → " if d.reading != d.category else " → "
     else:
         read = "no classification (α given) → " if d.mixture is None else "few-shot mixture → "
     chosen = [lab for lab, a in zip(d.labels, d.expert_alpha) if a > 5e-3]

@@ -142,6 +142,19 @@ def test_other_means_the_exact_base_weights(adapter, tokenizer):
     assert all(torch.equal(before[n], after[n]) for n in before)
 
 
+def test_a_prompt_without_an_image_is_not_served_as_vqa(adapter, tokenizer):
+    """The text model has no image to read: a vqa reading leaves α to the next category read."""
+    hook = favour(adapter.model, tokenizer, "vqa")
+    d, z = adapter.first_pass("What word is written in the picture?")
+    hook.remove()
+    assert d.reading == "vqa" and d.probabilities["vqa"] > 0.9
+    rest = {c: p for c, p in d.probabilities.items() if c not in tasks.IMAGE_CATEGORIES}
+    assert d.category == max(rest, key=rest.get) != "vqa"
+    assert d.alpha == [1.0 if label == d.category else 0.0 for label in adapter.labels]
+    assert dispatch.servable(d.probabilities, None) == rest
+    assert dispatch.servable(d.probabilities, image=object()) == d.probabilities  # with an image, vqa stays
+
+
 def test_soft_and_hard_alpha(adapter):
     probs = {"math": 0.5, "code": 0.2, "reasoning": 0.1, "vqa": 0.05, "other": 0.15}
     labels = adapter.labels

@@ -195,16 +195,18 @@ def test_dispatch_confusion_counts(tokenizer):
     assert {c: sum(row.values()) for c, row in free["confusion"].items()} == per_category
     check_result(free, 10)
     assert free["accuracy"] == 10 * sum(free["confusion"][c][c] for c in tasks.CATEGORIES)
-    # a head biased towards "reasoning" sends every prompt there: one column, accuracy 2/10
+    # a head biased towards one label sends every prompt there: one column, accuracy 2/10; vqa too, which
+    # scores the first pass's reading (the sets' vqa prompts come without their image)
     prefix = generation.format_chat(tokenizer, tasks.classification_prompt("x")) + "\\boxed{"
-    bias = torch.zeros(len(tokenizer))
-    bias[label_ids(tokenizer, prefix, "reasoning")] = 50.0
-    hook = model.lm_head.register_forward_hook(lambda module, inputs, out: out + bias)
-    forced = report.dispatch_confusion(adapter, examples, "prompt")
-    hook.remove()
-    assert forced["accuracy"] == 20.0
-    assert all(row == {c: per_category[true] if c == "reasoning" else 0 for c in tasks.CATEGORIES}
-               for true, row in forced["confusion"].items())
+    for label in ("reasoning", "vqa"):
+        bias = torch.zeros(len(tokenizer))
+        bias[label_ids(tokenizer, prefix, label)] = 50.0
+        hook = model.lm_head.register_forward_hook(lambda module, inputs, out: out + bias)
+        forced = report.dispatch_confusion(adapter, examples, "prompt")
+        hook.remove()
+        assert forced["accuracy"] == 20.0
+        assert all(row == {c: per_category[true] if c == label else 0 for c in tasks.CATEGORIES}
+                   for true, row in forced["confusion"].items())
 
 
 def test_table2_end_to_end(tokenizer, text_dir, tmp_path, monkeypatch):

@@ -8,7 +8,9 @@ log-probability (the prompt is read once and its KV cache shared by the K candid
 softmax over the K sums gives the distribution over tasks.CATEGORIES.
 
 From the distribution, mode "hard" (the paper) takes the argmax category: its expert gets α = 1,
-and a category without an expert ("other", or "vqa" on the text model) means the base weights.
+and a category without an expert ("other") means the base weights. A prompt without an image cannot be
+served by an image category (vqa), so its argmax is taken over the other categories (`servable`): the
+paper's text first pass offers code, math, reasoning and other only.
 Mode "soft" gives each expert α = p(its category); svf.mix hands the rest of the mass, 1 − Σα, to
 the base model (z' = Σₖ αₖ zₖ + (1 − Σα)·1), so an unsure first pass hedges towards the base.
 """
@@ -41,12 +43,18 @@ class Dispatch:
     """What the first pass decided: z' = svf.mix(experts' z, alpha), experts in label order."""
 
     probabilities: dict[str, float]  # over tasks.CATEGORIES; empty when the strategy does not classify
-    category: str | None  # the argmax category; None when the strategy does not classify
+    category: str | None  # the argmax over the servable categories; None when the strategy does not classify
     alpha: list  # per expert (K,), or per expert and layer (K, L) as nested lists
     seconds: float
     strategy: str  # its name in adapt.registry.STRATEGIES
     labels: list[str] = field(default_factory=list)  # the experts α refers to, in order
     mixture: str | None = None  # the label of the few-shot mixture whose z' answers, if any
+
+    @property
+    def reading(self) -> str | None:
+        """The argmax over every category, image ones included: what the classifier read (dispatch accuracy
+        scores this; `category` may differ only for a prompt without an image read as an image category)."""
+        return max(self.probabilities, key=self.probabilities.get) if self.probabilities else None
 
     @property
     def expert_alpha(self) -> list[float]:
@@ -192,6 +200,15 @@ def category_probabilities(lm: LoadedModel, prompt: str, image=None, svf: SVF | 
         with svf.adapted(cls_z):
             scores = _label_scores(lm, prompt, image, tasks.CATEGORIES, cache, cls_z)
     return dict(zip(tasks.CATEGORIES, scores.softmax(0).tolist()))
+
+
+def servable(probabilities: Mapping[str, float], image) -> dict[str, float]:
+    """The categories a request can be served in: without an image, not those whose tasks read one.
+    Their probabilities stay as read (not renormalised), so soft α is unchanged and hard α takes the
+    next reading."""
+    if image is not None:
+        return dict(probabilities)
+    return {c: p for c, p in probabilities.items() if c not in tasks.IMAGE_CATEGORIES}
 
 
 def alpha_from_probabilities(probabilities: Mapping[str, float], labels: Sequence[str],

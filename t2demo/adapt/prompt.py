@@ -10,11 +10,12 @@ from t2demo.adapt.strategy import Request
 if TYPE_CHECKING:
     from t2demo.adapt.adapter import Adapter
 
-from t2demo.adapt.dispatch import Dispatch, alpha_from_probabilities, category_probabilities
+from t2demo.adapt.dispatch import Dispatch, alpha_from_probabilities, category_probabilities, servable
 
 
 class PromptBased:
-    """The base weights read the classification instruction; hard or soft α from its probabilities."""
+    """The base weights read the classification instruction; hard or soft α from its probabilities over the
+    categories the request can be served in (dispatch.servable); the Dispatch keeps the whole reading."""
 
     name, title = "prompt", "prompt-based"
     classifies, in_table2, fits, needs_classifier = True, True, False, False
@@ -23,8 +24,9 @@ class PromptBased:
         start = time.perf_counter()
         probs = category_probabilities(adapter.lm, request.prompt, request.image, adapter.svf,
                                        self.classifier_z(adapter), adapter.instruction_cache)
-        alpha = alpha_from_probabilities(probs, adapter.labels, request.mode)
-        d = Dispatch(probs, max(probs, key=probs.get), alpha, time.perf_counter() - start, self.name,
+        acted = servable(probs, request.image)
+        alpha = alpha_from_probabilities(acted, adapter.labels, request.mode)
+        d = Dispatch(probs, max(acted, key=acted.get), alpha, time.perf_counter() - start, self.name,
                      list(adapter.labels))
         return d, adapter.z_from_alpha(alpha)
 

@@ -28,7 +28,8 @@ from t2demo.tasks.checkers import (
     last_number, normalize, options_of,
 )
 from t2demo.tasks.registry import (
-    CATEGORIES, REGISTRY, TASKS, TRAINING_TASKS, UNSEEN_TASKS, names, parse_task_list, register, tags_of,
+    CATEGORIES, IMAGE_CATEGORIES, REGISTRY, TASKS, TRAINING_TASKS, UNSEEN_TASKS, names, parse_task_list, register,
+    tags_of,
 )
 from t2demo.tasks.classification import (
     CLASSIFICATION_INSTRUCTION, ClassificationTask, classification_examples, classification_instruction,
@@ -38,10 +39,10 @@ from t2demo.tasks.custom import CUSTOM, CustomTask, custom_examples
 from t2demo.tasks.vqa import render_word
 
 __all__ = [
-    "CATEGORIES", "CLASSIFICATION_INSTRUCTION", "CUSTOM", "OTHER", "REGISTRY", "SPLITS", "TASKS", "TRAINING",
-    "TRAINING_TASKS", "UNSEEN", "UNSEEN_TASKS", "VISION", "ClassificationTask", "CustomTask", "Example", "Registry",
-    "SyntheticTask", "Task", "UnknownTask", "check_contains", "check_exact", "check_letter", "check_nonempty",
-    "check_number", "chosen_letter", "classification_examples", "classification_instruction",
+    "CATEGORIES", "CLASSIFICATION_INSTRUCTION", "CUSTOM", "IMAGE_CATEGORIES", "OTHER", "REGISTRY", "SPLITS",
+    "TASKS", "TRAINING", "TRAINING_TASKS", "UNSEEN", "UNSEEN_TASKS", "VISION", "ClassificationTask", "CustomTask",
+    "Example", "Registry", "SyntheticTask", "Task", "UnknownTask", "check_contains", "check_exact", "check_letter",
+    "check_nonempty", "check_number", "chosen_letter", "classification_examples", "classification_instruction",
     "classification_prompt", "custom_examples", "extract_boxed", "last_number", "names", "normalize", "options_of",
-    "parse_task_list", "register", "render_word", "resolve_task", "split_of", "tags_of",
+    "parse_task_list", "register", "render_word", "resolve_task", "split_of", "tags_of"
 ]

@@ -194,6 +194,11 @@ class Registry(Mapping[str, Task]):
         """The dispatch categories: in order of first registration, OTHER last (always present)."""
         return tuple(c for c in self._descriptions if c != OTHER) + (OTHER,)
 
+    def image_categories(self) -> tuple[str, ...]:
+        """The dispatch categories whose every task shows an image: a prompt without one cannot be served there."""
+        return tuple(c for c in self.categories()
+                     if (of := [t for t in self._tasks.values() if t.category == c]) and all(t.vision for t in of))
+
     def descriptions(self) -> dict[str, str]:
         """Category -> its line in the classification instruction, in `categories()` order."""
         return {c: self._descriptions.get(c, OTHER_DESCRIPTION) for c in self.categories()}

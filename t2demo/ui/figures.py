@@ -22,6 +22,8 @@ def probabilities_figure(d: Dispatch | None) -> go.Figure:
                     marker_color=["#d62728" if c == d.category else "#1f77b4" for c in cats],
                     hovertemplate="%{x}: %{y:.3f}<extra></extra>")
         title = f"first pass ({d.strategy}): {d.category}"
+        if d.reading != d.category:
+            title += f" ({d.reading} needs an image)"
     else:
         title = "first pass: no classification (manual or few-shot α)" if d is not None else "first pass"
         fig.update_xaxes(visible=False)  # no bars: an empty numeric axis would only puzzle
