@@ -145,7 +145,7 @@ def test_other_means_the_exact_base_weights(adapter, tokenizer):
 def test_a_prompt_without_an_image_is_not_served_as_vqa(adapter, tokenizer):
     """The text model has no image to read: a vqa reading leaves α to the next category read."""
     hook = favour(adapter.model, tokenizer, "vqa")
-    d, z = adapter.first_pass("What word is written in the picture?")
+    d, _ = adapter.first_pass("What word is written in the picture?")
     hook.remove()
     assert d.reading == "vqa" and d.probabilities["vqa"] > 0.9
     rest = {c: p for c, p in d.probabilities.items() if c not in tasks.IMAGE_CATEGORIES}
