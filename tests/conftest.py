@@ -18,6 +18,9 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from t2demo import generation, tasks
+from t2demo.adapt import dispatch
+
 # Tiny models gain nothing from intra-op threads; on 2 cores the contention only slows tests down.
 torch.set_num_threads(1)
 
@@ -76,6 +79,15 @@ def tiny_chat_model(tokenizer, init: float = 0.02, **sizes) -> torch.nn.Module:
     config.update(TINY_TEXT | sizes | {"vocab_size": len(tokenizer), "initializer_range": init})
     torch.manual_seed(0)
     return LlamaForCausalLM(config).eval()
+
+
+def favour(model, tokenizer, label: str):
+    """Bias the output head towards the tokens of `label` after "\\boxed{" (all of them: a bias on
+    the first alone would, at the later positions, push down the label's own next tokens)."""
+    prefix = generation.format_chat(tokenizer, tasks.classification_prompt("x")) + "\\boxed{"
+    bias = torch.zeros(len(tokenizer))
+    bias[dispatch.label_ids(tokenizer, prefix, label)] = 50.0
+    return model.lm_head.register_forward_hook(lambda module, inputs, out: out + bias)
 
 
 def save_model_dir(model, tokenizer_or_processor, path):

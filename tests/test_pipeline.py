@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import torch
-from conftest import save_model_dir, tiny_chat_model
+from conftest import favour, save_model_dir, tiny_chat_model
 from transformers import LlamaForCausalLM
 
 from t2demo import cli, generation, pretrain, tasks
@@ -44,15 +44,6 @@ def adapter(tokenizer):
     svf = SVF(model)
     cls = random_experts(svf, ("cls",), seed=7)[0]
     return Adapter(LoadedModel.wrap(model, tokenizer), random_experts(svf), cls_expert=cls, svf=svf)
-
-
-def favour(model, tokenizer, label: str):
-    """Bias the output head towards the tokens of `label` after "\\boxed{" (all of them: a bias on
-    the first alone would, at the later positions, push down the label's own next tokens)."""
-    prefix = generation.format_chat(tokenizer, tasks.classification_prompt("x")) + "\\boxed{"
-    bias = torch.zeros(len(tokenizer))
-    bias[dispatch.label_ids(tokenizer, prefix, label)] = 50.0
-    return model.lm_head.register_forward_hook(lambda module, inputs, out: out + bias)
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:

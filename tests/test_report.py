@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import save_model_dir, tiny_chat_model
+from conftest import favour, save_model_dir, tiny_chat_model
 
-from t2demo import cli, evaluate, generation, pretrain, report, tasks, train
+from t2demo import cli, evaluate, pretrain, report, tasks, train
 from t2demo.adapt.adapter import Adapter
-from t2demo.adapt.dispatch import label_ids
 from t2demo.atomic import write_json_atomic
 from t2demo.experts import Expert, save_expert
 from t2demo.models import LoadedModel
@@ -197,11 +196,8 @@ def test_dispatch_confusion_counts(tokenizer):
     assert free["accuracy"] == 10 * sum(free["confusion"][c][c] for c in tasks.CATEGORIES)
     # a head biased towards one label sends every prompt there: one column, accuracy 2/10; vqa too, which
     # scores the first pass's reading (the sets' vqa prompts come without their image)
-    prefix = generation.format_chat(tokenizer, tasks.classification_prompt("x")) + "\\boxed{"
     for label in ("reasoning", "vqa"):
-        bias = torch.zeros(len(tokenizer))
-        bias[label_ids(tokenizer, prefix, label)] = 50.0
-        hook = model.lm_head.register_forward_hook(lambda module, inputs, out: out + bias)
+        hook = favour(model, tokenizer, label)
         forced = report.dispatch_confusion(adapter, examples, "prompt")
         hook.remove()
         assert forced["accuracy"] == 20.0

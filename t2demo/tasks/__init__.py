@@ -44,5 +44,5 @@ __all__ = [
     "Example", "Registry", "SyntheticTask", "Task", "UnknownTask", "check_contains", "check_exact", "check_letter",
     "check_nonempty", "check_number", "chosen_letter", "classification_examples", "classification_instruction",
     "classification_prompt", "custom_examples", "extract_boxed", "last_number", "names", "normalize", "options_of",
-    "parse_task_list", "register", "render_word", "resolve_task", "split_of", "tags_of"
+    "parse_task_list", "register", "render_word", "resolve_task", "split_of", "tags_of",
 ]

@@ -196,8 +196,9 @@ class Registry(Mapping[str, Task]):
 
     def image_categories(self) -> tuple[str, ...]:
         """The dispatch categories whose every task shows an image: a prompt without one cannot be served there."""
-        return tuple(c for c in self.categories()
-                     if (of := [t for t in self._tasks.values() if t.category == c]) and all(t.vision for t in of))
+        with_image = {t.category for t in self._tasks.values() if t.vision}
+        without = {t.category for t in self._tasks.values() if not t.vision}
+        return tuple(c for c in self.categories() if c in with_image and c not in without)
 
     def descriptions(self) -> dict[str, str]:
         """Category -> its line in the classification instruction, in `categories()` order."""
