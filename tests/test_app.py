@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 import app
 from conftest import APP_LABELS
 from t2demo import generation
-from t2demo.adapt.dispatch import PipelineError
+from t2demo.adapt.dispatch import Dispatch, PipelineError
 from t2demo.experts import load_expert, save_expert
 from t2demo.session import MAX_MESSAGE_CHARS, MAX_NEW_TOKENS, Session, mixture_file, open_image
 from t2demo.ui import experts_tab, figures
@@ -250,6 +250,17 @@ def test_an_uploaded_expert_answers_as_the_fewshot_mixture(runtime, session, tmp
     with runtime.text.svf.adapted(runtime.text.experts[1].z):
         expected = generation.generate(runtime.text.lm, ["What is 5 + 5?"], max_new_tokens=MAX_NEW_TOKENS)
     assert history[-1]["content"] == expected[0]
+
+
+def test_probabilities_figure_marks_the_category_served():
+    """A text prompt read as vqa: the bar of the category served is marked, and the title says why."""
+    probs = {"math": 0.0, "code": 0.49, "reasoning": 0.0, "vqa": 0.51, "other": 0.0}
+    served = Dispatch(probs, "code", [0.0, 1.0, 0.0], 0.0, "prompt", ["math", "code", "reasoning"])
+    fig = figures.probabilities_figure(served)
+    assert fig.data[0].marker.color == ("#1f77b4", "#d62728", "#1f77b4", "#1f77b4", "#1f77b4")
+    assert fig.layout.title.text == "first pass (prompt): code<br><sup>read as vqa, which needs an image</sup>"
+    as_read = figures.probabilities_figure(Dispatch(probs, "vqa", [0.0, 0.0, 0.0], 0.0, "prompt", ["math"]))
+    assert as_read.layout.title.text == "first pass (prompt): vqa"
 
 
 def test_similarity_and_norms(runtime):

@@ -22,13 +22,14 @@ def probabilities_figure(d: Dispatch | None) -> go.Figure:
                     marker_color=["#d62728" if c == d.category else "#1f77b4" for c in cats],
                     hovertemplate="%{x}: %{y:.3f}<extra></extra>")
         title = f"first pass ({d.strategy}): {d.category}"
-        if d.reading != d.category:
-            title += f" ({d.reading} needs an image)"
+        if d.reading != d.category:  # a line of its own: one line would not fit a phone's width
+            title += f"<br><sup>read as {d.reading}, which needs an image</sup>"
     else:
         title = "first pass: no classification (manual or few-shot α)" if d is not None else "first pass"
         fig.update_xaxes(visible=False)  # no bars: an empty numeric axis would only puzzle
-    fig.update_layout(title=title, yaxis=dict(range=[0, 1], title="probability"), height=220,
-                      margin=dict(l=50, r=10, t=40, b=40))
+    top = 60 if "<br>" in title else 40
+    fig.update_layout(title=title, yaxis=dict(range=[0, 1], title="probability"), height=220 + top - 40,
+                      margin=dict(l=50, r=10, t=top, b=40))
     return fig
 
 
